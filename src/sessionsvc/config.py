@@ -1,0 +1,96 @@
+"""Configuration defaults and the secrets a running service needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    # None: the embedded Valkey's socket under the instance folder (see embedded.py).
+    "REDIS_URL": None,
+    "REDIS_KEY_PREFIX": "sessionsvc:",
+    # Worst wait for a dead or hung Redis: (1 + retries) x timeout + backoff, about 3.3 s.
+    "REDIS_SOCKET_TIMEOUT": 1.0,
+    "REDIS_RETRIES": 2,
+    "JWT_SECRET_KEY": None,
+    "SERVICE_KEY": None,
+    "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)
+    "SESSION_IDLE_TIMEOUT": 0,  # seconds without use after which a session dies; 0 = off
+    "REFRESH_REUSE_GRACE": 10,  # seconds the previous refresh token stays usable
+    "MAX_SESSIONS_PER_USER": 50,
+    "JWT_ACCESS_TOKEN_EXPIRES": 1800,
+    "JWT_ISSUER": "sessionsvc",
+    "JWT_AUDIENCE": "sessionsvc",
+    "URL_PREFIX": "/api",
+    "MAX_CONTENT_LENGTH": 16 * 1024,
+}
+
+SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
+
+
+def instance_path() -> str:
+    """Return the instance folder: ``SESSIONSVC_INSTANCE_PATH``, else ``./var``.
+
+    It holds development secrets and the embedded Valkey; Flask's default for an
+    installed package would be inside the virtualenv.
+    """
+    return os.environ.get("SESSIONSVC_INSTANCE_PATH") or os.path.abspath("var")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run a service."""
+
+
+def apply_jwt_settings(config: dict[str, Any]) -> None:
+    """Pin flask-jwt-extended to our token format: headers only, HS256, iss and aud."""
+    config.update(
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
+        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
+        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_ENCODE_NBF=False,
+        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
+    )
+
+
+def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
+    """Fill missing secrets from the instance folder in development; refuse in production."""
+    missing = [key for key in SECRET_KEYS if not config.get(key)]
+    if not missing:
+        return
+    if config["ENV"] == "production":
+        names = ", ".join(f"SESSIONSVC_{key}" for key in missing)
+        raise ConfigError(f"{names} must be set when SESSIONSVC_ENV=production")
+    path = Path(instance_path) / "secrets.json"
+    stored = _load_or_create_secrets(path)
+    for key in missing:
+        config[key] = stored[key]
+    log.warning("development secrets %s taken from %s", ", ".join(missing), path)
+
+
+def _load_or_create_secrets(path: Path) -> dict[str, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        generated = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")  # created 0600
+        with os.fdopen(fd, "w") as handle:
+            json.dump(generated, handle)
+        # link() fails if another worker won the race; then everyone reads the winner's.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return json.loads(path.read_text())

@@ -1,0 +1,117 @@
+"""One JSON error shape for every failure: ``{"code": "...", "error": "..."}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from http import HTTPStatus
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class SessionsvcError(Exception):
+    """Base of every error the API reports; subclasses set the status, code and message."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: str = "INTERNAL_ERROR"
+    message: str = "Internal server error."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class InvalidRequest(SessionsvcError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "INVALID_REQUEST"
+    message = "The request is not valid."
+
+
+class InvalidServiceKey(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "INVALID_SERVICE_KEY"
+    message = "A valid X-Service-Key header is required."
+
+
+class MissingToken(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "MISSING_TOKEN"
+    message = "A Bearer token is required."
+
+
+class InvalidToken(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "INVALID_TOKEN"
+    message = "The token is not valid."
+
+
+class TokenExpired(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "TOKEN_EXPIRED"
+    message = "The token has expired."
+
+
+class TokenRevoked(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "TOKEN_REVOKED"
+    message = "The session of this token has been revoked or has expired."
+
+
+class RefreshTokenReused(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "REFRESH_TOKEN_REUSED"
+    message = "This refresh token was already used; the session has been revoked."
+
+
+class SessionNotFound(SessionsvcError):
+    status = HTTPStatus.NOT_FOUND
+    code = "SESSION_NOT_FOUND"
+    message = "Session not found."
+
+
+class StoreUnavailable(SessionsvcError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "STORE_UNAVAILABLE"
+    message = "The session store is unavailable; try again shortly."
+
+
+def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Response, int]:
+    """Build the API's JSON error response."""
+    return jsonify(code=code, error=message), status
+
+
+def _code_for(http_error: HTTPException) -> str:
+    # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"
+    return re.sub(r"[^A-Z0-9]+", "_", (http_error.name or "error").upper()).strip("_")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
+
+    @app.errorhandler(SessionsvcError)
+    def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
+        if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
+        return error_response(error.code, error.message, error.status)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        # Keep Werkzeug's headers (Allow on 405, Retry-After on 429); replace only the body.
+        response = error.get_response()
+        response.data = json.dumps(
+            {"code": _code_for(error), "error": error.description}, separators=(",", ":")
+        )
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected_error(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error")
+        return error_response(
+            SessionsvcError.code, SessionsvcError.message, HTTPStatus.INTERNAL_SERVER_ERROR
+        )

@@ -1,0 +1,132 @@
+"""The sessions API: thin views that parse, call the store and answer."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from flask import Blueprint, request
+from flask_jwt_extended import get_jwt, jwt_required
+
+from .auth import issue_tokens, new_jti, require_service_key, session_claims
+from .device import parse_device
+from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
+from .extension import get_store
+from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
+
+bp = Blueprint("sessions", __name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def iso(ms: int) -> str:
+    """Format epoch milliseconds like the seed: ``2020-12-21T02:23:36.380Z``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
+    """Render a session in the seed's shape (and key order), plus our extra fields."""
+    device = session.device
+    return {
+        "device": {
+            "browser": device.browser,
+            "version": device.version,
+            "platform": device.platform,
+            "os": device.os,
+            "isDev": device.is_dev,
+        },
+        "location": session.location,
+        "_id": session.id,
+        "expireAt": iso(session.expire_at),
+        "createdAt": iso(session.created_at),
+        "lastActiveAt": iso(session.last_active_at),
+        "ip": session.ip,
+        "current": session.id == current_session_id,
+    }
+
+
+def _login_body() -> tuple[str, str, str]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    user_id = body.get("userId")
+    if not is_valid_user_id(user_id):
+        raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
+    user_agent = body.get("userAgent", request.user_agent.string)
+    if not isinstance(user_agent, str):
+        raise InvalidRequest("userAgent must be a string.")
+    ip = body.get("ip", request.remote_addr or "")
+    try:
+        if not isinstance(ip, str):
+            raise ValueError(ip)  # ip_address() would take an int as an address
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise InvalidRequest("ip must be an IPv4 or IPv6 address.") from None
+    return user_id, user_agent, ip
+
+
+@bp.post("/sessions")
+def create_session():
+    """Record a login (called by the trusted login service) and issue its tokens."""
+    require_service_key()
+    user_id, user_agent, ip = _login_body()
+    refresh_jti = new_jti()
+    session, _evicted = get_store().create(
+        user_id,
+        device=parse_device(user_agent),
+        ip=ip,
+        location="unknown",
+        refresh_jti=refresh_jti,
+    )
+    tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
+    body = tokens | {"session": session_json(session, session.id)}
+    return body, HTTPStatus.CREATED, NO_STORE
+
+
+@bp.post("/sessions/refresh")
+@jwt_required(refresh=True)
+def refresh_session():
+    """Rotate the refresh token; a rotated-out token presented again revokes the session."""
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    refresh = get_store().rotate_refresh(user_id, session_id, claims["jti"], new_jti())
+    if refresh.rotation is Rotation.REUSED:
+        raise RefreshTokenReused()
+    if refresh.rotation is Rotation.GONE:
+        raise TokenRevoked()
+    tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
+    return tokens, HTTPStatus.OK, NO_STORE
+
+
+@bp.get("/sessions")
+@jwt_required()
+def list_sessions():
+    """List the caller's live sessions, newest first."""
+    user_id, session_id = session_claims(get_jwt())
+    sessions = get_store().list(user_id)
+    return {"sessions": [session_json(session, session_id) for session in sessions]}
+
+
+@bp.delete("/sessions/<session_id>")
+@jwt_required()
+def revoke_session(session_id: str):
+    """Revoke one of the caller's sessions."""
+    user_id, _ = session_claims(get_jwt())
+    # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
+    if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
+        raise SessionNotFound()
+    return {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
+
+
+@bp.delete("/sessions")
+@jwt_required()
+def revoke_all_sessions():
+    """Revoke every session of the caller, or all but its own with ``?keep=current``."""
+    user_id, session_id = session_claims(get_jwt())
+    keep = request.args.get("keep")
+    if keep not in (None, "current"):
+        raise InvalidRequest("keep must be 'current' or absent.")
+    get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    return {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
