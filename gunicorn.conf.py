@@ -29,8 +29,9 @@ def on_starting(server):
     instance_path = sessionsvc_instance_path()
     _embedded = embedded.start(instance_path)
     os.environ["SESSIONSVC_REDIS_URL"] = embedded.socket_url(instance_path)
-    server.log.info("embedded Valkey at %s (data in %s)", os.environ["SESSIONSVC_REDIS_URL"],
-                    _embedded.data_dir)
+    server.log.info(
+        "embedded Valkey at %s (data in %s)", os.environ["SESSIONSVC_REDIS_URL"], _embedded.data_dir
+    )
 
 
 def on_exit(server):

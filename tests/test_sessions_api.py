@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 import pytest
+
 from conftest import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -108,7 +109,10 @@ def test_revoke_all_answers_the_seed_body_and_revokes_own_session(client):
     response = client.delete("/api/sessions", headers=auth(first["accessToken"]))
 
     assert response.status_code == 200
-    assert response.json == {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
+    assert response.json == {
+        "code": "ALL_SESSIONS_REVOKE",
+        "error": "All Sessions has been revoked.",
+    }
     for token in (first["accessToken"], second["accessToken"]):
         assert client.get("/api/sessions", headers=auth(token)).json["code"] == "TOKEN_REVOKED"
     assert client.get("/api/sessions", headers=auth(bob["accessToken"])).status_code == 200

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import jwt as pyjwt
 import pytest
+
 from conftest import JWT_SECRET, auth, login
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, config, errors, extension, views
+from . import auth, cli, config, errors, extension, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -23,5 +23,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     extension.init_app(app)
     auth.jwt.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(views.bp, url_prefix=app.config["URL_PREFIX"])
     return app

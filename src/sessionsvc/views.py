@@ -67,11 +67,8 @@ def _login_body() -> tuple[str, str, str]:
     return user_id, user_agent, ip
 
 
-@bp.post("/sessions")
-def create_session():
-    """Record a login (called by the trusted login service) and issue its tokens."""
-    require_service_key()
-    user_id, user_agent, ip = _login_body()
+def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
+    """Record a login and return its tokens and session, as the create endpoint answers."""
     refresh_jti = new_jti()
     session, _evicted = get_store().create(
         user_id,
@@ -81,8 +78,14 @@ def create_session():
         refresh_jti=refresh_jti,
     )
     tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
-    body = tokens | {"session": session_json(session, session.id)}
-    return body, HTTPStatus.CREATED, NO_STORE
+    return tokens | {"session": session_json(session, session.id)}
+
+
+@bp.post("/sessions")
+def create_session():
+    """Record a login (called by the trusted login service) and issue its tokens."""
+    require_service_key()
+    return start_session(*_login_body()), HTTPStatus.CREATED, NO_STORE
 
 
 @bp.post("/sessions/refresh")

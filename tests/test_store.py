@@ -1,0 +1,244 @@
+"""The store's invariants, against a real Redis-protocol server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis as redis_py
+
+from sessionsvc.errors import StoreUnavailable
+from sessionsvc.extension import redis_client
+from sessionsvc.store import Device, Rotation, SessionStore, is_valid_session_id
+
+DEVICE = Device(browser="Chrome", version="87", os="Linux")
+
+
+def create(store: SessionStore, user_id: str = "alice", **kwargs):
+    session, _evicted = store.create(
+        user_id, device=DEVICE, ip="127.0.0.1", location="unknown", refresh_jti="r0", **kwargs
+    )
+    return session
+
+
+def live_hashes(redis, store: SessionStore, user_id: str) -> set[str]:
+    prefix = store.session_key(user_id, "")
+    return {key[len(prefix) :] for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
+
+
+def indexed(redis, store: SessionStore, user_id: str) -> set[str]:
+    return set(redis.zrange(store.index_key(user_id), 0, -1))
+
+
+class RoundTrips:
+    """Count round trips on a real client: every request the client sends is one."""
+
+    def __init__(self, url: str) -> None:
+        self.count = 0
+        self.client = redis_client(url, timeout=1.0, retries=0)
+        pool = self.client.connection_pool
+        counter = self
+
+        class CountingConnection(pool.connection_class):
+            def send_packed_command(self, command, check_health=True):
+                counter.count += 1
+                return super().send_packed_command(command, check_health)
+
+        pool.connection_class = CountingConnection
+
+
+@pytest.fixture
+def counted(redis_url, key_prefix):
+    trips = RoundTrips(redis_url)
+    trips.store = SessionStore(trips.client, prefix=key_prefix)
+    yield trips
+    trips.client.close()
+
+
+def test_session_ids_are_opaque_and_distinct(store):
+    ids = {create(store).id for _ in range(50)}
+
+    assert len(ids) == 50
+    assert all(is_valid_session_id(sid) and len(sid) == 22 for sid in ids)
+
+
+def test_create_writes_hash_and_index_together_with_expiry(store, redis):
+    session = create(store)
+
+    key = store.session_key("alice", session.id)
+    assert redis.hget(key, "b") == "Chrome"
+    assert redis.pexpiretime(key) == session.expire_at
+    assert redis.zscore(store.index_key("alice"), session.id) == session.expire_at
+    assert redis.pexpiretime(store.index_key("alice")) == session.expire_at
+
+
+def test_keys_carry_the_user_hash_tag(store):
+    assert "{alice@example.com}" in store.session_key("alice@example.com", "x")
+    assert "{alice@example.com}" in store.index_key("alice@example.com")
+
+
+def test_session_fields_stay_compact(store, redis):
+    long_device = Device(browser="B" * 300, version="1" * 300, os="O" * 300, platform="P" * 300)
+    session, _ = store.create(
+        "alice", device=long_device, ip="::1", location="L" * 300, refresh_jti="r"
+    )
+
+    assert redis.object("encoding", store.session_key("alice", session.id)) == "listpack"
+
+
+def test_list_is_newest_first(store):
+    ids = [create(store, now=1_900_000_000_000 + i).id for i in range(5)]
+
+    assert [s.id for s in store.list("alice")] == ids[::-1]
+
+
+def test_expired_sessions_vanish_and_the_index_empties(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, lifetime=1)
+    first = create(store)
+    assert [s.id for s in store.list("alice")] == [first.id]
+
+    time.sleep(1.1)
+
+    assert store.list("alice") == []
+    assert not store.is_live("alice", first.id)
+    assert redis.exists(store.index_key("alice")) == 0
+
+
+def test_index_entries_of_expired_sessions_are_pruned(store, redis):
+    now = int(time.time() * 1000)
+    old = create(store, now=now - store.lifetime_ms - 5)  # already expired on arrival
+    fresh = create(store)
+
+    assert indexed(redis, store, "alice") == {fresh.id}
+    assert old.id not in live_hashes(redis, store, "alice")
+
+
+def test_list_prunes_an_index_entry_whose_hash_is_gone(store, redis):
+    kept, lost = create(store), create(store)
+    redis.delete(store.session_key("alice", lost.id))  # as if evicted by Redis itself
+
+    assert [s.id for s in store.list("alice")] == [kept.id]
+    assert indexed(redis, store, "alice") == {kept.id}
+
+
+def test_revoke_removes_hash_and_index_entry(store, redis):
+    session = create(store)
+
+    assert store.revoke("alice", session.id) is True
+    assert store.revoke("alice", session.id) is False
+    assert live_hashes(redis, store, "alice") == set()
+    assert indexed(redis, store, "alice") == set()
+
+
+def test_revoke_all_keeps_other_users(store, redis):
+    for _ in range(3):
+        create(store)
+    bob = create(store, "bob")
+
+    assert len(store.revoke_all("alice")) == 3
+    assert live_hashes(redis, store, "alice") == set()
+    assert [s.id for s in store.list("bob")] == [bob.id]
+
+
+def test_idle_sessions_die(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, idle_timeout=1)
+    idle, used = create(store), create(store)
+    time.sleep(0.6)
+    assert store.is_live("alice", used.id)
+    store.redis.hset(store.session_key("alice", used.id), "a", int(time.time() * 1000))
+    time.sleep(0.6)
+
+    assert not store.is_live("alice", idle.id)
+    assert [s.id for s in store.list("alice")] == [used.id]
+
+
+def test_check_never_recreates_a_dead_session(store, redis):
+    session = create(store)
+    store.revoke("alice", session.id)
+
+    assert store.is_live("alice", session.id) is False
+    assert redis.exists(store.session_key("alice", session.id)) == 0
+
+
+def test_rotation_outcomes(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, refresh_grace=0)
+    session = create(store)
+
+    first = store.rotate_refresh("alice", session.id, "r0", "r1")
+    assert (first.rotation, first.refresh_jti, first.expire_at) == (
+        Rotation.ROTATED,
+        "r1",
+        session.expire_at,
+    )
+    time.sleep(0.01)
+    assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
+    assert store.rotate_refresh("alice", session.id, "r1", "r3").rotation is Rotation.GONE
+    assert store.list("alice") == []
+
+
+def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):
+    stop = threading.Event()
+
+    def keep_logging_in() -> None:
+        while not stop.is_set():
+            create(store)
+
+    threads = [threading.Thread(target=keep_logging_in) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(200):
+            store.revoke_all("alice")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    hashes = live_hashes(redis, store, "alice")
+    assert hashes, "the logins should have left some sessions behind"
+    assert hashes <= indexed(redis, store, "alice")
+    assert {s.id for s in store.list("alice")} == hashes
+
+
+def test_a_failed_create_writes_nothing(store, redis):
+    # A wrong-type index makes the script fail after its first command; a
+    # script is atomic only for what it ran, so the hash must come after it.
+    redis.set(store.index_key("alice"), "not a sorted set")
+
+    with pytest.raises(StoreUnavailable):
+        create(store)
+
+    assert live_hashes(redis, store, "alice") == set()
+
+
+@pytest.mark.parametrize(
+    ("operation", "trips"),
+    [
+        (lambda store, sid: create(store), 1),
+        (lambda store, sid: store.is_live("alice", sid), 1),
+        (lambda store, sid: store.list("alice"), 1),
+        (lambda store, sid: store.revoke("alice", sid), 1),
+        (lambda store, sid: store.revoke_all("alice"), 1),
+        (lambda store, sid: store.rotate_refresh("alice", sid, "r0", "r1"), 1),
+    ],
+)
+def test_each_operation_is_one_round_trip(counted, operation, trips):
+    sessions = [create(counted.store) for _ in range(10)]
+    for warm_up in (0, 1):  # the first call of each script loads it
+        operation(counted.store, sessions[warm_up].id)
+    counted.count = 0
+
+    operation(counted.store, sessions[2].id)
+
+    assert counted.count == trips
+
+
+def test_unreachable_redis_raises_store_unavailable():
+    client = redis_client("redis://127.0.0.1:1", timeout=0.2, retries=0)
+    store = SessionStore(client)
+
+    with pytest.raises(StoreUnavailable) as raised:
+        store.is_live("alice", "A" * 22)
+
+    assert isinstance(raised.value.__cause__, redis_py.ConnectionError)

