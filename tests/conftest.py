@@ -58,6 +58,19 @@ def redis(redis_url: str) -> Iterator[redis_py.Redis]:
 
 
 @pytest.fixture
+def snapshot(redis_url: str, key_prefix: str) -> Iterator[Callable[[], dict[bytes, bytes]]]:
+    """Return a function listing this test's keys with their serialized values."""
+    client = redis_py.Redis.from_url(redis_url)
+
+    def take() -> dict[bytes, bytes]:
+        keys = client.scan_iter(match=f"{key_prefix}*", count=1000)
+        return {key: client.dump(key) for key in keys}
+
+    yield take
+    client.close()
+
+
+@pytest.fixture
 def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
     """Return a factory of apps on the test server, with config overrides as keywords."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, cli, config, errors, extension, views
+from . import admin, auth, cli, config, errors, extension, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -24,5 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     extension.init_app(app)
     auth.jwt.init_app(app)
     cli.init_app(app)
-    app.register_blueprint(views.bp, url_prefix=app.config["URL_PREFIX"])
+    prefix = app.config["URL_PREFIX"]
+    app.register_blueprint(views.bp, url_prefix=prefix)
+    app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     return app

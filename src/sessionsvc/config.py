@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "JWT_ACCESS_TOKEN_EXPIRES": 1800,
     "JWT_ISSUER": "sessionsvc",
     "JWT_AUDIENCE": "sessionsvc",
+    # None: "<REDIS_KEY_PREFIX>events", i.e. sessionsvc:events; "" turns events off.
+    "EVENTS_STREAM": None,
+    "EVENTS_MAXLEN": 100_000,  # approximate cap (XADD MAXLEN ~)
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,
 }

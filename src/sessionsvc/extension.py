@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from flask import Flask, current_app
@@ -32,6 +34,14 @@ def redis_client(url: str, *, timeout: float, retries: int) -> redis.Redis:
     )
 
 
+def events_stream(config: Mapping[str, Any]) -> str | None:
+    """Return the events stream's key: ``EVENTS_STREAM``, else ``<prefix>events``; "" = off."""
+    stream = config["EVENTS_STREAM"]
+    if stream is None:
+        return f"{config['REDIS_KEY_PREFIX']}events"
+    return stream or None
+
+
 def init_app(app: Flask) -> None:
     """Create the Redis client and store (connecting lazily) and register them on the app."""
     config = app.config
@@ -46,6 +56,8 @@ def init_app(app: Flask) -> None:
         idle_timeout=config["SESSION_IDLE_TIMEOUT"],
         refresh_grace=config["REFRESH_REUSE_GRACE"],
         max_sessions=config["MAX_SESSIONS_PER_USER"],
+        events_stream=events_stream(config),
+        events_maxlen=config["EVENTS_MAXLEN"],
     )
     app.extensions["sessionsvc"] = Sessionsvc(redis=client, store=store)
 

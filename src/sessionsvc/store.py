@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -81,76 +82,98 @@ class Refresh:
     expire_at: int | None = None
 
 
-# KEYS: session hash, user index. ARGV: session id, now, expire_at, max sessions
-# (0 = no cap), session key prefix, then the hash's field/value pairs.
+# Every script runs with the same head: KEYS[1] is the user's index (KEYS[2] the
+# session's hash, where there is one), ARGV[1..6] the values below, and its own
+# arguments from ARGV[7]. Session hashes are reached as PREFIX .. id: the
+# {userId} hash tag keeps them in the index's slot.
+_HEAD = """
+local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local function emit(kind, ids, expire_at)
+  if STREAM == '' or #ids == 0 then return end
+  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+    'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
+end
+local function idle(last)
+  return IDLE > 0 and NOW - tonumber(last) > IDLE
+end
+"""
+
+# ARGV[7..]: session id, expire_at, max sessions (0 = no cap), then the hash's
+# field/value pairs. Returns the ids evicted by the cap.
 _CREATE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local id, expire_at, cap = ARGV[7], ARGV[8], tonumber(ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+redis.call('PEXPIREAT', KEYS[2], expire_at)
+redis.call('ZADD', KEYS[1], expire_at, id)
+emit('session.created', {id}, expire_at)
 local evicted = {}
-local cap = tonumber(ARGV[4])
-if cap > 0 then
-  local excess = redis.call('ZCARD', KEYS[2]) - cap
-  if excess > 0 then
-    evicted = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
-    for _, id in ipairs(evicted) do redis.call('DEL', ARGV[5] .. id) end
-    redis.call('ZREM', KEYS[2], unpack(evicted))
-  end
+local excess = redis.call('ZCARD', KEYS[1]) - cap
+if cap > 0 and excess > 0 then
+  evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
+  redis.call('ZREM', KEYS[1], unpack(evicted))
+  emit('session.evicted', evicted)
 end
 -- The index lives exactly as long as the user's last session.
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[2], last[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
 return evicted
 """
 
-# KEYS: session hash, user index. ARGV: session id, now, idle timeout (0 = off),
-# touch interval. Returns 1 when the session is live. The HSET runs only after
-# HGET found the key, so a dead session is never re-created without a TTL.
+# ARGV[7]: session id, ARGV[8]: touch interval. Returns 1 when the session is
+# live. HSET runs only after HGET found the hash, so a dead session is never
+# re-created as a key without a TTL.
 _CHECK = """
-local last = redis.call('HGET', KEYS[1], 'a')
+local last = redis.call('HGET', KEYS[2], 'a')
 if not last then return 0 end
-local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
-if idle > 0 and now - tonumber(last) > idle then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+if idle(last) then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[7])
   return 0
 end
-if now - tonumber(last) >= tonumber(ARGV[4]) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
+if NOW - tonumber(last) >= tonumber(ARGV[8]) then redis.call('HSET', KEYS[2], 'a', NOW) end
 return 1
 """
 
-# KEYS: session hash, user index. ARGV: session id, presented jti, new jti, now,
-# grace. Returns {outcome, current jti, expire_at}.
+# ARGV[7..]: session id, presented jti, new jti, grace.
+# Returns {outcome, current jti, expire_at}; outcomes as in Rotation.
 _ROTATE = """
-local cur = redis.call('HMGET', KEYS[1], 'r', 'q', 't', 'e')
+local id, presented, new, grace = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'e', 'a')
 if not cur[1] then return {0, false, false} end
-local now = tonumber(ARGV[4])
-if cur[1] == ARGV[2] then
-  redis.call('HSET', KEYS[1], 'r', ARGV[3], 'q', ARGV[2], 't', ARGV[4], 'a', ARGV[4])
-  return {1, ARGV[3], cur[4]}
+if idle(cur[5]) then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], id)
+  return {0, false, false}
 end
-if cur[2] == ARGV[2] and now - tonumber(cur[3]) <= tonumber(ARGV[5]) then
-  redis.call('HSET', KEYS[1], 'a', ARGV[4])
+if cur[1] == presented then
+  redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
+  emit('session.refreshed', {id}, cur[4])
+  return {1, new, cur[4]}
+end
+if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
+  redis.call('HSET', KEYS[2], 'a', NOW)
+  emit('session.refreshed', {id}, cur[4])
   return {2, cur[1], cur[4]}
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], id)
+emit('session.theft_detected', {id}, cur[4])
 return {-1, false, false}
 """
 
-# KEYS: user index. ARGV: session key prefix, now, idle timeout (0 = off).
 # Returns id, fields, id, fields, ... of the live sessions; prunes the rest.
 _LIST = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fields = redis.call('HGETALL', ARGV[1] .. id)
+  local fields = redis.call('HGETALL', PREFIX .. id)
   local dead = #fields == 0
-  if not dead and idle > 0 then
-    local last = tonumber(redis.call('HGET', ARGV[1] .. id, 'a'))
-    if now - last > idle then redis.call('DEL', ARGV[1] .. id); dead = true end
+  if not dead and IDLE > 0 and idle(redis.call('HGET', PREFIX .. id, 'a')) then
+    redis.call('DEL', PREFIX .. id)
+    dead = true
   end
   if dead then
     redis.call('ZREM', KEYS[1], id)
@@ -162,17 +185,26 @@ end
 return out
 """
 
-# KEYS: user index. ARGV: session key prefix, session id to keep ('' = none).
-# One script, so a login racing with it either lands before (and is revoked)
-# or after (and is indexed): never a live session missing from the index.
+# ARGV[7]: session id. Returns 1 when it existed.
+_REVOKE = """
+local existed = redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[7])
+if existed == 1 then emit('session.revoked', {ARGV[7]}) end
+return existed
+"""
+
+# ARGV[7]: session id to keep ('' = none). Returns the revoked ids. One script,
+# so a login racing with it either lands before (and is revoked) or after (and
+# is indexed): never a live session missing from the index.
 _REVOKE_ALL = """
 local revoked = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if id ~= ARGV[2] then
-    if redis.call('DEL', ARGV[1] .. id) == 1 then revoked[#revoked + 1] = id end
+  if id ~= ARGV[7] then
+    if redis.call('DEL', PREFIX .. id) == 1 then revoked[#revoked + 1] = id end
     redis.call('ZREM', KEYS[1], id)
   end
 end
+emit('sessions.revoked_all', revoked)
 return revoked
 """
 
@@ -189,7 +221,9 @@ def _store_errors() -> Iterator[None]:
 class SessionStore:
     """Create, check, rotate, list and revoke sessions; knows Redis, not HTTP.
 
-    The client must be made with ``decode_responses=True``.
+    The client must be made with ``decode_responses=True``. With an
+    ``events_stream``, every change also appends an event to that stream, in
+    the same script as the change.
     """
 
     SESSION_KEY = "{prefix}s:{{{user_id}}}:{session_id}"
@@ -205,6 +239,8 @@ class SessionStore:
         idle_timeout: int = 0,
         refresh_grace: int = 10,
         max_sessions: int = 50,
+        events_stream: str | None = None,
+        events_maxlen: int = 100_000,
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not contain a hash tag")
@@ -214,11 +250,19 @@ class SessionStore:
         self.idle_timeout_ms = idle_timeout * 1000
         self.refresh_grace_ms = refresh_grace * 1000
         self.max_sessions = max_sessions
-        self._create = client.register_script(_CREATE)
-        self._check = client.register_script(_CHECK)
-        self._rotate = client.register_script(_ROTATE)
-        self._list = client.register_script(_LIST)
-        self._revoke_all = client.register_script(_REVOKE_ALL)
+        self.events_stream = events_stream
+        self.events_maxlen = events_maxlen
+        self._scripts = {
+            name: client.register_script(_HEAD + body)
+            for name, body in {
+                "create": _CREATE,
+                "check": _CHECK,
+                "rotate": _ROTATE,
+                "list": _LIST,
+                "revoke": _REVOKE,
+                "revoke_all": _REVOKE_ALL,
+            }.items()
+        }
 
     def session_key(self, user_id: str, session_id: str) -> str:
         return self.SESSION_KEY.format(prefix=self.prefix, user_id=user_id, session_id=session_id)
@@ -226,8 +270,28 @@ class SessionStore:
     def index_key(self, user_id: str) -> str:
         return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
 
-    def _session_prefix(self, user_id: str) -> str:
-        return self.session_key(user_id, "")
+    def _run(
+        self,
+        script: str,
+        user_id: str,
+        session_id: str | None,
+        *args: str | int,
+        now: int | None = None,
+    ) -> Any:
+        """Run one of the scripts for a user (and one of its sessions): one round trip."""
+        keys = [self.index_key(user_id)]
+        if session_id is not None:
+            keys.append(self.session_key(user_id, session_id))
+        head = [
+            now_ms() if now is None else now,
+            user_id,
+            self.session_key(user_id, ""),
+            self.events_stream or "",
+            self.events_maxlen,
+            self.idle_timeout_ms,
+        ]
+        with _store_errors():
+            return self._scripts[script](keys=keys, args=[*head, *args])
 
     def create(
         self,
@@ -252,70 +316,52 @@ class SessionStore:
             ip=ip,
         )
         fields = _encode(session) | {"r": refresh_jti}
-        with _store_errors():
-            evicted = self._create(
-                keys=[self.session_key(user_id, session.id), self.index_key(user_id)],
-                args=[
-                    session.id,
-                    now,
-                    session.expire_at,
-                    self.max_sessions,
-                    self._session_prefix(user_id),
-                    *(item for pair in fields.items() for item in pair),
-                ],
-            )
+        evicted = self._run(
+            "create",
+            user_id,
+            session.id,
+            session.id,
+            session.expire_at,
+            self.max_sessions,
+            *(item for pair in fields.items() for item in pair),
+            now=now,
+        )
         return session, evicted
 
     def is_live(self, user_id: str, session_id: str) -> bool:
         """Tell whether the session exists and is not idle; note the activity."""
-        with _store_errors():
-            return bool(
-                self._check(
-                    keys=[self.session_key(user_id, session_id), self.index_key(user_id)],
-                    args=[session_id, now_ms(), self.idle_timeout_ms, self.TOUCH_INTERVAL_MS],
-                )
-            )
+        return bool(self._run("check", user_id, session_id, session_id, self.TOUCH_INTERVAL_MS))
 
     def rotate_refresh(
         self, user_id: str, session_id: str, presented_jti: str, new_jti: str
     ) -> Refresh:
         """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
-        with _store_errors():
-            outcome, current, expire_at = self._rotate(
-                keys=[self.session_key(user_id, session_id), self.index_key(user_id)],
-                args=[session_id, presented_jti, new_jti, now_ms(), self.refresh_grace_ms],
-            )
+        outcome, current, expire_at = self._run(
+            "rotate",
+            user_id,
+            session_id,
+            session_id,
+            presented_jti,
+            new_jti,
+            self.refresh_grace_ms,
+        )
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         return Refresh(Rotation(outcome), current, int(expire_at))
 
     def list(self, user_id: str) -> list[Session]:
         """Return the user's live sessions, newest first."""
-        with _store_errors():
-            flat = self._list(
-                keys=[self.index_key(user_id)],
-                args=[self._session_prefix(user_id), now_ms(), self.idle_timeout_ms],
-            )
+        flat = self._run("list", user_id, None)
         sessions = [_decode(flat[i], user_id, flat[i + 1]) for i in range(0, len(flat), 2)]
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def revoke(self, user_id: str, session_id: str) -> bool:
         """Delete one session; return whether it existed."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.session_key(user_id, session_id))
-        pipe.zrem(self.index_key(user_id), session_id)
-        with _store_errors():
-            deleted, _ = pipe.execute()
-        return bool(deleted)
+        return bool(self._run("revoke", user_id, session_id, session_id))
 
     def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Delete every session of the user but ``keep``; return the revoked ids."""
-        with _store_errors():
-            revoked = self._revoke_all(
-                keys=[self.index_key(user_id)],
-                args=[self._session_prefix(user_id), keep or ""],
-            )
-        return revoked
+        return self._run("revoke_all", user_id, None, keep or "")
 
 
 def _clip(value: str) -> str:

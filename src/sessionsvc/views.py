@@ -19,6 +19,8 @@ from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
 bp = Blueprint("sessions", __name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
+SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
+ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
 
 
 def iso(ms: int) -> str:
@@ -103,6 +105,19 @@ def refresh_session():
     return tokens, HTTPStatus.OK, NO_STORE
 
 
+@bp.get("/sessions/verify")
+@jwt_required()
+def verify_session():
+    """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
+
+    The token check (one Redis round trip) is all the work; a dead session never
+    gets here (401).
+    """
+    user_id, session_id = session_claims(get_jwt())
+    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, "Cache-Control": "no-store"}
+    return {"userId": user_id, "sessionId": session_id}, HTTPStatus.OK, headers
+
+
 @bp.get("/sessions")
 @jwt_required()
 def list_sessions():
@@ -120,7 +135,7 @@ def revoke_session(session_id: str):
     # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
     if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
         raise SessionNotFound()
-    return {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
+    return SESSION_REVOKED
 
 
 @bp.delete("/sessions")
@@ -132,4 +147,4 @@ def revoke_all_sessions():
     if keep not in (None, "current"):
         raise InvalidRequest("keep must be 'current' or absent.")
     get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
-    return {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
+    return ALL_SESSIONS_REVOKED

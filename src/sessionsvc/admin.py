@@ -1,0 +1,46 @@
+"""The support staff's API: any user's sessions, behind the service key."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .auth import require_service_key
+from .errors import InvalidRequest, SessionNotFound
+from .extension import get_store
+from .store import is_valid_session_id, is_valid_user_id
+from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+def _require_service_key() -> None:
+    require_service_key()
+
+
+def _checked(user_id: str) -> str:
+    if not is_valid_user_id(user_id):
+        raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
+    return user_id
+
+
+@bp.get("/users/<user_id>/sessions")
+def list_user_sessions(user_id: str):
+    """List a user's live sessions, newest first."""
+    return {"sessions": [session_json(s) for s in get_store().list(_checked(user_id))]}
+
+
+@bp.delete("/users/<user_id>/sessions/<session_id>")
+def revoke_user_session(user_id: str, session_id: str):
+    """Revoke one session of a user."""
+    user_id = _checked(user_id)
+    if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
+        raise SessionNotFound()
+    return SESSION_REVOKED
+
+
+@bp.delete("/users/<user_id>/sessions")
+def revoke_user_sessions(user_id: str):
+    """Revoke every session of a user (after an account compromise)."""
+    get_store().revoke_all(_checked(user_id))
+    return ALL_SESSIONS_REVOKED
