@@ -28,8 +28,8 @@ test: $(STAMP) ## Run the test suite (embedded Valkey, or SESSIONSVC_REDIS_URL w
 	$(BIN)/pytest
 
 lint: $(STAMP) ## Check style and common bugs with ruff
-	$(BIN)/ruff check src tests wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check src tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check src tests examples wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check src tests examples wsgi.py gunicorn.conf.py
 
 session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)

@@ -243,3 +243,55 @@ def test_routing_errors_are_json(client, method, path, status, code):
     assert response.is_json
     assert response.json["code"] == code
     assert response.json["error"]
+
+
+def test_verify_answers_the_callers_ids(client):
+    body = login(client)
+
+    response = client.get("/api/sessions/verify", headers=auth(body["accessToken"]))
+
+    assert response.status_code == 200
+    assert response.headers["X-User-Id"] == "alice"
+    assert response.headers["X-Session-Id"] == body["session"]["_id"]
+    assert response.json == {"userId": "alice", "sessionId": body["session"]["_id"]}
+
+
+@pytest.mark.parametrize("token", ["accessToken", "refreshToken", None])
+def test_verify_refuses_what_is_not_a_live_access_token(client, token):
+    body = login(client)
+    client.delete("/api/sessions?keep=current", headers=auth(body["accessToken"]))
+    other = login(client)
+    client.delete(f"/api/sessions/{other['session']['_id']}", headers=auth(body["accessToken"]))
+
+    headers = auth(other[token]) if token else {}
+    response = client.get("/api/sessions/verify", headers=headers)
+
+    assert response.status_code == 401
+    assert "X-User-Id" not in response.headers
+
+
+def test_cap_evicts_the_oldest_sessions(make_app):
+    client = make_app(MAX_SESSIONS_PER_USER=3).test_client()
+    logins = [login(client) for _ in range(5)]
+
+    sessions = client.get("/api/sessions", headers=auth(logins[-1]["accessToken"])).json
+    assert [s["_id"] for s in sessions["sessions"]] == [b["session"]["_id"] for b in logins[:1:-1]]
+    for evicted in logins[:2]:
+        response = client.get("/api/sessions", headers=auth(evicted["accessToken"]))
+        assert response.json["code"] == "TOKEN_REVOKED"
+
+
+def test_last_active_moves_at_most_once_a_minute(app, client, store, redis):
+    body = login(client)
+    key = store.session_key("alice", body["session"]["_id"])
+    created = int(redis.hget(key, "a"))
+
+    client.get("/api/sessions/verify", headers=auth(body["accessToken"]))
+    assert int(redis.hget(key, "a")) == created  # within the minute: untouched
+
+    redis.hset(key, "a", created - 61_000)  # as if last used 61 s ago
+    client.get("/api/sessions/verify", headers=auth(body["accessToken"]))
+
+    assert int(redis.hget(key, "a")) > created - 61_000
+    listed = client.get("/api/sessions", headers=auth(body["accessToken"])).json["sessions"]
+    assert listed[0]["lastActiveAt"] != body["session"]["lastActiveAt"]

@@ -203,3 +203,46 @@ def test_revoked_token_code(client):
 
     assert response.status_code == 401
     assert response.json["code"] == "TOKEN_REVOKED"
+
+
+def test_two_tabs_refreshing_at_once_both_succeed(make_app):
+    client = make_app(REFRESH_REUSE_GRACE=5).test_client()
+    body = login(client)
+
+    first = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    second = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+
+    assert first.status_code == second.status_code == 200
+    for pair in (first.json, second.json):
+        assert client.get("/api/sessions", headers=auth(pair["accessToken"])).status_code == 200
+    # both tabs hold the current refresh token, so both can go on refreshing
+    assert (
+        claims_of(second.json["refreshToken"])["jti"]
+        == claims_of(first.json["refreshToken"])["jti"]
+    )
+    for pair in (first.json, second.json):
+        again = client.post("/api/sessions/refresh", headers=auth(pair["refreshToken"]))
+        assert again.status_code == 200
+
+
+def test_reuse_after_the_grace_window_is_theft(make_app):
+    client = make_app(REFRESH_REUSE_GRACE=0.3).test_client()
+    body = login(client)
+    client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    time.sleep(0.4)
+
+    response = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+
+    assert response.json["code"] == "REFRESH_TOKEN_REUSED"
+    assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 401
+
+
+def test_a_token_two_rotations_old_is_theft_even_within_the_window(make_app):
+    client = make_app(REFRESH_REUSE_GRACE=5).test_client()
+    body = login(client)
+    first = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"])).json
+    client.post("/api/sessions/refresh", headers=auth(first["refreshToken"]))
+
+    response = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+
+    assert response.json["code"] == "REFRESH_TOKEN_REUSED"

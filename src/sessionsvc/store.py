@@ -237,7 +237,7 @@ class SessionStore:
         prefix: str = "sessionsvc:",
         lifetime: int = 1_209_600,
         idle_timeout: int = 0,
-        refresh_grace: int = 10,
+        refresh_grace: float = 10,
         max_sessions: int = 50,
         events_stream: str | None = None,
         events_maxlen: int = 100_000,
@@ -248,7 +248,7 @@ class SessionStore:
         self.prefix = prefix
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
-        self.refresh_grace_ms = refresh_grace * 1000
+        self.refresh_grace_ms = int(refresh_grace * 1000)
         self.max_sessions = max_sessions
         self.events_stream = events_stream
         self.events_maxlen = events_maxlen
