@@ -81,6 +81,7 @@ def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
             "REDIS_KEY_PREFIX": key_prefix,
             "JWT_SECRET_KEY": JWT_SECRET,
             "SERVICE_KEY": SERVICE_KEY,
+            "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
         }
         return create_app(config | overrides)
 

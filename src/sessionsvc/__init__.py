@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import admin, auth, cli, config, errors, extension, views
+from . import admin, auth, cli, config, errors, extension, ratelimit, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     extension.init_app(app)
     auth.jwt.init_app(app)
+    ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
@@ -20,6 +22,8 @@ from .errors import (
 )
 from .extension import get_store
 from .store import is_valid_session_id, is_valid_user_id, now_ms
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 jwt = JWTManager()
 
@@ -69,6 +73,17 @@ def require_service_key() -> None:
     expected = current_app.config["SERVICE_KEY"].encode()
     if not hmac.compare_digest(presented, expected):
         raise InvalidServiceKey()
+
+
+def service_key_required(view: F) -> F:
+    """Decorate a view that only the trusted login service may call."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        require_service_key()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     # None: "<REDIS_KEY_PREFIX>events", i.e. sessionsvc:events; "" turns events off.
     "EVENTS_STREAM": None,
     "EVENTS_MAXLEN": 100_000,  # approximate cap (XADD MAXLEN ~)
+    # Flask-Limiter syntax; each endpoint that writes has its own allowance per user and per IP.
+    "RATE_LIMIT_PER_USER": "30 per minute",
+    "RATE_LIMIT_PER_IP": "120 per minute",
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,
 }

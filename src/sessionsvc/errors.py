@@ -7,6 +7,7 @@ import logging
 import re
 from http import HTTPStatus
 
+import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -98,6 +99,14 @@ def register_error_handlers(app: Flask) -> None:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
         return error_response(error.code, error.message, error.status)
+
+    @app.errorhandler(redis.RedisError)
+    def handle_redis_error(error: redis.RedisError) -> tuple[Response, int]:
+        # Raised outside the store (the rate limiter's counters): fail closed all the same.
+        log.error("%s: %s", StoreUnavailable.code, error.__class__.__name__)
+        return error_response(
+            StoreUnavailable.code, StoreUnavailable.message, StoreUnavailable.status
+        )
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

@@ -10,10 +10,11 @@ from typing import Any
 from flask import Blueprint, request
 from flask_jwt_extended import get_jwt, jwt_required
 
-from .auth import issue_tokens, new_jti, require_service_key, session_claims
+from .auth import issue_tokens, new_jti, service_key_required, session_claims
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
+from .ratelimit import limited
 from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
 
 bp = Blueprint("sessions", __name__)
@@ -84,14 +85,16 @@ def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
 
 
 @bp.post("/sessions")
+@service_key_required
+@limited
 def create_session():
     """Record a login (called by the trusted login service) and issue its tokens."""
-    require_service_key()
     return start_session(*_login_body()), HTTPStatus.CREATED, NO_STORE
 
 
 @bp.post("/sessions/refresh")
 @jwt_required(refresh=True)
+@limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
     claims = get_jwt()
@@ -129,6 +132,7 @@ def list_sessions():
 
 @bp.delete("/sessions/<session_id>")
 @jwt_required()
+@limited
 def revoke_session(session_id: str):
     """Revoke one of the caller's sessions."""
     user_id, _ = session_claims(get_jwt())
@@ -140,6 +144,7 @@ def revoke_session(session_id: str):
 
 @bp.delete("/sessions")
 @jwt_required()
+@limited
 def revoke_all_sessions():
     """Revoke every session of the caller, or all but its own with ``?keep=current``."""
     user_id, session_id = session_claims(get_jwt())
