@@ -1,4 +1,8 @@
-"""gunicorn settings for sessionsvc; ``make run`` serves with these."""
+"""gunicorn settings for sessionsvc; ``make run`` serves with these.
+
+Each setting can be overridden on the command line or, where noted, by an
+environment variable.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,30 @@ from sessionsvc import embedded
 from sessionsvc.config import instance_path as sessionsvc_instance_path
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Sync workers: each request is short and does at most one Redis round trip.
+
+# Every request is short: a JWT check and one Redis round trip, mostly waiting
+# on the network. docs/benchmarks.md compares sync, gthread and gevent.
+worker_class = "sync"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-# Above the worst Redis wait (3 tries x 1 s socket timeout + backoff), so a hung
-# Redis yields a 503 from the app, never a killed worker.
+
+# A worker is killed only when a request takes longer than this. The worst
+# legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus
+# backoff (about 3.3 s), after which the app answers 503 itself.
 timeout = 10
+# On SIGTERM or a reload, in-flight requests get this long to finish; above the
+# worst request time and below a typical orchestrator's kill delay (30 s).
 graceful_timeout = 20
-keepalive = 5
+# Recycle workers now and then to bound any slow leak; the jitter keeps them
+# from all restarting at once.
+max_requests = 10_000
+max_requests_jitter = 1_000
+# Idle keep-alive connections from the gateway stay open longer than nginx's
+# upstream keepalive_timeout (60 s), so gunicorn never closes a connection the
+# gateway is about to reuse. (Honoured by threaded and async workers.)
+keepalive = 75
+# Only the local gateway may set X-Forwarded-Proto/-For for gunicorn itself;
+# the app's own trust in X-Forwarded-For is TRUSTED_PROXIES (ProxyFix).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 
 _embedded = None
@@ -30,7 +51,9 @@ def on_starting(server):
     _embedded = embedded.start(instance_path)
     os.environ["SESSIONSVC_REDIS_URL"] = embedded.socket_url(instance_path)
     server.log.info(
-        "embedded Valkey at %s (data in %s)", os.environ["SESSIONSVC_REDIS_URL"], _embedded.data_dir
+        "embedded Valkey at %s (data in %s)",
+        os.environ["SESSIONSVC_REDIS_URL"],
+        _embedded.data_dir,
     )
 
 

