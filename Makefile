@@ -24,7 +24,10 @@ install: $(STAMP) ## Create .venv and install the package with its test and dev 
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the test suite (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
+test: $(STAMP) ## Run the test suite but the slow fault and load tests (embedded Valkey, or SESSIONSVC_REDIS_URL)
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP) ## Run every test, the slow fault and load tests included
 	$(BIN)/pytest
 
 lint: $(STAMP) ## Check style and common bugs with ruff

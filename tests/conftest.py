@@ -114,6 +114,30 @@ def store(app: Flask) -> SessionStore:
         return get_store()
 
 
+def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
+    """Check no key lacks a TTL, no index entry lacks its hash, no live hash its index entry.
+
+    Return how many sessions are live.
+    """
+    now = time.time() * 1000
+    sessions = {}
+    for key in redis.scan_iter(match=f"{prefix}s:*", count=1000):
+        user_id, session_id = key[len(prefix) + 2 :].rsplit(":", 1)
+        assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
+        sessions.setdefault(user_id, set()).add(session_id)
+    for key in redis.scan_iter(match=f"{prefix}u:*", count=1000):
+        user_id = key[len(prefix) + 2 :]
+        assert redis.pttl(key) > 0, f"{key} has no TTL"
+        for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
+            if expire_at > now + 50:  # not about to expire between our reads
+                hash_key = f"{prefix}s:{user_id}:{session_id}"
+                assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
+    for user_id, session_ids in sessions.items():
+        indexed = set(redis.zrange(f"{prefix}u:{user_id}", 0, -1))
+        assert session_ids <= indexed, f"live sessions missing from the index of {user_id}"
+    return sum(len(ids) for ids in sessions.values())
+
+
 def auth(token: str) -> dict[str, str]:
     """Return the Authorization header for a Bearer token."""
     return {"Authorization": f"Bearer {token}"}

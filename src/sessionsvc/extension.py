@@ -30,7 +30,9 @@ def redis_client(url: str, *, timeout: float, retries: int) -> redis.Redis:
         socket_connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=30,
+        # No health_check_interval: its PING on connect would run inside connect's
+        # own retry, nested in each command's retry, and triple the worst wait on
+        # a hung server. A stale connection fails its command and is retried anyway.
     )
 
 
