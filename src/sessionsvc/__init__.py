@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, auth, cli, config, errors, extension, ratelimit, views
+from . import admin, auth, cli, config, errors, extension, geo, ratelimit, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -19,9 +20,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.ensure_secrets(app.config, app.instance_path)
     config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
+    # The client address is the X-Forwarded-For entry our own gateway appended; any
+    # earlier entry came from the client and is never trusted.
+    if hops := config.trusted_proxies(app.config):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
 
     errors.register_error_handlers(app)
     extension.init_app(app)
+    geo.init_app(app)
     auth.jwt.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)

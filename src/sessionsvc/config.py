@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_PER_IP": "120 per minute",
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # A MaxMind .mmdb (GeoLite2-City or -Country); None: country-level lookup via iptocc.
+    "GEOIP_DATABASE": None,
+    # Proxies in front of us whose X-Forwarded-For entry to trust; 0 = trust none.
+    "TRUSTED_PROXIES": 0,
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
@@ -68,6 +72,14 @@ def apply_jwt_settings(config: dict[str, Any]) -> None:
         JWT_ENCODE_NBF=False,
         JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
     )
+
+
+def trusted_proxies(config: dict[str, Any]) -> int:
+    """Return ``TRUSTED_PROXIES`` as a hop count, refusing anything but an integer >= 0."""
+    hops = config["TRUSTED_PROXIES"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ConfigError(f"TRUSTED_PROXIES must be an integer >= 0, not {hops!r}")
+    return hops
 
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:

@@ -14,6 +14,7 @@ from .auth import issue_tokens, new_jti, service_key_required, session_claims
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
+from .geo import get_locator
 from .ratelimit import limited
 from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
 
@@ -77,7 +78,7 @@ def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
         user_id,
         device=parse_device(user_agent),
         ip=ip,
-        location="unknown",
+        location=get_locator().locate(ip),
         refresh_jti=refresh_jti,
     )
     tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
