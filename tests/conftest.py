@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -119,3 +120,20 @@ def login(
     )
     assert response.status_code == 201, response.json
     return response.json
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def own_valkey() -> Iterator[ValkeyServer]:
+    """A Valkey server of this test's own: it may stop it, and no other test touches its stats."""
+    server = ValkeyServer(port=free_port())
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()
