@@ -157,6 +157,7 @@ def login(
 
 
 def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -234,3 +235,13 @@ def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=30)
+
+
+@pytest.fixture
+def own_valkey() -> Iterator[ValkeyServer]:
+    """A Valkey server of this test's own: it may stop it, and no other test touches its stats."""
+    server = ValkeyServer(port=free_port())
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()

