@@ -5,11 +5,27 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request
-from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
+import jwt as pyjwt
+from flask import Response, current_app, g, request
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+)
+from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.internal_utils import (
+    custom_verification_for_token,
+    verify_token_not_blocklisted,
+    verify_token_type,
+)
+from flask_jwt_extended.tokens import _decode_jwt
+from flask_jwt_extended.view_decorators import _decode_jwt_from_headers
+from jwt import ExpiredSignatureError
 
 from .errors import (
     InvalidServiceKey,
@@ -25,7 +41,128 @@ from .store import is_valid_session_id, is_valid_user_id, now_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-jwt = JWTManager()
+
+
+# Tokens verified lately, per worker. A gateway checks the same access token on
+# every request of its user for up to 30 minutes, so most checks are hits.
+VERIFIED_TOKENS_CACHED = 4096
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
+def _verified_claims(
+    encoded_token: str,
+    secret: str,
+    algorithms: tuple[str, ...],
+    issuer: str,
+    audience: str,
+    leeway: int,
+) -> dict[str, Any]:
+    """Return the claims of a token that passes every check, with these settings, now.
+
+    Only tokens that pass are remembered (an exception is never cached), keyed by
+    the exact token and the settings that verified it.
+    """
+    return _decode_jwt(
+        algorithms=list(algorithms),
+        allow_expired=False,
+        audience=audience,
+        csrf_value=None,
+        encoded_token=encoded_token,
+        identity_claim_key=jwt_config.identity_claim_key,
+        issuer=issuer,
+        leeway=leeway,
+        secret=secret,
+        verify_aud=True,
+        verify_sub=jwt_config.verify_sub,
+    )
+
+
+class SessionJWTManager(JWTManager):
+    """flask-jwt-extended's manager, verifying each token once, then remembering it.
+
+    The library decodes every token twice: once unverified, only to hand its
+    claims to a ``decode_key_loader``, then verified. We register no such loader
+    (one HS256 key), so this goes straight to the library's own verified decode,
+    with the same checks: signature, ``alg`` pinned to HS256, ``exp``, ``iss``,
+    ``aud``, ``sub``, ``crit``. A token that passed them is remembered (see
+    ``_verified_claims``): a token's bytes cannot change, so only its expiry is
+    checked again on each use. What a token grants is still decided on every
+    request, by its session in Redis. See docs/benchmarks.md.
+    """
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
+    ) -> dict:
+        audience, issuer, leeway = (
+            jwt_config.decode_audience,
+            jwt_config.decode_issuer,
+            jwt_config.leeway,
+        )
+        if csrf_value is None and not allow_expired and isinstance(audience, str) and issuer:
+            try:
+                claims = _verified_claims(
+                    encoded_token,
+                    jwt_config.decode_key,
+                    tuple(jwt_config.decode_algorithms),
+                    issuer,
+                    audience,
+                    leeway,
+                )
+            except ExpiredSignatureError:
+                pass  # decoded again below, to carry what the expired-token loader reads
+            else:
+                # Tokens without an exp are refused later (session_claims); never here.
+                expiry = claims.get("exp")
+                if isinstance(expiry, int) and expiry > time.time() - leeway:
+                    return dict(claims)  # a copy: the remembered claims stay as verified
+        return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+
+
+jwt = SessionJWTManager()
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
+def _verified_header(encoded_token: str) -> dict[str, Any]:
+    """Return the header of a token that has just passed verification."""
+    return pyjwt.get_unverified_header(encoded_token)
+
+
+def session_required(*, refresh: bool = False) -> Callable[[F], F]:
+    """Require a valid access token whose session is live (or, with ``refresh``, a refresh token).
+
+    This is flask-jwt-extended's ``jwt_required()`` for our single token location,
+    made of the library's own parts in the same order (header parsing, decode,
+    type check, revocation loader, custom checks, error handlers) and leaving
+    what ``get_jwt()`` reads. It leaves out what we do not use: other token
+    locations, user loading, and decoding the token a further time to read its
+    header, which alone cost a third of a token check (docs/benchmarks.md).
+    """
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # As jwt_required: OPTIONS (a CORS preflight) carries no token.
+            if request.method not in jwt_config.exempt_methods:
+                _verify_request_token(refresh)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def _verify_request_token(refresh: bool) -> None:
+    encoded_token, _ = _decode_jwt_from_headers()
+    claims = decode_token(encoded_token)
+    header = _verified_header(encoded_token)
+    verify_token_type(claims, refresh)
+    verify_token_not_blocklisted(header, claims)
+    custom_verification_for_token(header, claims)
+    # What verify_jwt_in_request leaves for get_jwt() and get_jwt_header().
+    g._jwt_extended_jwt_user = None  # no user_lookup_loader
+    g._jwt_extended_jwt_header = header
+    g._jwt_extended_jwt = claims
+    g._jwt_extended_jwt_location = "headers"
 
 
 def new_jti() -> str:

@@ -8,8 +8,10 @@ Each public method is exactly one round trip to Redis.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -245,6 +247,7 @@ class SessionStore:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not contain a hash tag")
         self.redis = client
+        self._own = threading.local()
         self.prefix = prefix
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
@@ -270,6 +273,24 @@ class SessionStore:
     def index_key(self, user_id: str) -> str:
         return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
 
+    def _connection(self) -> redis.Redis:
+        """Return a client on a connection of this thread's own, made on first use.
+
+        redis-py's pool checks a connection out and back in around every command
+        (a lock, and a poll() to see nothing is left unread on it): about half of
+        a round trip's cost on the client. A worker thread serves one request at
+        a time, so it keeps one connection instead, taken from the same pool (same
+        timeouts and retries). Made again in a forked child, never shared with it.
+        """
+        own = self._own
+        if getattr(own, "pid", None) != os.getpid():
+            # Connects now: a failure here is a store failure like any other.
+            own.client = redis.Redis(
+                connection_pool=self.redis.connection_pool, single_connection_client=True
+            )
+            own.pid = os.getpid()
+        return own.client
+
     def _run(
         self,
         script: str,
@@ -291,7 +312,7 @@ class SessionStore:
             self.idle_timeout_ms,
         ]
         with _store_errors():
-            return self._scripts[script](keys=keys, args=[*head, *args])
+            return self._scripts[script](keys=keys, args=[*head, *args], client=self._connection())
 
     def create(
         self,

@@ -8,10 +8,10 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Response, request
-from flask_jwt_extended import get_jwt, jwt_required
+from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
 
-from .auth import issue_tokens, new_jti, service_key_required, session_claims
+from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
@@ -95,7 +95,7 @@ def create_session():
 
 
 @bp.post("/sessions/refresh")
-@jwt_required(refresh=True)
+@session_required(refresh=True)
 @limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
@@ -121,7 +121,7 @@ VERIFY = {"methods": [*VERIFY_METHODS, "OPTIONS"], "provide_automatic_options": 
 @bp.route("/sessions/verify", **VERIFY)
 @bp.route("/sessions/verify/", **VERIFY)
 @bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
-@jwt_required()
+@session_required()
 def verify_session(_original_path: str = ""):
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
 
@@ -146,7 +146,7 @@ def repeat_verify_error_code(response: Response) -> Response:
 
 
 @bp.get("/sessions")
-@jwt_required()
+@session_required()
 def list_sessions():
     """List the caller's live sessions, newest first."""
     user_id, session_id = session_claims(get_jwt())
@@ -155,7 +155,7 @@ def list_sessions():
 
 
 @bp.delete("/sessions/<session_id>")
-@jwt_required()
+@session_required()
 @limited
 def revoke_session(session_id: str):
     """Revoke one of the caller's sessions."""
@@ -167,7 +167,7 @@ def revoke_session(session_id: str):
 
 
 @bp.delete("/sessions")
-@jwt_required()
+@session_required()
 @limited
 def revoke_all_sessions():
     """Revoke every session of the caller, or all but its own with ``?keep=current``."""
