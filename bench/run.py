@@ -26,7 +26,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +112,15 @@ def start_gunicorn(
     port = free_port()
     log = open(tmp / f"gunicorn-{name}.log", "ab")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--pythonpath", "bench", *args, app],
+        [
+            str(BIN / "gunicorn"),
+            "--config",
+            "gunicorn.conf.py",
+            "--pythonpath",
+            "bench",
+            *args,
+            app,
+        ],
         cwd=ROOT,
         env=os.environ | env | {"PORT": str(port)},
         stdout=log,
@@ -331,7 +338,9 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
             pipe.execute()
             for user_id, session, jti in pending:
                 tokens = issue_tokens(user_id, session.id, session.expire_at, jti)
-                out.append(Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"]))
+                out.append(
+                    Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"])
+                )
     return out
 
 
@@ -394,6 +403,7 @@ class Row:
     target: float | None
     app: Result
     bare: Result
+    spread: list[float] = field(default_factory=list)  # the ratio of each round
 
     @property
     def ratio(self) -> float:
@@ -415,24 +425,46 @@ class Bench:
     notes: list[str] = field(default_factory=list)
 
     def measure(self, app: Gunicorn, bare: Gunicorn, load: Load, target: float | None) -> Row:
-        """Measure the bare endpoint, then the app's, with the same requests and a warm-up each."""
+        """Measure the bare endpoint and the app's in turns, with the same requests.
+
+        ``--rounds`` turns of each, alternating, so that a change in the
+        machine's load between them weighs on both sides alike.
+        """
         duration, connections = self.args.duration, self.args.connections
-        results = []
         valkey = self.valkey._process.pid
-        for server, one in ((bare, load.bare()), (app, load)):
+        sides = ((bare, load.bare(), (bare.process.pid,)), (app, load, (app.process.pid, valkey)))
+        for server, one, _ in sides:
             wrk(server.url, one, self.args.warmup, connections)
-            pids = (server.process.pid,) if server is bare else (server.process.pid, valkey)
-            result = wrk(server.url, one, duration, connections, pids)
-            check(result, one, connections)
-            results.append(result)
-        row = Row(load.name, target, app=results[1], bare=results[0])
+        turns: dict[str, list[Result]] = {"bare": [], "app": []}
+        for _ in range(self.args.rounds):
+            for server, one, pids in sides:
+                result = wrk(server.url, one, duration, connections, pids)
+                check(result, one, connections)
+                turns["bare" if server is bare else "app"].append(result)
+        row = Row(load.name, target, app=combine(turns["app"]), bare=combine(turns["bare"]))
+        row.spread = [a.rps / b.rps for a, b in zip(turns["app"], turns["bare"], strict=True)]
         print(
             f"  {load.name:<24} {row.app.rps:8.0f} req/s vs bare {row.bare.rps:8.0f}"
-            f"  = {row.ratio:.2f}x  (p50 {row.app.p50_ms:.2f} ms, p99 {row.app.p99_ms:.2f} ms)"
+            f"  = {row.ratio:.2f}x ({min(row.spread):.2f}-{max(row.spread):.2f})"
+            f"  p50 {row.app.p50_ms:.2f} ms, p99 {row.app.p99_ms:.2f} ms;"
             f"  CPU/request {row.app.cpu_us:.0f} us vs bare {row.bare.cpu_us:.0f} us",
             flush=True,
         )
         return row
+
+
+def combine(results: list[Result]) -> Result:
+    """Pool several runs: throughput over their whole time, the median of their percentiles."""
+    requests = sum(r.requests for r in results)
+    return Result(
+        requests=requests,
+        seconds=sum(r.seconds for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        non2xx=sum(r.non2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        cpu_us=sum(r.cpu_us * r.requests for r in results) / max(1, requests),
+    )
 
 
 def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
@@ -447,6 +479,15 @@ def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
             "/api/sessions/verify",
             bearer,
             lines=write_lines(tmp / "verify.txt", [(s.access,) for s in seeded["verify"]]),
+        ),
+        # The refresh pool's access tokens: live sessions whose tokens no worker has seen.
+        "verify-new": Load(
+            "verify, every token new",
+            "GET",
+            "/api/sessions/verify",
+            bearer,
+            lines=write_lines(tmp / "verify-new.txt", [(s.access,) for s in seeded["refresh"]]),
+            once=True,
         ),
         "list": Load(
             "list (10 sessions)",
@@ -484,15 +525,26 @@ def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
     }
 
 
-TARGETS = {"verify": 0.8, "list": 0.6, "create": 0.5, "refresh": 0.5, "delete": None}
+TARGETS = {
+    "verify": 0.8,
+    "verify-new": None,
+    "list": 0.6,
+    "create": 0.5,
+    "refresh": 0.5,
+    "delete": None,
+}
 
 
 def seed_all(bench: Bench) -> dict[str, list[Seeded]]:
     app = bench.app
-    per_run = int(bench.args.duration * 3000) + 3000  # single-use tokens: plenty for a run
+    per_run = (
+        bench.args.duration * bench.args.rounds * 1500 + 2000
+    )  # single-use tokens: plenty for a run
     r = bench.run_id
     return {
-        "verify": seed(app, [f"verify-{r}-{i}" for i in range(1000)]),
+        # A gateway checks each token many times (every request of its user for
+        # up to 30 minutes): 200 users' tokens, each seen again and again.
+        "verify": seed(app, [f"verify-{r}-{i}" for i in range(200)]),
         # 200 users with 10 sessions each; one token per user.
         "list": seed(app, [f"list-{r}-{i % 200}" for i in range(2000)])[-200:],
         "refresh": seed(app, [f"refresh-{r}-{i}" for i in range(per_run)]),
@@ -540,7 +592,9 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
     ]
     for name, send in cases.items():
         send()  # loads the script into the server's cache once (NOSCRIPT, SCRIPT LOAD)
-        trips, calls = count_commands(client, send, n if "verify" in name or "list" in name else n - 2)
+        trips, calls = count_commands(
+            client, send, n if "verify" in name or "list" in name else n - 2
+        )
         text = ", ".join(f"{c:g} {name}" for name, c in sorted(calls.items(), key=lambda x: -x[1]))
         lines.append(f"| {name} | {trips:g} | {text} |")
         print(f"  {name:<32} {trips:g} round trips: {text}", flush=True)
@@ -587,13 +641,19 @@ def memory_table(bench: Bench) -> list[str]:
             seeded = seed(app, users, events=False)
             after = client.info("memory")["used_memory"]
             sample = seeded[:: max(1, total // 1000)]
-            hashes = [client.memory_usage(f"{PREFIX}s:{{{s.user_id}}}:{s.session_id}") for s in sample]
+            hashes = [
+                client.memory_usage(f"{PREFIX}s:{{{s.user_id}}}:{s.session_id}") for s in sample
+            ]
             indexes = [client.memory_usage(f"{PREFIX}u:{{{s.user_id}}}") for s in sample]
-            encoding = client.object("encoding", f"{PREFIX}s:{{{sample[0].user_id}}}:{sample[0].session_id}")
+            encoding = client.object(
+                "encoding", f"{PREFIX}s:{{{sample[0].user_id}}}:{sample[0].session_id}"
+            )
             per_session = (after - before) / total
             usage = statistics.mean(hashes) + statistics.mean(indexes) / per_user
             name = f"{per_user} session{'s' if per_user > 1 else ''} per user"
-            lines.append(f"| {name} | {total:,} | {per_session:.0f} B | {usage:.0f} B | {encoding} |")
+            lines.append(
+                f"| {name} | {total:,} | {per_session:.0f} B | {usage:.0f} B | {encoding} |"
+            )
             print(f"  {name}: {per_session:.0f} B/session (MEMORY USAGE {usage:.0f} B)", flush=True)
             client.close()
         finally:
@@ -625,11 +685,19 @@ def scaling_table(bench: Bench, loads_empty: dict[str, Load], seeded_empty) -> l
         ("empty", "verify"): loads_empty["verify"],
         ("empty", "list"): loads_empty["list"],
         ("1M", "verify"): Load(
-            "verify", "GET", "/api/sessions/verify", "Authorization: Bearer {1}",
-            lines=write_lines(tmp / "verify-full.txt", [(s.access,) for s in seeded_full["verify"]]),
+            "verify",
+            "GET",
+            "/api/sessions/verify",
+            "Authorization: Bearer {1}",
+            lines=write_lines(
+                tmp / "verify-full.txt", [(s.access,) for s in seeded_full["verify"]]
+            ),
         ),
         ("1M", "list"): Load(
-            "list", "GET", "/api/sessions", "Authorization: Bearer {1}",
+            "list",
+            "GET",
+            "/api/sessions",
+            "Authorization: Bearer {1}",
             lines=write_lines(tmp / "list-full.txt", [(s.access,) for s in seeded_full["list"]]),
         ),
     }
@@ -660,19 +728,40 @@ def scaling_table(bench: Bench, loads_empty: dict[str, Load], seeded_empty) -> l
             p50 = statistics.mean(r.p50_ms for r in results)
             p99 = statistics.mean(r.p99_ms for r in results)
             rps = statistics.mean(r.rps for r in results)
-            label = f"{bench.args.others:,} other users' sessions" if store == "1M" else "only the bench's"
+            label = (
+                f"{bench.args.others:,} other users' sessions"
+                if store == "1M"
+                else "only the bench's"
+            )
             lines.append(
                 f"| {endpoint} | {label} | {p50:.3f} ms | {p99:.3f} ms | {rps:.0f} | {p50 / base:.2f}x |"
             )
-            print(f"  {endpoint} {store}: p50 {p50:.3f} ms p99 {p99:.3f} ms {rps:.0f} req/s", flush=True)
+            print(
+                f"  {endpoint} {store}: p50 {p50:.3f} ms p99 {p99:.3f} ms {rps:.0f} req/s",
+                flush=True,
+            )
     return lines
 
 
 WORKER_CONFIGS = {
     "sync, 5 workers (2 x cores + 1)": ("--worker-class", "sync", "--workers", "5"),
     "sync, 3 workers": ("--worker-class", "sync", "--workers", "3"),
-    "gthread, 2 workers x 4 threads": ("--worker-class", "gthread", "--workers", "2", "--threads", "4"),
-    "gthread, 5 workers x 2 threads": ("--worker-class", "gthread", "--workers", "5", "--threads", "2"),
+    "gthread, 2 workers x 4 threads": (
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+    ),
+    "gthread, 5 workers x 2 threads": (
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "5",
+        "--threads",
+        "2",
+    ),
     "gevent, 2 workers": ("--worker-class", "gevent", "--workers", "2"),
     "gevent, 3 workers": ("--worker-class", "gevent", "--workers", "3"),
 }
@@ -723,8 +812,22 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
     out = bench.tmp / f"profile-{load.name.split()[0]}.txt"
     seconds = max(2, int(bench.args.duration))
     spy = subprocess.Popen(
-        [py_spy, "record", "--pid", str(app.process.pid), "--subprocesses", "--nonblocking",
-         "--duration", str(seconds), "--rate", "200", "--format", "raw", "--output", str(out)],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(app.process.pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--duration",
+            str(seconds),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -737,7 +840,10 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
 
 
 GROUPS = [
-    ("JWT decode and verify (PyJWT, flask-jwt-extended)", r"site-packages/(jwt|flask_jwt_extended)/"),
+    (
+        "JWT decode and verify (PyJWT, flask-jwt-extended)",
+        r"site-packages/(jwt|flask_jwt_extended)/",
+    ),
     ("JWT signing", r"create_(access|refresh)_token|encode \("),
     ("redis-py and hiredis (client side of the round trips)", r"site-packages/redis/"),
     ("ua-parser", r"site-packages/ua_parser"),
@@ -779,7 +885,9 @@ def summarize_profile(path: Path, name: str) -> list[str]:
     lines = [f"Profile of **{name}** (py-spy, {samples} samples of the workers' busy time):", ""]
     lines += ["| layer | self | inclusive |", "| --- | ---: | ---: |"]
     for group, n in totals.most_common():
-        lines.append(f"| {group} | {100 * n / samples:.0f}% | {100 * inclusive[group] / samples:.0f}% |")
+        lines.append(
+            f"| {group} | {100 * n / samples:.0f}% | {100 * inclusive[group] / samples:.0f}% |"
+        )
     return lines
 
 
@@ -808,15 +916,18 @@ def machine() -> str:
 
 def main_table(rows: list[Row]) -> list[str]:
     lines = [
-        "| endpoint | req/s | p50 | p99 | bare req/s | bare p50 | bare p99 | ratio | target |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| endpoint | req/s | p50 | p99 | bare req/s | bare p50 | bare p99 | ratio (rounds) "
+        "| target | CPU µs/request (bare) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for row in rows:
         target = f"≥ {row.target}x {'met' if row.met else '**missed**'}" if row.target else "—"
+        spread = f"{min(row.spread):.2f}–{max(row.spread):.2f}"
         lines.append(
-            f"| {row.name} | {row.app.rps:.0f} | {row.app.p50_ms:.2f} ms | {row.app.p99_ms:.2f} ms "
-            f"| {row.bare.rps:.0f} | {row.bare.p50_ms:.2f} ms | {row.bare.p99_ms:.2f} ms "
-            f"| **{row.ratio:.2f}x** | {target} |"
+            f"| {row.name} | {row.app.rps:.0f} | {row.app.p50_ms:.1f} ms | {row.app.p99_ms:.1f} ms "
+            f"| {row.bare.rps:.0f} | {row.bare.p50_ms:.1f} ms | {row.bare.p99_ms:.1f} ms "
+            f"| **{row.ratio:.2f}x** ({spread}) | {target} "
+            f"| {row.app.cpu_us:.0f} ({row.bare.cpu_us:.0f}) |"
         )
     return lines
 
@@ -830,7 +941,8 @@ def write_doc(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds of each wrk run")
+    parser.add_argument("--duration", type=int, default=2, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--others", type=int, default=1_000_000, help="other users for scaling")

@@ -99,6 +99,20 @@ end
 local function idle(last)
   return IDLE > 0 and NOW - tonumber(last) > IDLE
 end
+-- Is the session (its hash key and id) live? An idle one is deleted; activity
+-- is noted at most every `touch` ms. HSET runs only after HGET found the hash,
+-- so a dead session is never re-created as a key without a TTL.
+local function live(key, id, touch)
+  local last = redis.call('HGET', key, 'a')
+  if not last then return false end
+  if idle(last) then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], id)
+    return false
+  end
+  if NOW - tonumber(last) >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  return true
+end
 """
 
 # ARGV[7..]: session id, expire_at, max sessions (0 = no cap), then the hash's
@@ -124,19 +138,10 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return evicted
 """
 
-# ARGV[7]: session id, ARGV[8]: touch interval. Returns 1 when the session is
-# live. HSET runs only after HGET found the hash, so a dead session is never
-# re-created as a key without a TTL.
+# ARGV[7]: session id, ARGV[8]: touch interval. Returns 1 when the session is live.
 _CHECK = """
-local last = redis.call('HGET', KEYS[2], 'a')
-if not last then return 0 end
-if idle(last) then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[1], ARGV[7])
-  return 0
-end
-if NOW - tonumber(last) >= tonumber(ARGV[8]) then redis.call('HSET', KEYS[2], 'a', NOW) end
-return 1
+if live(KEYS[2], ARGV[7], ARGV[8]) then return 1 end
+return 0
 """
 
 # ARGV[7..]: session id, presented jti, new jti, grace.
@@ -166,8 +171,11 @@ emit('session.theft_detected', {id}, cur[4])
 return {-1, false, false}
 """
 
-# Returns id, fields, id, fields, ... of the live sessions; prunes the rest.
+# ARGV[7]: the asking session's id ('' = none; its hash is KEYS[2]), ARGV[8]:
+# touch interval. Returns id, fields, id, fields, ... of the live sessions and
+# prunes the rest; nil when the asking session is not live.
 _LIST = """
+if ARGV[7] ~= '' and not live(KEYS[2], ARGV[7], ARGV[8]) then return false end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -187,8 +195,11 @@ end
 return out
 """
 
-# ARGV[7]: session id. Returns 1 when it existed.
+# ARGV[7]: session id; ARGV[8]: the asking session's id ('' = none; its hash is
+# KEYS[3]), ARGV[9]: touch interval. Returns 1 when it existed, 0 when not, -1
+# when the asking session is not live (nothing revoked).
 _REVOKE = """
+if ARGV[8] ~= '' and not live(KEYS[3], ARGV[8], ARGV[9]) then return -1 end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[7])
 if existed == 1 then emit('session.revoked', {ARGV[7]}) end
@@ -295,14 +306,13 @@ class SessionStore:
         self,
         script: str,
         user_id: str,
-        session_id: str | None,
+        session_ids: tuple[str, ...],
         *args: str | int,
         now: int | None = None,
     ) -> Any:
-        """Run one of the scripts for a user (and one of its sessions): one round trip."""
+        """Run one of the scripts for a user (and the sessions it names): one round trip."""
         keys = [self.index_key(user_id)]
-        if session_id is not None:
-            keys.append(self.session_key(user_id, session_id))
+        keys += [self.session_key(user_id, session_id) for session_id in session_ids]
         head = [
             now_ms() if now is None else now,
             user_id,
@@ -340,7 +350,7 @@ class SessionStore:
         evicted = self._run(
             "create",
             user_id,
-            session.id,
+            (session.id,),
             session.id,
             session.expire_at,
             self.max_sessions,
@@ -351,7 +361,7 @@ class SessionStore:
 
     def is_live(self, user_id: str, session_id: str) -> bool:
         """Tell whether the session exists and is not idle; note the activity."""
-        return bool(self._run("check", user_id, session_id, session_id, self.TOUCH_INTERVAL_MS))
+        return bool(self._run("check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS))
 
     def rotate_refresh(
         self, user_id: str, session_id: str, presented_jti: str, new_jti: str
@@ -360,7 +370,7 @@ class SessionStore:
         outcome, current, expire_at = self._run(
             "rotate",
             user_id,
-            session_id,
+            (session_id,),
             session_id,
             presented_jti,
             new_jti,
@@ -370,19 +380,43 @@ class SessionStore:
             return Refresh(Rotation(outcome))
         return Refresh(Rotation(outcome), current, int(expire_at))
 
-    def list(self, user_id: str) -> list[Session]:
-        """Return the user's live sessions, newest first."""
-        flat = self._run("list", user_id, None)
+    def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
+        """Return the user's live sessions, newest first.
+
+        With ``caller``, the session asking is checked (and its activity noted) in
+        the same round trip, as ``is_live`` would: None when it is not live.
+        """
+        if caller is None:
+            flat = self._run("list", user_id, (), "", 0)
+        else:
+            flat = self._run("list", user_id, (caller,), caller, self.TOUCH_INTERVAL_MS)
+        if flat is None:
+            return None
         sessions = [_decode(flat[i], user_id, flat[i + 1]) for i in range(0, len(flat), 2)]
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
-    def revoke(self, user_id: str, session_id: str) -> bool:
-        """Delete one session; return whether it existed."""
-        return bool(self._run("revoke", user_id, session_id, session_id))
+    def revoke(self, user_id: str, session_id: str, *, caller: str | None = None) -> bool | None:
+        """Delete one session; return whether it existed.
+
+        With ``caller``, the session asking is checked first in the same round
+        trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
+        """
+        if caller is None:
+            existed = self._run("revoke", user_id, (session_id,), session_id, "", 0)
+        else:
+            existed = self._run(
+                "revoke",
+                user_id,
+                (session_id, caller),
+                session_id,
+                caller,
+                self.TOUCH_INTERVAL_MS,
+            )
+        return None if existed < 0 else bool(existed)
 
     def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Delete every session of the user but ``keep``; return the revoked ids."""
-        return self._run("revoke_all", user_id, None, keep or "")
+        return self._run("revoke_all", user_id, (), keep or "")
 
 
 def _clip(value: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -28,7 +28,9 @@ ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions ha
 
 def iso(ms: int) -> str:
     """Format epoch milliseconds like the seed: ``2020-12-21T02:23:36.380Z``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    # strftime on a struct_time: a third of datetime's cost, 30 times per list of 10.
+    seconds, millis = divmod(ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
@@ -146,22 +148,31 @@ def repeat_verify_error_code(response: Response) -> Response:
 
 
 @bp.get("/sessions")
-@session_required()
+@session_required(view_checks_session=True)
 def list_sessions():
     """List the caller's live sessions, newest first."""
     user_id, session_id = session_claims(get_jwt())
-    sessions = get_store().list(user_id)
+    sessions = get_store().list(user_id, caller=session_id)
+    if sessions is None:
+        raise TokenRevoked()
     return {"sessions": [session_json(session, session_id) for session in sessions]}
 
 
 @bp.delete("/sessions/<session_id>")
-@session_required()
+@session_required(view_checks_session=True)
 @limited
 def revoke_session(session_id: str):
     """Revoke one of the caller's sessions."""
-    user_id, _ = session_claims(get_jwt())
+    user_id, caller = session_claims(get_jwt())
+    store = get_store()
     # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
-    if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
+    if not is_valid_session_id(session_id):
+        revoked = False if store.is_live(user_id, caller) else None
+    else:
+        revoked = store.revoke(user_id, session_id, caller=caller)
+    if revoked is None:
+        raise TokenRevoked()
+    if not revoked:
         raise SessionNotFound()
     return SESSION_REVOKED
 
