@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENTS_MAXLEN": 100_000,  # approximate cap (XADD MAXLEN ~)
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
+    "LOG_LEVEL": "INFO",
+    "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")

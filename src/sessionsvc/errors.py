@@ -10,6 +10,8 @@ from http import HTTPStatus
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .metrics import get_metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -97,6 +99,8 @@ def register_error_handlers(app: Flask) -> None:
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
+        if isinstance(error, StoreUnavailable):
+            get_metrics().store_errors.inc()
         return error_response(error.code, error.message, error.status)
 
     @app.errorhandler(HTTPException)
