@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "GEOIP_DATABASE": None,
     # Proxies in front of us whose X-Forwarded-For entry to trust; 0 = trust none.
     "TRUSTED_PROXIES": 0,
+    "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
+    "LOG_LEVEL": "INFO",
+    "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")

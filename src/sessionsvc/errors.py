@@ -11,6 +11,8 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .metrics import get_metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -98,15 +100,16 @@ def register_error_handlers(app: Flask) -> None:
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
+        if isinstance(error, StoreUnavailable):
+            get_metrics().store_errors.inc()
         return error_response(error.code, error.message, error.status)
 
     @app.errorhandler(redis.RedisError)
     def handle_redis_error(error: redis.RedisError) -> tuple[Response, int]:
         # Raised outside the store (the rate limiter's counters): fail closed all the same.
-        log.error("%s: %s", StoreUnavailable.code, error.__class__.__name__)
-        return error_response(
-            StoreUnavailable.code, StoreUnavailable.message, StoreUnavailable.status
-        )
+        unavailable = StoreUnavailable()
+        unavailable.__cause__ = error
+        return handle_sessionsvc_error(unavailable)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

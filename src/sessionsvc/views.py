@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -16,10 +17,12 @@ from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
 from .geo import get_locator
+from .metrics import get_metrics
 from .ratelimit import limited
 from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
 
 bp = Blueprint("sessions", __name__)
+log = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
@@ -75,13 +78,15 @@ def _login_body() -> tuple[str, str, str]:
 def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
     """Record a login and return its tokens and session, as the create endpoint answers."""
     refresh_jti = new_jti()
-    session, _evicted = get_store().create(
+    session, evicted = get_store().create(
         user_id,
         device=parse_device(user_agent),
         ip=ip,
         location=get_locator().locate(ip),
         refresh_jti=refresh_jti,
     )
+    get_metrics().sessions_created.inc()
+    get_metrics().sessions_evicted.inc(len(evicted))
     tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
     return tokens | {"session": session_json(session, session.id)}
 
@@ -103,9 +108,12 @@ def refresh_session():
     user_id, session_id = session_claims(claims)
     refresh = get_store().rotate_refresh(user_id, session_id, claims["jti"], new_jti())
     if refresh.rotation is Rotation.REUSED:
+        get_metrics().theft_detected.inc()
+        log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
         raise RefreshTokenReused()
     if refresh.rotation is Rotation.GONE:
         raise TokenRevoked()
+    get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
     return tokens, HTTPStatus.OK, NO_STORE
 
@@ -163,6 +171,7 @@ def revoke_session(session_id: str):
     # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
     if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
         raise SessionNotFound()
+    get_metrics().sessions_revoked.inc()
     return SESSION_REVOKED
 
 
@@ -175,5 +184,6 @@ def revoke_all_sessions():
     keep = request.args.get("keep")
     if keep not in (None, "current"):
         raise InvalidRequest("keep must be 'current' or absent.")
-    get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    revoked = get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    get_metrics().sessions_revoked.inc(len(revoked))
     return ALL_SESSIONS_REVOKED
