@@ -53,6 +53,10 @@ keepalive = 75
 # the app's own trust in X-Forwarded-For is TRUSTED_PROXIES (ProxyFix).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
+# Room above the app's own MAX_HEADER_BYTES (8 KiB, answered with a JSON 431),
+# so that only absurd requests meet gunicorn's plain-text refusal.
+limit_request_field_size = 16_384
+limit_request_line = 16_384
 # One JSON object per line (SESSIONSVC_LOG_FORMAT=text for plain lines); the
 # access log has a fixed list of fields: no headers, no query string.
 logger_class = "sessionsvc.logs.GunicornLogger"
