@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import admin, auth, cli, config, errors, extension, views
+from . import admin, auth, cli, config, errors, extension, openapi, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -27,4 +27,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    app.register_blueprint(openapi.bp, url_prefix=prefix)
     return app

@@ -1,0 +1,173 @@
+"""The OpenAPI document: it matches the app's routes, and the app keeps to it under fuzzing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from conftest import POSTMAN, SERVICE_KEY, auth, login
+from sessionsvc.openapi import OPERATIONS
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def served(app: Flask) -> set[tuple[str, str]]:
+    """Return (OpenAPI path, method) of every route the app serves."""
+    return {
+        (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - IGNORED_METHODS
+    }
+
+
+def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return (path, method) of every operation in the document."""
+    return {(path, method) for path, item in document["paths"].items() for method in item}
+
+
+def test_document_and_routes_agree(app, client):
+    response = client.get("/api/openapi.json")
+
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    document = response.json
+    assert document["openapi"] == "3.1.0"
+    assert served(app) - documented(document) == set(), "routes missing from the document"
+    assert documented(document) - served(app) == set(), "documented operations not served"
+    assert set(OPERATIONS) <= set(app.view_functions), "OPERATIONS names unknown endpoints"
+
+
+def test_drift_check_sees_a_new_route(make_app):
+    app = make_app()
+    app.add_url_rule("/api/extra", "extra", lambda: {}, methods=["GET", "PUT"])
+
+    document = app.test_client().get("/api/openapi.json").json
+
+    assert served(app) - documented(document) == {("/api/extra", "get"), ("/api/extra", "put")}
+
+
+def test_document_is_valid_openapi(app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+
+    schema.validate()  # against the OpenAPI 3.1 meta-schema; raises when invalid
+    assert all(result.ok() for result in schema.get_all_operations())  # .ok() raises on an error
+
+
+def test_document_follows_the_url_prefix(make_app):
+    app = make_app(URL_PREFIX="/v2")
+
+    document = app.test_client().get("/v2/openapi.json").json
+
+    assert {path for path, _ in documented(document)} == {path for path, _ in served(app)}
+    assert all(path.startswith("/v2/") for path in document["paths"])
+
+
+def test_document_describes_security_and_headers(client):
+    document = client.get("/api/openapi.json").json
+    schemes = document["components"]["securitySchemes"]
+    paths = document["paths"]
+
+    assert schemes["serviceKey"] == schemes["serviceKey"] | {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Service-Key",
+    }
+    assert {schemes[name]["scheme"] for name in ("accessToken", "refreshToken")} == {"bearer"}
+    assert paths["/api/sessions"]["post"]["security"] == [{"serviceKey": []}]
+    assert paths["/api/sessions/refresh"]["post"]["security"] == [{"refreshToken": []}]
+    assert paths["/api/sessions"]["get"]["security"] == [{"accessToken": []}]
+    verify_headers = paths["/api/sessions/verify"]["get"]["responses"]["200"]["headers"]
+    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "Cache-Control"}
+
+
+# --- Fuzzing: schemathesis drives the app in-process with real credentials. ---
+
+
+class Credentials:
+    """Give each case a fresh credential of the kind its operation's security asks for.
+
+    A fresh session per case: a case that revokes its own session (or rotates its
+    refresh token) must not spoil the next one.
+    """
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> dict | None:
+        requirements = context.operation.definition.raw.get("security", [])
+        schemes = {name for requirement in requirements for name in requirement}
+        if "serviceKey" in schemes:
+            return {"X-Service-Key": SERVICE_KEY}
+        if schemes & {"accessToken", "refreshToken"}:
+            tokens = login(context.app.test_client(), "fuzz", user_agent=POSTMAN)
+            kind = "refreshToken" if "refreshToken" in schemes else "accessToken"
+            return auth(tokens[kind])
+        return None
+
+    def set(self, case: schemathesis.Case, data: dict, context: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), **data}
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    positive_data_acceptance,  # valid input gets a 2xx (404 for ids that are not there)
+    negative_data_rejection,  # invalid input gets a 4xx
+    ignored_auth,  # a 2xx again without, and with a wrong, credential gets only 401/403
+]
+# Valid input from an authenticated caller never gets a 401: the credentials are real.
+CONFIG = schemathesis.Config.from_dict(
+    {"checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404"]}}}
+)
+# Every operation with each kind of input, except that the document itself takes none to spoil.
+CASES = [
+    (op["operationId"], mode)
+    for ops in OPERATIONS.values()
+    for op in ops.values()
+    for mode in GenerationMode
+    if not (op["operationId"] == "getOpenApi" and mode is GenerationMode.NEGATIVE)
+]
+
+
+@pytest.fixture
+def api_schema(app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+    schema.auth(refresh_interval=None)(Credentials)  # no caching: a fresh session every case
+    return schema
+
+
+@pytest.mark.parametrize(("operation_id", "mode"), CASES, ids=[f"{o}-{m}" for o, m in CASES])
+def test_api_keeps_to_its_document(api_schema, operation_id, mode):
+    operation = api_schema.find_operation_by_id(operation_id)
+    strategy = operation.as_strategy(generation_mode=mode, auth_storage=api_schema.auth)
+
+    # Bounded and reproducible: a fixed number of cases from a derandomized seed.
+    @settings(
+        max_examples=20,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def call_and_validate(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=CHECKS)
+
+    call_and_validate()
