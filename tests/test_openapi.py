@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conftest import POSTMAN, SERVICE_KEY, auth, login
+from sessionsvc.errors import SessionsvcError
 from sessionsvc.openapi import OPERATIONS
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -97,6 +98,25 @@ def test_document_describes_security_and_headers(client):
     assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "Cache-Control"}
 
 
+def response_codes(node: Any) -> set[str]:
+    """Return every code an error body in the document is narrowed to."""
+    if isinstance(node, list):
+        return set().union(*map(response_codes, node))
+    if not isinstance(node, dict):
+        return set()
+    found = set(node.get("properties", {}).get("code", {}).get("enum", []))
+    return found.union(*map(response_codes, node.values()))
+
+
+def test_every_error_code_is_documented(client):
+    document = client.get("/api/openapi.json").json
+    ours = {error.code for error in [SessionsvcError, *SessionsvcError.__subclasses__()]}
+
+    assert ours | {"NOT_FOUND", "REQUEST_ENTITY_TOO_LARGE"} <= response_codes(document)
+    # A method a route does not serve is no operation's response; the description says it.
+    assert "405 METHOD_NOT_ALLOWED" in document["info"]["description"]
+
+
 # --- Fuzzing: schemathesis drives the app in-process with real credentials. ---
 
 
@@ -134,7 +154,21 @@ CHECKS = [
 ]
 # Valid input from an authenticated caller never gets a 401: the credentials are real.
 CONFIG = schemathesis.Config.from_dict(
-    {"checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404"]}}}
+    {
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404"]}},
+        "phases": {
+            "stateful": {
+                # Only the document's own links: an inferred POST /sessions -> DELETE
+                # /sessions/{id} would use the fuzzing user's token on another user's
+                # session, a rightful 404.
+                "inference": {"algorithms": []},
+                # It reads DELETE /users/{id}/sessions (revoke all) as freeing GET
+                # /users/{id}/sessions (the list, now empty). test_revoked_session_is_gone
+                # checks reuse after a DELETE instead.
+                "checks": {"use_after_free": {"enabled": False}},
+            }
+        },
+    }
 )
 # Every operation with each kind of input, except that the document itself takes none to spoil.
 CASES = [
@@ -171,3 +205,66 @@ def test_api_keeps_to_its_document(api_schema, operation_id, mode):
         case.call_and_validate(checks=CHECKS)
 
     call_and_validate()
+
+
+def test_links_from_a_login_drive_the_admin_api(api_schema):
+    """Run schemathesis' state machine: login, then the admin calls its links lead to."""
+    machine = api_schema.as_state_machine()
+
+    machine.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=6,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("revoke", "query"),
+    [
+        ("revokeSession", None),
+        ("revokeAllSessions", {"keep": "current"}),
+        ("revokeUserSession", None),
+        ("revokeUserSessions", None),
+    ],
+)
+def test_revoked_session_is_gone_on_reuse(api_schema, client, revoke, query):
+    victim, caller = login(client, "alice"), login(client, "alice")
+    ids = {"user_id": "alice", "session_id": victim["session"]["_id"]}
+    admin = revoke.startswith("revokeUser")
+    credential = {"X-Service-Key": SERVICE_KEY} if admin else auth(caller["accessToken"])
+
+    def call(operation_id: str, **kwargs: Any) -> schemathesis.Response:
+        """Call an operation on the victim's ids; check the answer against the document."""
+        operation = api_schema.find_operation_by_id(operation_id)
+        path = {name: value for name, value in ids.items() if name in operation.path_parameters}
+        case = operation.Case(path_parameters=path, headers=credential, **kwargs)
+        return case.call_and_validate(checks=CHECKS)
+
+    assert call(revoke, query=query).status_code == 200
+
+    # Reused: the id is unknown, and neither of the session's tokens works any more.
+    response = call("revokeUserSession" if admin else "revokeSession")
+    assert (response.status_code, response.json()["code"]) == (404, "SESSION_NOT_FOUND")
+    listed = client.get("/api/sessions", headers=auth(victim["accessToken"]))
+    assert (listed.status_code, listed.json["code"]) == (401, "TOKEN_REVOKED")
+    refreshed = client.post("/api/sessions/refresh", headers=auth(victim["refreshToken"]))
+    assert (refreshed.status_code, refreshed.json["code"]) == (401, "TOKEN_REVOKED")
+
+
+def test_an_oversized_login_is_a_documented_413(api_schema, snapshot):
+    create = api_schema.find_operation_by_id("createSession")
+    case = create.Case(
+        body={"userId": "alice", "userAgent": "x" * 20_000},
+        media_type="application/json",
+        headers={"X-Service-Key": SERVICE_KEY},
+    )
+
+    response = case.call_and_validate(checks=CHECKS)
+
+    assert (response.status_code, response.json()["code"]) == (413, "REQUEST_ENTITY_TOO_LARGE")
+    assert snapshot() == {}

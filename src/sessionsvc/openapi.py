@@ -1,9 +1,12 @@
 """The OpenAPI 3.1 document of the API, served at ``GET <URL_PREFIX>/openapi.json``.
 
-Operations are declared here, one entry per view endpoint; paths come from the
-app's own URL rules (apispec's FlaskPlugin), so ``URL_PREFIX`` and route changes
-show up by themselves. tests/test_openapi.py fails when a route and the
-document disagree in either direction.
+Operations are declared here, one entry per view endpoint in OPERATIONS; paths
+come from the app's own URL rules (apispec's FlaskPlugin), so ``URL_PREFIX`` and
+route changes show up by themselves. tests/test_openapi.py fails when a route
+and the document disagree in either direction.
+
+To document a new route, add its endpoint to OPERATIONS; a response many
+operations share (say a 429) goes in RESPONSES and is referenced by name.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ bp = Blueprint("openapi", __name__)
 JSON = "application/json"
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+# The same patterns the views check ids against before they become Redis keys.
+USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
+SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
 
 ACCESS = [{"accessToken": []}]
 REFRESH = [{"refreshToken": []}]
@@ -79,6 +85,25 @@ BAD_USER_ID = _error("The userId in the path is not valid.", "INVALID_REQUEST")
 ACCESS_REFUSED = _unauthorized(TOKEN_CODES)
 SERVICE_KEY_REFUSED = _unauthorized(SERVICE_KEY_CODES)
 
+# What a client (or a stateful fuzzer) can do next with a new session.
+LOGIN_LINKS = {
+    "ListUserSessions": {
+        "operationId": "listUserSessions",
+        "parameters": {"user_id": "$request.body#/userId"},
+    },
+    "RevokeUserSession": {
+        "operationId": "revokeUserSession",
+        "parameters": {
+            "user_id": "$request.body#/userId",
+            "session_id": "$response.body#/session/_id",
+        },
+    },
+    "RevokeUserSessions": {
+        "operationId": "revokeUserSessions",
+        "parameters": {"user_id": "$request.body#/userId"},
+    },
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -119,7 +144,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "device": _ref("schemas", "Device"),
             "location": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
-            "_id": {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"},
+            "_id": SESSION_ID,
             "expireAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "createdAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "lastActiveAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
@@ -148,7 +173,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["userId"],
         "properties": {
-            "userId": {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"},
+            "userId": USER_ID,
             "userAgent": {
                 "type": "string",
                 "description": "The user's User-Agent; defaults to this request's.",
@@ -183,8 +208,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["userId", "sessionId"],
         "properties": {
-            "userId": {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"},
-            "sessionId": {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"},
+            "userId": USER_ID,
+            "sessionId": SESSION_ID,
         },
         "additionalProperties": False,
     },
@@ -216,13 +241,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "name": "user_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"},
+        "schema": USER_ID,
     },
     "SessionId": {
         "name": "session_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"},
+        "schema": SESSION_ID,
     },
 }
 
@@ -235,12 +260,12 @@ HEADERS: dict[str, dict[str, Any]] = {
     "UserId": {
         "description": "The token's user, for the gateway to forward.",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"},
+        "schema": USER_ID,
     },
     "SessionId": {
         "description": "The token's session, for the gateway to forward.",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"},
+        "schema": SESSION_ID,
     },
 }
 
@@ -265,7 +290,8 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
                 "content": {JSON: {"schema": _ref("schemas", "LoginRequest")}},
             },
             "responses": {
-                "201": _ok("The session and its tokens.", _ref("schemas", "Login"), NO_STORE),
+                "201": _ok("The session and its tokens.", _ref("schemas", "Login"), NO_STORE)
+                | {"links": LOGIN_LINKS},
                 "400": _error(
                     "The body is not a JSON object, or userId, userAgent or ip is not valid.",
                     "INVALID_REQUEST",
