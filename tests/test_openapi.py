@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
 from flask import Flask
@@ -85,11 +86,8 @@ def test_document_describes_security_and_headers(client):
     schemes = document["components"]["securitySchemes"]
     paths = document["paths"]
 
-    assert schemes["serviceKey"] == schemes["serviceKey"] | {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Service-Key",
-    }
+    service_key = {key: schemes["serviceKey"][key] for key in ("type", "in", "name")}
+    assert service_key == {"type": "apiKey", "in": "header", "name": "X-Service-Key"}
     assert {schemes[name]["scheme"] for name in ("accessToken", "refreshToken")} == {"bearer"}
     assert paths["/api/sessions"]["post"]["security"] == [{"serviceKey": []}]
     assert paths["/api/sessions/refresh"]["post"]["security"] == [{"refreshToken": []}]
@@ -254,6 +252,64 @@ def test_revoked_session_is_gone_on_reuse(api_schema, client, revoke, query):
     assert (listed.status_code, listed.json["code"]) == (401, "TOKEN_REVOKED")
     refreshed = client.post("/api/sessions/refresh", headers=auth(victim["refreshToken"]))
     assert (refreshed.status_code, refreshed.json["code"]) == (401, "TOKEN_REVOKED")
+
+
+# Per security scheme: every credential it must refuse.
+WRONG_CREDENTIALS = {
+    "accessToken": ["none", "refreshToken", "serviceKey", "forged"],
+    "refreshToken": ["none", "accessToken", "serviceKey", "forged"],
+    "serviceKey": ["none", "wrongKey", "accessToken"],
+}
+AUTH_CASES = [
+    (op["operationId"], wrong)
+    for ops in OPERATIONS.values()
+    for op in ops.values()
+    for requirement in op["security"]
+    for scheme in requirement
+    for wrong in WRONG_CREDENTIALS[scheme]
+]
+
+
+def credential(kind: str, tokens: dict[str, str]) -> dict[str, str]:
+    """Return the headers of one kind of credential (of this session's, where it has one)."""
+    claims = jwt.decode(tokens["accessToken"], options={"verify_signature": False})
+    forged = jwt.encode(claims, "another-key-" + "y" * 32, algorithm="HS256")
+    return {
+        "none": {},
+        "accessToken": auth(tokens["accessToken"]),
+        "refreshToken": auth(tokens["refreshToken"]),
+        "forged": auth(forged),
+        "serviceKey": {"X-Service-Key": SERVICE_KEY},
+        "wrongKey": {"X-Service-Key": SERVICE_KEY + "-not"},
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "wrong"), AUTH_CASES, ids=[f"{o}-{w}" for o, w in AUTH_CASES]
+)
+def test_a_wrong_credential_gets_a_documented_401(
+    api_schema, client, snapshot, operation_id, wrong
+):
+    tokens = login(client, "alice")
+    operation = api_schema.find_operation_by_id(operation_id)
+    ids = {"user_id": "alice", "session_id": tokens["session"]["_id"]}
+    case = operation.Case(
+        path_parameters={
+            name: value for name, value in ids.items() if name in operation.path_parameters
+        },
+        headers=credential(wrong, tokens),
+        **(
+            {"body": {"userId": "alice"}, "media_type": "application/json"}
+            if operation.body
+            else {}
+        ),
+    )
+    before = snapshot()
+
+    response = case.call_and_validate(checks=CHECKS)
+
+    assert response.status_code == 401
+    assert snapshot() == before
 
 
 def test_an_oversized_login_is_a_documented_413(api_schema, snapshot):
