@@ -80,8 +80,9 @@ def snapshot(redis_url: str, key_prefix: str) -> Iterator[Callable[[], dict[byte
 
 
 @pytest.fixture
-def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
+def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     """Return a factory of apps on the test server, with config overrides as keywords."""
+    apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
         config = {
@@ -92,9 +93,14 @@ def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
             "SERVICE_KEY": SERVICE_KEY,
             "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
         }
-        return create_app(config | overrides)
+        apps.append(create_app(config | overrides))
+        return apps[-1]
 
-    return make
+    yield make
+    # Close the apps' connections now: left to the garbage collector, an unclosed
+    # socket's ResourceWarning fails whichever test happens to be running then.
+    for app in apps:
+        app.extensions["sessionsvc"].redis.close()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from . import (
     health,
     logs,
     metrics,
+    openapi,
     ratelimit,
     views,
 )
@@ -50,4 +51,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
+    app.register_blueprint(openapi.bp, url_prefix=prefix)
     return app

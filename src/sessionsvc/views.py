@@ -55,6 +55,31 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
     }
 
 
+def _address(value: object) -> str | None:
+    """Return value as a normalized IP address, or None if it is not one (or has a %zone)."""
+    if not isinstance(value, str):  # ip_address() would take an int as an address
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    # A zone names an interface of the sender's own host: meaningless here, and free text.
+    if getattr(address, "scope_id", None) is not None:
+        return None
+    return str(address)
+
+
+def _is_text(value: object) -> bool:
+    """Tell whether value is a string that encodes as UTF-8 (JSON can carry lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _login_body() -> tuple[str, str, str]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -63,15 +88,15 @@ def _login_body() -> tuple[str, str, str]:
     if not is_valid_user_id(user_id):
         raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
     user_agent = body.get("userAgent", request.user_agent.string)
-    if not isinstance(user_agent, str):
-        raise InvalidRequest("userAgent must be a string.")
-    ip = body.get("ip", request.remote_addr or "")
-    try:
-        if not isinstance(ip, str):
-            raise ValueError(ip)  # ip_address() would take an int as an address
-        ip = str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise InvalidRequest("ip must be an IPv4 or IPv6 address.") from None
+    if not _is_text(user_agent):
+        raise InvalidRequest("userAgent must be a string of Unicode text.")
+    if "ip" in body:
+        ip = _address(body["ip"])
+        if ip is None:
+            raise InvalidRequest("ip must be an IPv4 or IPv6 address (without a %zone).")
+    else:
+        # Behind a gateway on a Unix socket the request has no address of its own.
+        ip = _address(request.remote_addr) or "unknown"
     return user_id, user_agent, ip
 
 
