@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -9,10 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +80,9 @@ def snapshot(redis_url: str, key_prefix: str) -> Iterator[Callable[[], dict[byte
 
 
 @pytest.fixture
-def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
+def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     """Return a factory of apps on the test server, with config overrides as keywords."""
+    apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
         config = {
@@ -93,9 +93,14 @@ def make_app(redis_url: str, key_prefix: str) -> Callable[..., Flask]:
             "SERVICE_KEY": SERVICE_KEY,
             "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
         }
-        return create_app(config | overrides)
+        apps.append(create_app(config | overrides))
+        return apps[-1]
 
-    return make
+    yield make
+    # Close the apps' connections now: left to the garbage collector, an unclosed
+    # socket's ResourceWarning fails whichever test happens to be running then.
+    for app in apps:
+        app.extensions["sessionsvc"].redis.close()
 
 
 @pytest.fixture
@@ -163,29 +168,92 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
 class Gunicorn:
-    process: subprocess.Popen
-    url: str
-    log: Path
+    """The real app under gunicorn with the project's gunicorn.conf.py, on a free port."""
 
-    def request(
-        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
-    ) -> tuple[int, dict]:
-        """Send one request on a fresh connection; return (status, JSON body)."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-            req.add_header(name, value)
+    START_BOUND = 60.0  # seconds
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], args: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout = tmp_path / f"gunicorn-{self.port}.stdout"
+        self.stderr = tmp_path / f"gunicorn-{self.port}.stderr"
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SESSIONSVC_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
+        }
+        self.env = clean | {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "2",
+            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
+            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
+            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
+            # gunicorn >= 25 opens a control socket here: keep it out of $HOME.
+            "XDG_RUNTIME_DIR": str(tmp_path),
+            **env,
+        }
+        self.args = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Gunicorn:
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                [*self.args, "wsgi:app"], cwd=ROOT, env=self.env, stdout=out, stderr=err
+            )
+        deadline = time.monotonic() + self.START_BOUND
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_text()
+            try:
+                if self.call("GET", "/readyz")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"gunicorn did not become ready:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
         try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def log_text(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text()
+
+    def call(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """Send one request on a new connection; return (status, headers, JSON or text)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            data = None if body is None else json.dumps(body)
+            headers = dict(headers or {})
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode()
+            is_json = response.getheader("Content-Type", "").startswith("application/json")
+            return (
+                response.status,
+                dict(response.getheaders()),
+                json.loads(text) if is_json else text,
+            )
+        finally:
+            connection.close()
 
     def login(self, user_id: str = "alice") -> dict[str, Any]:
-        status, body = self.request(
-            "POST", "/api/sessions", {"userId": user_id}, {"X-Service-Key": SERVICE_KEY}
+        status, _, body = self.call(
+            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
         )
         assert status == 201, body
         return body
@@ -193,48 +261,22 @@ class Gunicorn:
 
 @pytest.fixture
 def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
-    """Return a starter of the real server (gunicorn.conf.py) on the test's Redis and prefix."""
+    """Return a starter of the real server on the test's Redis and key prefix; stop it after."""
     started: list[Gunicorn] = []
 
-    def start(workers: int = 2, **env: str) -> Gunicorn:
-        port = free_port()
-        log = tmp_path / f"gunicorn-{port}.log"
-        environment = os.environ | {
-            "PORT": str(port),
-            "WEB_CONCURRENCY": str(workers),
+    def start(*args: str, **env: str) -> Gunicorn:
+        defaults = {
             "SESSIONSVC_REDIS_URL": redis_url,
             "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
-            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
-            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
             "SESSIONSVC_RATELIMIT_ENABLED": "false",
-            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "var"),
-            **env,
         }
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        server = Gunicorn(process, f"http://127.0.0.1:{port}", log)
+        server = Gunicorn(tmp_path, defaults | env, list(args))
         started.append(server)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if server.request("GET", "/api/sessions")[0] == 401:
-                    return server
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"gunicorn did not start: {log.read_text()}")
+        return server.start()
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-            server.process.wait(timeout=30)
+        server.stop()
 
 
 @pytest.fixture

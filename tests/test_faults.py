@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import signal
@@ -36,38 +37,35 @@ def own_redis(tmp_path) -> Iterator[ValkeyServer]:
 def timed_request(server, *args, **kwargs) -> tuple[int | str, float]:
     started = time.monotonic()
     try:
-        status = server.request(*args, **kwargs)[0]
-    except OSError as error:
+        status = server.call(*args, **kwargs)[0]
+    except (OSError, http.client.HTTPException) as error:
         status = type(error).__name__
     return status, time.monotonic() - started
 
 
 def test_hung_redis_gets_fast_503s_under_gunicorn(gunicorn, own_redis):
-    server = gunicorn(workers=2, SESSIONSVC_REDIS_URL=own_redis.connection_url)
+    server = gunicorn(SESSIONSVC_REDIS_URL=own_redis.connection_url)
     token = server.login()["accessToken"]
 
     os.kill(own_redis._process.pid, signal.SIGSTOP)
     try:
         answers = [
-            timed_request(server, "GET", "/api/sessions/verify", headers=auth(token))
-            for _ in range(3)
+            timed_request(server, "GET", "/api/sessions/verify", auth(token)) for _ in range(3)
         ]
     finally:
         os.kill(own_redis._process.pid, signal.SIGCONT)
 
     assert [status for status, _ in answers] == [503, 503, 503]
     assert max(elapsed for _, elapsed in answers) < GATEWAY_TIMEOUT
-    assert server.request("GET", "/api/sessions/verify", headers=auth(token))[0] == 200
+    assert server.call("GET", "/api/sessions/verify", auth(token))[0] == 200
 
 
 @pytest.mark.slow
 def test_redis_killed_and_restarted_under_load(gunicorn, own_redis, key_prefix):
-    server = gunicorn(workers=3, SESSIONSVC_REDIS_URL=own_redis.connection_url)
+    server = gunicorn(WEB_CONCURRENCY="3", SESSIONSVC_REDIS_URL=own_redis.connection_url)
     live = server.login()["accessToken"]
     revoked = server.login()
-    status, _ = server.request(
-        "DELETE", f"/api/sessions/{revoked['session']['_id']}", headers=auth(live)
-    )
+    status, _, _ = server.call("DELETE", f"/api/sessions/{revoked['session']['_id']}", auth(live))
     assert status == 200
     outage = threading.Event()
     stop = threading.Event()
@@ -81,14 +79,12 @@ def test_redis_killed_and_restarted_under_load(gunicorn, own_redis, key_prefix):
                     server,
                     "POST",
                     "/api/sessions",
-                    {"userId": "bob"},
                     {"X-Service-Key": SERVICE_KEY},
+                    {"userId": "bob"},
                 )
             else:
                 token = live if kind == "live" else revoked["accessToken"]
-                status, elapsed = timed_request(
-                    server, "GET", "/api/sessions/verify", headers=auth(token)
-                )
+                status, elapsed = timed_request(server, "GET", "/api/sessions/verify", auth(token))
             seen[kind][(outage.is_set(), status)] += 1
             slowest[0] = max(slowest[0], elapsed)
 
@@ -124,7 +120,7 @@ def test_redis_killed_and_restarted_under_load(gunicorn, own_redis, key_prefix):
 
 @pytest.mark.slow
 def test_a_few_thousand_mixed_requests_keep_the_store_whole(gunicorn, redis, key_prefix):
-    server = gunicorn(workers=3)
+    server = gunicorn(WEB_CONCURRENCY="3")
     statuses: Counter = Counter()
     lock = threading.Lock()
 
@@ -133,8 +129,8 @@ def test_a_few_thousand_mixed_requests_keep_the_store_whole(gunicorn, redis, key
         mine: list[dict] = []
         for _ in range(60):
             user_id = f"user{rng.randrange(8)}"
-            status, body = server.request(
-                "POST", "/api/sessions", {"userId": user_id}, {"X-Service-Key": SERVICE_KEY}
+            status, _, body = server.call(
+                "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
             )
             results = [status]
             if status == 201:
@@ -142,25 +138,21 @@ def test_a_few_thousand_mixed_requests_keep_the_store_whole(gunicorn, redis, key
             session = rng.choice(mine) if mine else None
             if session:
                 token = session["accessToken"]
-                results.append(
-                    server.request("GET", "/api/sessions/verify", headers=auth(token))[0]
-                )
-                results.append(server.request("GET", "/api/sessions", headers=auth(token))[0])
-                status, new = server.request(
-                    "POST", "/api/sessions/refresh", headers=auth(session["refreshToken"])
+                results.append(server.call("GET", "/api/sessions/verify", auth(token))[0])
+                results.append(server.call("GET", "/api/sessions", auth(token))[0])
+                status, _, new = server.call(
+                    "POST", "/api/sessions/refresh", auth(session["refreshToken"])
                 )
                 results.append(status)
                 if status == 200:
                     session.update(new)
                 roll = rng.random()
                 if roll < 0.1:
-                    results.append(
-                        server.request("DELETE", "/api/sessions", headers=auth(token))[0]
-                    )
+                    results.append(server.call("DELETE", "/api/sessions", auth(token))[0])
                 elif roll < 0.3:
                     victim = rng.choice(mine)["session"]["_id"]
                     path = f"/api/sessions/{victim}"
-                    results.append(server.request("DELETE", path, headers=auth(token))[0])
+                    results.append(server.call("DELETE", path, auth(token))[0])
             with lock:
                 statuses.update(results)
 

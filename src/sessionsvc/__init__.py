@@ -7,7 +7,21 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, auth, cli, config, errors, extension, geo, ratelimit, views
+from . import (
+    admin,
+    auth,
+    cli,
+    config,
+    errors,
+    extension,
+    geo,
+    health,
+    logs,
+    metrics,
+    openapi,
+    ratelimit,
+    views,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -17,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("SESSIONSVC")
     if test_config is not None:
         app.config.from_mapping(test_config)
+    logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
     config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
@@ -25,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if hops := config.trusted_proxies(app.config):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
 
+    metrics.init_app(app)  # before the error handlers, which count store errors
     errors.register_error_handlers(app)
     extension.init_app(app)
     geo.init_app(app)
@@ -34,4 +50,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
+    app.register_blueprint(openapi.bp, url_prefix=prefix)
     return app

@@ -7,6 +7,7 @@ from flask import Blueprint
 from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
 from .extension import get_store
+from .metrics import get_metrics
 from .store import is_valid_session_id, is_valid_user_id
 from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
 
@@ -36,11 +37,12 @@ def revoke_user_session(user_id: str, session_id: str):
     user_id = _checked(user_id)
     if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
         raise SessionNotFound()
+    get_metrics().sessions_revoked.inc()
     return SESSION_REVOKED
 
 
 @bp.delete("/users/<user_id>/sessions")
 def revoke_user_sessions(user_id: str):
     """Revoke every session of a user (after an account compromise)."""
-    get_store().revoke_all(_checked(user_id))
+    get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))
     return ALL_SESSIONS_REVOKED

@@ -36,11 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_PER_USER": "30 per minute",
     "RATE_LIMIT_PER_IP": "120 per minute",
     "URL_PREFIX": "/api",
-    "MAX_CONTENT_LENGTH": 16 * 1024,
+    "MAX_CONTENT_LENGTH": 16 * 1024,  # bytes of body; more gets 413
+    "MAX_HEADER_BYTES": 8 * 1024,  # bytes of all headers together; more gets 431
     # A MaxMind .mmdb (GeoLite2-City or -Country); None: country-level lookup via iptocc.
     "GEOIP_DATABASE": None,
     # Proxies in front of us whose X-Forwarded-For entry to trust; 0 = trust none.
     "TRUSTED_PROXIES": 0,
+    "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
+    "LOG_LEVEL": "INFO",
+    "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")

@@ -8,8 +8,10 @@ import re
 from http import HTTPStatus
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .metrics import get_metrics
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,18 @@ class SessionNotFound(SessionsvcError):
     message = "Session not found."
 
 
+class RequestTooLarge(SessionsvcError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "REQUEST_ENTITY_TOO_LARGE"
+    message = "The request body is too large."
+
+
+class HeadersTooLarge(SessionsvcError):
+    status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    message = "The request headers are too large."
+
+
 class StoreUnavailable(SessionsvcError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "STORE_UNAVAILABLE"
@@ -91,22 +105,34 @@ def _code_for(http_error: HTTPException) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", (http_error.name or "error").upper()).strip("_")
 
 
+def refuse_oversized_requests() -> None:
+    """Refuse a request whose headers or declared body exceed the limits, before any work."""
+    config = current_app.config
+    if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
+        raise RequestTooLarge()
+    size = sum(len(name) + len(value) for name, value in request.headers.items())
+    if size > config["MAX_HEADER_BYTES"]:
+        raise HeadersTooLarge()
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
+    app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
+        if isinstance(error, StoreUnavailable):
+            get_metrics().store_errors.inc()
         return error_response(error.code, error.message, error.status)
 
     @app.errorhandler(redis.RedisError)
     def handle_redis_error(error: redis.RedisError) -> tuple[Response, int]:
         # Raised outside the store (the rate limiter's counters): fail closed all the same.
-        log.error("%s: %s", StoreUnavailable.code, error.__class__.__name__)
-        return error_response(
-            StoreUnavailable.code, StoreUnavailable.message, StoreUnavailable.status
-        )
+        unavailable = StoreUnavailable()
+        unavailable.__cause__ = error
+        return handle_sessionsvc_error(unavailable)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

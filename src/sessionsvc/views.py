@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from http import HTTPStatus
 from typing import Any
@@ -16,10 +17,12 @@ from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
 from .geo import get_locator
+from .metrics import get_metrics
 from .ratelimit import limited
 from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
 
 bp = Blueprint("sessions", __name__)
+log = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
@@ -54,6 +57,31 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
     }
 
 
+def _address(value: object) -> str | None:
+    """Return value as a normalized IP address, or None if it is not one (or has a %zone)."""
+    if not isinstance(value, str):  # ip_address() would take an int as an address
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    # A zone names an interface of the sender's own host: meaningless here, and free text.
+    if getattr(address, "scope_id", None) is not None:
+        return None
+    return str(address)
+
+
+def _is_text(value: object) -> bool:
+    """Tell whether value is a string that encodes as UTF-8 (JSON can carry lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _login_body() -> tuple[str, str, str]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -62,28 +90,30 @@ def _login_body() -> tuple[str, str, str]:
     if not is_valid_user_id(user_id):
         raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
     user_agent = body.get("userAgent", request.user_agent.string)
-    if not isinstance(user_agent, str):
-        raise InvalidRequest("userAgent must be a string.")
-    ip = body.get("ip", request.remote_addr or "")
-    try:
-        if not isinstance(ip, str):
-            raise ValueError(ip)  # ip_address() would take an int as an address
-        ip = str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise InvalidRequest("ip must be an IPv4 or IPv6 address.") from None
+    if not _is_text(user_agent):
+        raise InvalidRequest("userAgent must be a string of Unicode text.")
+    if "ip" in body:
+        ip = _address(body["ip"])
+        if ip is None:
+            raise InvalidRequest("ip must be an IPv4 or IPv6 address (without a %zone).")
+    else:
+        # Behind a gateway on a Unix socket the request has no address of its own.
+        ip = _address(request.remote_addr) or "unknown"
     return user_id, user_agent, ip
 
 
 def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
     """Record a login and return its tokens and session, as the create endpoint answers."""
     refresh_jti = new_jti()
-    session, _evicted = get_store().create(
+    session, evicted = get_store().create(
         user_id,
         device=parse_device(user_agent),
         ip=ip,
         location=get_locator().locate(ip),
         refresh_jti=refresh_jti,
     )
+    get_metrics().sessions_created.inc()
+    get_metrics().sessions_evicted.inc(len(evicted))
     tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
     return tokens | {"session": session_json(session, session.id)}
 
@@ -105,9 +135,12 @@ def refresh_session():
     user_id, session_id = session_claims(claims)
     refresh = get_store().rotate_refresh(user_id, session_id, claims["jti"], new_jti())
     if refresh.rotation is Rotation.REUSED:
+        get_metrics().theft_detected.inc()
+        log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
         raise RefreshTokenReused()
     if refresh.rotation is Rotation.GONE:
         raise TokenRevoked()
+    get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
     return tokens, HTTPStatus.OK, NO_STORE
 
@@ -174,6 +207,7 @@ def revoke_session(session_id: str):
         raise TokenRevoked()
     if not revoked:
         raise SessionNotFound()
+    get_metrics().sessions_revoked.inc()
     return SESSION_REVOKED
 
 
@@ -186,5 +220,6 @@ def revoke_all_sessions():
     keep = request.args.get("keep")
     if keep not in (None, "current"):
         raise InvalidRequest("keep must be 'current' or absent.")
-    get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    revoked = get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    get_metrics().sessions_revoked.inc(len(revoked))
     return ALL_SESSIONS_REVOKED

@@ -1,0 +1,184 @@
+"""Logs: one JSON object per line, each request's id on its lines, and no secrets.
+
+The app's own records and gunicorn's (its error log and its access log) share
+one formatter. The access log is built here from a fixed list of fields, never
+from gunicorn's atoms, which hold every request header (``Authorization``,
+``X-Service-Key``) and the query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import IO, Any
+
+from flask import Flask, Response, g, has_request_context, request
+from gunicorn import glogging
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A request id from the gateway is kept only if it is short and plain: it goes
+# into every log line and back into a response header.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+USER_AGENT_LIMIT = 256  # characters of the User-Agent put in an access line
+
+LOG_FORMATS = ("json", "text")
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """Return ``value`` if it may serve as a request id, else None."""
+    if value and REQUEST_ID_PATTERN.fullmatch(value):
+        return value
+    return None
+
+
+def request_id() -> str:
+    """Return the current request's id: the caller's ``X-Request-Id`` if valid, else a new one."""
+    if "request_id" not in g:
+        incoming = valid_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = incoming or uuid.uuid4().hex
+    return g.request_id
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id on every record (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id() if has_request_context() else None
+        return True
+
+
+def formatter(log_format: str = "json") -> logging.Formatter:
+    """Return the formatter for ``LOG_FORMAT``: one JSON object per line, or plain text."""
+    if log_format == "text":
+        return logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(process)d %(message)s",
+        rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
+        timestamp="time",
+    )
+
+
+def handler(log_format: str = "json", stream: IO[str] | None = None) -> logging.Handler:
+    """Return a handler writing ``log_format`` lines, with request ids, to stream (stderr)."""
+    result = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    result.setFormatter(formatter(log_format))
+    result.addFilter(RequestIdFilter())
+    return result
+
+
+def configure(log_format: str, level: str) -> None:
+    """Send every record at ``level`` or above to stderr, formatted per ``log_format``."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    root = logging.getLogger()
+    # Replace, not add to, the handler of an app created earlier in this process.
+    for old in [h for h in root.handlers if getattr(h, "_sessionsvc", False)]:
+        root.removeHandler(old)
+    new = handler(log_format)
+    new._sessionsvc = True  # type: ignore[attr-defined]
+    root.addHandler(new)
+    root.setLevel(level)
+    logging.captureWarnings(True)  # warnings become records too, not bare stderr text
+
+
+def _assign_request_id() -> None:
+    request_id()
+
+
+def _echo_request_id(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Configure logging (unless testing: pytest owns it then) and echo each request's id."""
+    if not app.testing:
+        configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+
+
+def _log_format_from_env() -> str:
+    # The app reads SESSIONSVC_LOG_FORMAT through Flask's config (JSON-decoded
+    # where it can be); gunicorn's logger has no app, so it reads it the same way.
+    raw = os.environ.get("SESSIONSVC_LOG_FORMAT", "json")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return value if value in LOG_FORMATS else "json"
+
+
+def _header(headers: Iterable[tuple[str, str]] | Mapping[str, str], name: str) -> str | None:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger with our formatter, and an access log of safe fields only.
+
+    Set as ``logger_class`` in gunicorn.conf.py.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        fmt = formatter(_log_format_from_env())
+        for log in (self.error_log, self.access_log):
+            for own in log.handlers:
+                if getattr(own, "_gunicorn", False):  # gunicorn's handlers, not a logconfig's
+                    own.setFormatter(fmt)
+                    own.addFilter(RequestIdFilter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        """Log one request: method, path (no query string), status, size, time, ids; no headers."""
+        # The same switch as gunicorn's own access(): an access log is configured.
+        cfg = self.cfg
+        if not (
+            cfg.accesslog
+            or cfg.logconfig
+            or cfg.logconfig_dict
+            or getattr(cfg, "logconfig_json", None)
+            or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+        ):
+            return
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        method = environ.get("REQUEST_METHOD", "-")
+        path = environ.get("PATH_INFO", "-")
+        # The app sets the response's id; a request it never saw keeps a valid incoming one.
+        request_id = _header(resp.headers, REQUEST_ID_HEADER) or valid_request_id(
+            environ.get("HTTP_X_REQUEST_ID")
+        )
+        try:
+            self.access_log.info(
+                "%s %s %s",
+                method,
+                path,
+                status,
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "status": int(status),
+                    "bytes": getattr(resp, "sent", None),
+                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
+                    "remote_addr": environ.get("REMOTE_ADDR"),
+                    "user_agent": environ.get("HTTP_USER_AGENT", "")[:USER_AGENT_LIMIT],
+                    "protocol": environ.get("SERVER_PROTOCOL"),
+                },
+            )
+        except Exception:
+            self.exception("could not write an access log line")

@@ -1,0 +1,122 @@
+"""Prometheus metrics: request counts and latency, store errors, session outcomes; ``/metrics``.
+
+Under gunicorn every worker is its own process, so the metrics use
+prometheus_client's multiprocess mode whenever ``PROMETHEUS_MULTIPROC_DIR`` is
+set (gunicorn.conf.py sets it): each worker writes its values to files there
+and ``/metrics`` sums the files of every worker, live or exited. Without it
+(tests, ``flask run``) each app keeps its own in-memory registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# A request is one Redis round trip (about a millisecond); a dead Redis costs
+# up to the store's worst wait (about 3.3 s), so the buckets span both.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Requests that matched no route (404, 405) share one label, so a scan of
+# random paths cannot create new time series.
+UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    store_errors: Counter
+    sessions_created: Counter
+    sessions_refreshed: Counter
+    sessions_revoked: Counter
+    sessions_evicted: Counter
+    theft_detected: Counter
+
+
+def _new_metrics() -> Metrics:
+    registry = CollectorRegistry()
+    labels = ("endpoint", "status")
+
+    def counter(name: str, doc: str, labelnames: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, labelnames, registry=registry)
+
+    return Metrics(
+        registry=registry,
+        requests=counter(
+            "sessionsvc_http_requests_total", "HTTP requests by Flask endpoint and status.", labels
+        ),
+        latency=Histogram(
+            "sessionsvc_http_request_duration_seconds",
+            "Time to answer an HTTP request, by Flask endpoint and status.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        store_errors=counter(
+            "sessionsvc_store_errors_total",
+            "Requests answered 503 STORE_UNAVAILABLE (Redis unreachable, hung or failing).",
+        ),
+        sessions_created=counter("sessionsvc_sessions_created_total", "Sessions created."),
+        sessions_refreshed=counter(
+            "sessionsvc_sessions_refreshed_total", "Refresh tokens rotated (or reused in grace)."
+        ),
+        sessions_revoked=counter(
+            "sessionsvc_sessions_revoked_total", "Sessions revoked by their user or by an admin."
+        ),
+        sessions_evicted=counter(
+            "sessionsvc_sessions_evicted_total", "Sessions revoked by MAX_SESSIONS_PER_USER."
+        ),
+        theft_detected=counter(
+            "sessionsvc_sessions_theft_detected_total",
+            "Rotated-out refresh tokens presented again; their sessions were revoked.",
+        ),
+    )
+
+
+def get_metrics() -> Metrics:
+    """Return the current app's metrics."""
+    return current_app.extensions["sessionsvc_metrics"]
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    metrics = get_metrics()
+    labels = (request.endpoint or UNMATCHED, str(response.status_code))
+    metrics.requests.labels(*labels).inc()
+    started = g.pop("metrics_started", None)
+    if started is not None:
+        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def exposition() -> Response:
+    """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # A fresh registry per scrape, as prometheus_client documents: it reads the files.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = get_metrics().registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's metrics, time every request, and serve ``GET /metrics`` at the root."""
+    app.extensions["sessionsvc_metrics"] = _new_metrics()
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", exposition, methods=["GET"])

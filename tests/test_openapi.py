@@ -1,0 +1,334 @@
+"""The OpenAPI document: it matches the app's routes, and the app keeps to it under fuzzing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jwt
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from conftest import POSTMAN, SERVICE_KEY, auth, login
+from sessionsvc.errors import SessionsvcError
+from sessionsvc.openapi import OPERATIONS
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def served(app: Flask) -> set[tuple[str, str]]:
+    """Return (OpenAPI path, method) of every route the app serves."""
+    return {
+        (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - IGNORED_METHODS
+    }
+
+
+def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return (path, method) of every operation in the document."""
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"  # the path's own parameters, not an operation
+    }
+
+
+def test_document_and_routes_agree(app, client):
+    response = client.get("/api/openapi.json")
+
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    document = response.json
+    assert document["openapi"] == "3.1.0"
+    assert served(app) - documented(document) == set(), "routes missing from the document"
+    assert documented(document) - served(app) == set(), "documented operations not served"
+    assert set(OPERATIONS) <= set(app.view_functions), "OPERATIONS names unknown endpoints"
+
+
+def test_drift_check_sees_a_new_route(make_app):
+    app = make_app()
+    app.add_url_rule("/api/extra", "extra", lambda: {}, methods=["GET", "PUT"])
+
+    document = app.test_client().get("/api/openapi.json").json
+
+    assert served(app) - documented(document) == {("/api/extra", "get"), ("/api/extra", "put")}
+
+
+def test_document_is_valid_openapi(app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+
+    schema.validate()  # against the OpenAPI 3.1 meta-schema; raises when invalid
+    assert all(result.ok() for result in schema.get_all_operations())  # .ok() raises on an error
+
+
+def test_document_follows_the_url_prefix(make_app):
+    app = make_app(URL_PREFIX="/v2")
+
+    document = app.test_client().get("/v2/openapi.json").json
+
+    assert {path for path, _ in documented(document)} == {path for path, _ in served(app)}
+    root = {"/healthz", "/readyz", "/metrics"}  # probes and metrics stay at the root
+    assert all(path.startswith("/v2/") for path in set(document["paths"]) - root)
+
+
+def test_document_describes_security_and_headers(client):
+    document = client.get("/api/openapi.json").json
+    schemes = document["components"]["securitySchemes"]
+    paths = document["paths"]
+
+    service_key = {key: schemes["serviceKey"][key] for key in ("type", "in", "name")}
+    assert service_key == {"type": "apiKey", "in": "header", "name": "X-Service-Key"}
+    assert {schemes[name]["scheme"] for name in ("accessToken", "refreshToken")} == {"bearer"}
+    assert paths["/api/sessions"]["post"]["security"] == [{"serviceKey": []}]
+    assert paths["/api/sessions/refresh"]["post"]["security"] == [{"refreshToken": []}]
+    assert paths["/api/sessions"]["get"]["security"] == [{"accessToken": []}]
+    verify_headers = paths["/api/sessions/verify"]["get"]["responses"]["200"]["headers"]
+    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "Cache-Control"}
+
+
+def response_codes(node: Any) -> set[str]:
+    """Return every code an error body in the document is narrowed to."""
+    if isinstance(node, list):
+        return set().union(*map(response_codes, node))
+    if not isinstance(node, dict):
+        return set()
+    found = set(node.get("properties", {}).get("code", {}).get("enum", []))
+    return found.union(*map(response_codes, node.values()))
+
+
+def test_every_error_code_is_documented(client):
+    document = client.get("/api/openapi.json").json
+    ours = {error.code for error in [SessionsvcError, *SessionsvcError.__subclasses__()]}
+
+    assert ours | {"NOT_FOUND", "REQUEST_ENTITY_TOO_LARGE"} <= response_codes(document)
+    # A method a route does not serve is no operation's response; the description says it.
+    assert "405 METHOD_NOT_ALLOWED" in document["info"]["description"]
+
+
+# --- Fuzzing: schemathesis drives the app in-process with real credentials. ---
+
+
+class Credentials:
+    """Give each case a fresh credential of the kind its operation's security asks for.
+
+    A fresh session per case: a case that revokes its own session (or rotates its
+    refresh token) must not spoil the next one.
+    """
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> dict | None:
+        requirements = context.operation.definition.raw.get("security", [])
+        schemes = {name for requirement in requirements for name in requirement}
+        if "serviceKey" in schemes:
+            return {"X-Service-Key": SERVICE_KEY}
+        if schemes & {"accessToken", "refreshToken"}:
+            tokens = login(context.app.test_client(), "fuzz", user_agent=POSTMAN)
+            kind = "refreshToken" if "refreshToken" in schemes else "accessToken"
+            return auth(tokens[kind])
+        return None
+
+    def set(self, case: schemathesis.Case, data: dict, context: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), **data}
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    positive_data_acceptance,  # valid input gets a 2xx (404 for ids that are not there)
+    negative_data_rejection,  # invalid input gets a 4xx
+    ignored_auth,  # a 2xx again without, and with a wrong, credential gets only 401/403
+]
+# Valid input from an authenticated caller never gets a 401: the credentials are real.
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404"]}},
+        "phases": {
+            "stateful": {
+                # Only the document's own links: an inferred POST /sessions -> DELETE
+                # /sessions/{id} would use the fuzzing user's token on another user's
+                # session, a rightful 404.
+                "inference": {"algorithms": []},
+                # It reads DELETE /users/{id}/sessions (revoke all) as freeing GET
+                # /users/{id}/sessions (the list, now empty). test_revoked_session_is_gone
+                # checks reuse after a DELETE instead.
+                "checks": {"use_after_free": {"enabled": False}},
+            }
+        },
+    }
+)
+# Operations that take no input at all: there is nothing to spoil.
+NO_INPUT = {"getOpenApi", "healthz", "readyz", "metrics"}
+# Every operation with each kind of input.
+CASES = [
+    (op["operationId"], mode)
+    for ops in OPERATIONS.values()
+    for op in ops.values()
+    for mode in GenerationMode
+    if not (op["operationId"] in NO_INPUT and mode is GenerationMode.NEGATIVE)
+]
+
+
+@pytest.fixture
+def api_schema(app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+    schema.auth(refresh_interval=None)(Credentials)  # no caching: a fresh session every case
+    return schema
+
+
+@pytest.mark.parametrize(("operation_id", "mode"), CASES, ids=[f"{o}-{m}" for o, m in CASES])
+def test_api_keeps_to_its_document(api_schema, operation_id, mode):
+    operation = api_schema.find_operation_by_id(operation_id)
+    strategy = operation.as_strategy(generation_mode=mode, auth_storage=api_schema.auth)
+
+    # Bounded and reproducible: a fixed number of cases from a derandomized seed.
+    @settings(
+        max_examples=20,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def call_and_validate(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=CHECKS)
+
+    call_and_validate()
+
+
+def test_links_from_a_login_drive_the_admin_api(api_schema):
+    """Run schemathesis' state machine: login, then the admin calls its links lead to."""
+    machine = api_schema.as_state_machine()
+
+    machine.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=6,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("revoke", "query"),
+    [
+        ("revokeSession", None),
+        ("revokeAllSessions", {"keep": "current"}),
+        ("revokeUserSession", None),
+        ("revokeUserSessions", None),
+    ],
+)
+def test_revoked_session_is_gone_on_reuse(api_schema, client, revoke, query):
+    victim, caller = login(client, "alice"), login(client, "alice")
+    ids = {"user_id": "alice", "session_id": victim["session"]["_id"]}
+    admin = revoke.startswith("revokeUser")
+    credential = {"X-Service-Key": SERVICE_KEY} if admin else auth(caller["accessToken"])
+
+    def call(operation_id: str, **kwargs: Any) -> schemathesis.Response:
+        """Call an operation on the victim's ids; check the answer against the document."""
+        operation = api_schema.find_operation_by_id(operation_id)
+        path = {name: value for name, value in ids.items() if name in operation.path_parameters}
+        case = operation.Case(path_parameters=path, headers=credential, **kwargs)
+        return case.call_and_validate(checks=CHECKS)
+
+    assert call(revoke, query=query).status_code == 200
+
+    # Reused: the id is unknown, and neither of the session's tokens works any more.
+    response = call("revokeUserSession" if admin else "revokeSession")
+    assert (response.status_code, response.json()["code"]) == (404, "SESSION_NOT_FOUND")
+    listed = client.get("/api/sessions", headers=auth(victim["accessToken"]))
+    assert (listed.status_code, listed.json["code"]) == (401, "TOKEN_REVOKED")
+    refreshed = client.post("/api/sessions/refresh", headers=auth(victim["refreshToken"]))
+    assert (refreshed.status_code, refreshed.json["code"]) == (401, "TOKEN_REVOKED")
+
+
+# Per security scheme: every credential it must refuse.
+WRONG_CREDENTIALS = {
+    "accessToken": ["none", "refreshToken", "serviceKey", "forged"],
+    "refreshToken": ["none", "accessToken", "serviceKey", "forged"],
+    "serviceKey": ["none", "wrongKey", "accessToken"],
+}
+AUTH_CASES = [
+    (op["operationId"], wrong)
+    for ops in OPERATIONS.values()
+    for op in ops.values()
+    for requirement in op["security"]
+    for scheme in requirement
+    for wrong in WRONG_CREDENTIALS[scheme]
+]
+
+
+def credential(kind: str, tokens: dict[str, str]) -> dict[str, str]:
+    """Return the headers of one kind of credential (of this session's, where it has one)."""
+    claims = jwt.decode(tokens["accessToken"], options={"verify_signature": False})
+    forged = jwt.encode(claims, "another-key-" + "y" * 32, algorithm="HS256")
+    return {
+        "none": {},
+        "accessToken": auth(tokens["accessToken"]),
+        "refreshToken": auth(tokens["refreshToken"]),
+        "forged": auth(forged),
+        "serviceKey": {"X-Service-Key": SERVICE_KEY},
+        "wrongKey": {"X-Service-Key": SERVICE_KEY + "-not"},
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "wrong"), AUTH_CASES, ids=[f"{o}-{w}" for o, w in AUTH_CASES]
+)
+def test_a_wrong_credential_gets_a_documented_401(
+    api_schema, client, snapshot, operation_id, wrong
+):
+    tokens = login(client, "alice")
+    operation = api_schema.find_operation_by_id(operation_id)
+    ids = {"user_id": "alice", "session_id": tokens["session"]["_id"]}
+    case = operation.Case(
+        path_parameters={
+            name: value for name, value in ids.items() if name in operation.path_parameters
+        },
+        headers=credential(wrong, tokens),
+        **(
+            {"body": {"userId": "alice"}, "media_type": "application/json"}
+            if operation.body
+            else {}
+        ),
+    )
+    before = snapshot()
+
+    response = case.call_and_validate(checks=CHECKS)
+
+    assert response.status_code == 401
+    assert snapshot() == before
+
+
+def test_an_oversized_login_is_a_documented_413(api_schema, snapshot):
+    create = api_schema.find_operation_by_id("createSession")
+    case = create.Case(
+        body={"userId": "alice", "userAgent": "x" * 20_000},
+        media_type="application/json",
+        headers={"X-Service-Key": SERVICE_KEY},
+    )
+
+    response = case.call_and_validate(checks=CHECKS)
+
+    assert (response.status_code, response.json()["code"]) == (413, "REQUEST_ENTITY_TOO_LARGE")
+    assert snapshot() == {}
