@@ -141,7 +141,7 @@ def start_gunicorn(
 
 
 def cpu_seconds(pid: int) -> float:
-    """Return the CPU time (user + system) a process and its live children have used."""
+    """Return the CPU time a process, its live children and its reaped ones have used."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     pids = [pid]
@@ -152,6 +152,8 @@ def cpu_seconds(pid: int) -> float:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
             total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            if one == pid:  # children recycled by max_requests, once reaped
+                total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime
     return total
 
 

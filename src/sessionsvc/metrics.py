@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -42,6 +42,9 @@ class Metrics:
     sessions_revoked: Counter
     sessions_evicted: Counter
     theft_detected: Counter
+    # (endpoint, status) -> its request counter and latency histogram: labels()
+    # validates and locks on each call; a few dozen pairs exist at most.
+    by_labels: dict[tuple[str, str], tuple[Counter, Histogram]] = field(default_factory=dict)
 
 
 def _new_metrics() -> Metrics:
@@ -96,10 +99,15 @@ def _start_timer() -> None:
 def _observe(response: Response) -> Response:
     metrics = get_metrics()
     labels = (request.endpoint or UNMATCHED, str(response.status_code))
-    metrics.requests.labels(*labels).inc()
+    children = metrics.by_labels.get(labels)
+    if children is None:
+        children = (metrics.requests.labels(*labels), metrics.latency.labels(*labels))
+        metrics.by_labels[labels] = children
+    count, latency = children
+    count.inc()
     started = g.pop("metrics_started", None)
     if started is not None:
-        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
     return response
 
 
