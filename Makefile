@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-all lint session clean
+.PHONY: help install run test test-all lint session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,11 +31,17 @@ test-all: $(STAMP) ## Run every test, the slow fault and load tests included
 	$(BIN)/pytest
 
 lint: $(STAMP) ## Check style and common bugs with ruff
-	$(BIN)/ruff check src tests examples wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check src tests examples wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check src tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check src tests examples bench wsgi.py gunicorn.conf.py
 
 session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
+
+bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk; writes docs/benchmarks.md
+	@command -v wrk >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends wrk; }
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
 	rm -rf $(VENV) var .pytest_cache .ruff_cache src/*.egg-info
