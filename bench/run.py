@@ -806,6 +806,7 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
             "--pid",
             str(app.process.pid),
             "--subprocesses",
+            "--gil",  # only samples holding the GIL: where the CPU goes, not the waits
             "--nonblocking",
             "--duration",
             str(seconds),
@@ -839,6 +840,11 @@ GROUPS = [
     ("werkzeug (HTTP parsing, routing, response)", r"site-packages/werkzeug/"),
     ("Flask (dispatch, contexts)", r"site-packages/flask/"),
     ("gunicorn (accept, parse, write, access log)", r"site-packages/gunicorn/"),
+    (
+        "observability (metrics, JSON logs, request ids)",
+        r"prometheus_client|pythonjsonlogger|/sessionsvc/(metrics|logs)\.py",
+    ),
+    ("Flask-Limiter (hooks, even with limits off)", r"site-packages/flask_limiter/"),
     ("sessionsvc's own code", r"/sessionsvc/"),
 ]
 
