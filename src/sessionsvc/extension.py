@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from flask import Flask, current_app
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from . import embedded
+from .config import ConfigError
+from .connection import Client, connector
+from .connection import redis_client as redis_client  # where it used to live
 from .store import SessionStore
 
 
 @dataclass(frozen=True)
 class Sessionsvc:
-    redis: redis.Redis
+    connect: Callable[[], Client]  # the first call may connect (Cluster detection)
     store: SessionStore
 
-
-def redis_client(url: str, *, timeout: float, retries: int) -> redis.Redis:
-    """Make a client that gives up on a dead or hung server within a bounded time."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=30,
-    )
+    @property
+    def redis(self) -> Client:
+        """Return the app's Redis client, connecting first if need be."""
+        return self.connect()
 
 
 def events_stream(config: Mapping[str, Any]) -> str | None:
@@ -45,12 +37,14 @@ def events_stream(config: Mapping[str, Any]) -> str | None:
 def init_app(app: Flask) -> None:
     """Create the Redis client and store (connecting lazily) and register them on the app."""
     config = app.config
-    url = config["REDIS_URL"] or embedded.socket_url(app.instance_path)
-    client = redis_client(
-        url, timeout=config["REDIS_SOCKET_TIMEOUT"], retries=config["REDIS_RETRIES"]
-    )
+    if config["REDIS_WAIT_REPLICAS"] and (
+        config["REDIS_WAIT_TIMEOUT"] >= config["REDIS_SOCKET_TIMEOUT"]
+    ):
+        # Else the read would time out first and be retried: the revoke would run twice.
+        raise ConfigError("REDIS_WAIT_TIMEOUT must be below REDIS_SOCKET_TIMEOUT")
+    connect = connector(config, default_url=embedded.socket_url(app.instance_path))
     store = SessionStore(
-        client,
+        connect,
         prefix=config["REDIS_KEY_PREFIX"],
         lifetime=config["SESSION_LIFETIME"],
         idle_timeout=config["SESSION_IDLE_TIMEOUT"],
@@ -58,8 +52,10 @@ def init_app(app: Flask) -> None:
         max_sessions=config["MAX_SESSIONS_PER_USER"],
         events_stream=events_stream(config),
         events_maxlen=config["EVENTS_MAXLEN"],
+        wait_replicas=config["REDIS_WAIT_REPLICAS"],
+        wait_timeout=config["REDIS_WAIT_TIMEOUT"],
     )
-    app.extensions["sessionsvc"] = Sessionsvc(redis=client, store=store)
+    app.extensions["sessionsvc"] = Sessionsvc(connect=connect, store=store)
 
 
 def get_store() -> SessionStore:
