@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-all lint session bench clean
+.PHONY: help install run test test-cluster test-all lint session bench clean
 
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,16 @@ install: $(STAMP) ## Create .venv and install the package with its test and dev 
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the test suite but the slow fault and load tests (embedded Valkey, or SESSIONSVC_REDIS_URL)
+test: $(STAMP) ## Run the test suite but the slow tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(STAMP) ## Run every test, the slow fault and load tests included
+test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
+	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow"
+
+test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
+	$(BIN)/pytest -m slow
+
+test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
 
 lint: $(STAMP) ## Check style and common bugs with ruff

@@ -74,7 +74,7 @@ def on_starting(server):
     """Start the embedded Valkey when no Redis is configured; workers inherit its URL."""
     global _embedded
     _empty_metrics_dir(server)
-    if os.environ.get("SESSIONSVC_REDIS_URL"):
+    if os.environ.get("SESSIONSVC_REDIS_URL") or os.environ.get("SESSIONSVC_REDIS_SENTINELS"):
         return
     instance_path = sessionsvc_instance_path()
     _embedded = embedded.start(instance_path)

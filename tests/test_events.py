@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import auth, login
+from conftest import CLUSTER, auth, login
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "consume_events.py"
 
@@ -69,19 +69,9 @@ def test_the_example_consumer_reads_the_events(client, redis_url, key_prefix):
     body = login(client)
     client.delete("/api/sessions", headers=auth(body["accessToken"]))
 
+    args = ["--url", redis_url, "--stream", f"{key_prefix}events", "--count", "2"]
     result = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLE),
-            "--url",
-            redis_url,
-            "--stream",
-            f"{key_prefix}events",
-            "--count",
-            "2",
-            "--block",
-            "2000",
-        ],
+        [sys.executable, str(EXAMPLE), *args, *(["--cluster"] if CLUSTER else [])],
         capture_output=True,
         text=True,
         timeout=30,

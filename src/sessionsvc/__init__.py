@@ -14,7 +14,6 @@ from . import (
     config,
     errors,
     extension,
-    geo,
     health,
     logs,
     metrics,
@@ -40,10 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if hops := config.trusted_proxies(app.config):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
 
-    metrics.init_app(app)  # before the error handlers, which count store errors
-    errors.register_error_handlers(app)
     extension.init_app(app)
-    geo.init_app(app)
+    metrics.init_app(app)
+    errors.register_error_handlers(app)
     auth.jwt.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)

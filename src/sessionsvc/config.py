@@ -20,6 +20,14 @@ DEFAULTS: dict[str, Any] = {
     # Worst wait for a dead or hung Redis: (1 + retries) x timeout + backoff, about 3.3 s.
     "REDIS_SOCKET_TIMEOUT": 1.0,
     "REDIS_RETRIES": 2,
+    # None: detect a Cluster node on first use (INFO cluster); true/false: force.
+    "REDIS_CLUSTER": None,
+    # "host:port,host:port": ask these Sentinels for the primary (REDIS_URL's host unused).
+    "REDIS_SENTINELS": None,
+    "REDIS_SENTINEL_MASTER": "mymaster",
+    # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
+    "REDIS_WAIT_REPLICAS": 0,
+    "REDIS_WAIT_TIMEOUT": 0.5,  # seconds; below REDIS_SOCKET_TIMEOUT
     "JWT_SECRET_KEY": None,
     "SERVICE_KEY": None,
     "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)

@@ -147,12 +147,15 @@ def register_error_handlers(app: Flask) -> None:
             get_metrics().store_errors.inc()
         return error_response(error.code, error.message, error.status)
 
-    @app.errorhandler(redis.RedisError)
-    def handle_redis_error(error: redis.RedisError) -> tuple[Response, int]:
+    def handle_redis_error(error: Exception) -> tuple[Response, int]:
         # Raised outside the store (the rate limiter's counters): fail closed all the same.
         unavailable = StoreUnavailable()
         unavailable.__cause__ = error
         return handle_sessionsvc_error(unavailable)
+
+    # RedisError, and what RedisCluster raises besides (no node reachable).
+    for redis_error in (redis.RedisError, redis.exceptions.RedisClusterException):
+        app.register_error_handler(redis_error, handle_redis_error)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

@@ -1,39 +1,39 @@
-"""The per-app objects: the Redis client and the session store."""
+"""The per-app objects: Redis clients, the session store, the locator, the metrics."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from flask import Flask, current_app
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from . import embedded
+from .config import ConfigError
+from .connection import LazyClient, connector
+from .geo import Locator
+from .metrics import Metrics, new_metrics
 from .store import SessionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sessionsvc:
-    redis: redis.Redis
+    """Everything an app holds, under ``app.extensions["sessionsvc"]``."""
+
+    connect: LazyClient  # the first call may connect (Cluster detection)
     store: SessionStore
+    ready: LazyClient  # /readyz's own client: one try, READY_TIMEOUT
+    locator: Locator
+    metrics: Metrics
 
-
-def redis_client(url: str, *, timeout: float, retries: int) -> redis.Redis:
-    """Make a client that gives up on a dead or hung server within a bounded time."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        # No health_check_interval: its PING on connect would run inside connect's
-        # own retry, nested in each command's retry, and triple the worst wait on
-        # a hung server. A stale connection fails its command and is retried anyway.
-    )
+    def close(self) -> None:
+        """Close the Redis connections made so far, and the GeoIP database."""
+        self.connect.close()
+        self.ready.close()
+        self.locator.close()
 
 
 def events_stream(config: Mapping[str, Any]) -> str | None:
@@ -47,12 +47,19 @@ def events_stream(config: Mapping[str, Any]) -> str | None:
 def init_app(app: Flask) -> None:
     """Create the Redis client and store (connecting lazily) and register them on the app."""
     config = app.config
-    url = config["REDIS_URL"] or embedded.socket_url(app.instance_path)
-    client = redis_client(
-        url, timeout=config["REDIS_SOCKET_TIMEOUT"], retries=config["REDIS_RETRIES"]
-    )
+    if config["REDIS_WAIT_REPLICAS"] and (
+        config["REDIS_WAIT_TIMEOUT"] >= config["REDIS_SOCKET_TIMEOUT"]
+    ):
+        # Else the read would time out first and be retried: the revoke would run twice.
+        raise ConfigError("REDIS_WAIT_TIMEOUT must be below REDIS_SOCKET_TIMEOUT")
+    default_url = embedded.socket_url(app.instance_path)
+    connect = connector(config, default_url)
+    # A probe must answer within its short timeout and without retries, where the
+    # store's client may wait out its retries (seconds).
+    probe = {"REDIS_SOCKET_TIMEOUT": config["READY_TIMEOUT"], "REDIS_RETRIES": 0}
+    ready = connector({**config, **probe}, default_url)
     store = SessionStore(
-        client,
+        connect,
         prefix=config["REDIS_KEY_PREFIX"],
         lifetime=config["SESSION_LIFETIME"],
         idle_timeout=config["SESSION_IDLE_TIMEOUT"],
@@ -60,8 +67,14 @@ def init_app(app: Flask) -> None:
         max_sessions=config["MAX_SESSIONS_PER_USER"],
         events_stream=events_stream(config),
         events_maxlen=config["EVENTS_MAXLEN"],
+        wait_replicas=config["REDIS_WAIT_REPLICAS"],
+        wait_timeout=config["REDIS_WAIT_TIMEOUT"],
     )
-    app.extensions["sessionsvc"] = Sessionsvc(redis=client, store=store)
+    locator = Locator(config["GEOIP_DATABASE"])
+    log.debug("locations from %s", locator.source)
+    app.extensions["sessionsvc"] = Sessionsvc(
+        connect=connect, store=store, ready=ready, locator=locator, metrics=new_metrics()
+    )
 
 
 def get_store() -> SessionStore:

@@ -10,7 +10,7 @@ from typing import Any
 import iptocc
 import maxminddb
 import pycountry
-from flask import Flask, current_app
+from flask import current_app
 
 from .config import ConfigError
 
@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
 MAX_LOCATION_BYTES = 64  # the store's field limit
 LANGUAGE = "en"
-EXTENSION_KEY = "sessionsvc.geo"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -122,13 +121,6 @@ def _fit(city: str | None, country: str | None) -> str:
     return country.encode()[:MAX_LOCATION_BYTES].decode(errors="ignore")
 
 
-def init_app(app: Flask) -> None:
-    """Create the app's locator from ``GEOIP_DATABASE`` and register it on the app."""
-    locator = Locator(app.config["GEOIP_DATABASE"])
-    app.extensions[EXTENSION_KEY] = locator
-    log.debug("locations from %s", locator.source)
-
-
 def get_locator() -> Locator:
     """Return the current app's locator."""
-    return current_app.extensions[EXTENSION_KEY]
+    return current_app.extensions["sessionsvc"].locator

@@ -47,7 +47,7 @@ class Metrics:
     by_labels: dict[tuple[str, str], tuple[Counter, Histogram]] = field(default_factory=dict)
 
 
-def _new_metrics() -> Metrics:
+def new_metrics() -> Metrics:
     registry = CollectorRegistry()
     labels = ("endpoint", "status")
 
@@ -89,7 +89,7 @@ def _new_metrics() -> Metrics:
 
 def get_metrics() -> Metrics:
     """Return the current app's metrics."""
-    return current_app.extensions["sessionsvc_metrics"]
+    return current_app.extensions["sessionsvc"].metrics
 
 
 def _start_timer() -> None:
@@ -123,8 +123,7 @@ def exposition() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Create the app's metrics, time every request, and serve ``GET /metrics`` at the root."""
-    app.extensions["sessionsvc_metrics"] = _new_metrics()
+    """Time every request and serve ``GET /metrics`` at the root."""
     app.before_request(_start_timer)
     app.after_request(_observe)
     app.add_url_rule("/metrics", "metrics", exposition, methods=["GET"])

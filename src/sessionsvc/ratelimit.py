@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
 from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
+from limits.storage import RedisStorage, Storage
+
+from .connection import Client
 
 F = TypeVar("F", bound=Callable)
 
@@ -48,13 +51,53 @@ def limited(view: F) -> F:
     return per_user(per_ip(view))
 
 
+class AppRedisStorage(RedisStorage):
+    """limits' Redis storage on the app's own client: one server, Sentinel or Cluster.
+
+    So the counters share the sessions' timeouts and retries, and, like the
+    store, connect (and detect a Cluster) on first use, never in create_app.
+    Each counter is one key, so its scripts run on any of these clients.
+    """
+
+    STORAGE_SCHEME = ["sessionsvc"]  # noqa: RUF012 (limits' own class attribute)
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        connect: Callable[[], Client],
+        key_prefix: str,
+        wrap_exceptions: bool = False,
+    ) -> None:
+        Storage.__init__(self, uri, wrap_exceptions=wrap_exceptions)
+        self.key_prefix = key_prefix
+        self.target_server = "redis"
+        self.dependency = self.dependencies["redis"].module
+        self._connect = connect
+
+    @property
+    def storage(self) -> Client:  # RedisStorage's client attribute
+        return self._connect()
+
+    def initialize_storage(self, _uri: str) -> None:
+        """Register nothing yet: the scripts are registered on first use (see __getattr__)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("lua_"):  # RedisStorage's scripts, on the app's client
+            RedisStorage.initialize_storage(self, "")
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+
 def init_app(app: Flask) -> None:
-    """Keep the counters in the sessions' Redis, through the same timeouts and retries."""
-    pool = app.extensions["sessionsvc"].redis.connection_pool
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "redis://")
+    """Keep the counters in the sessions' Redis, through the app's own client."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "sessionsvc://")
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS",
-        {"connection_pool": pool, "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits"},
+        {
+            "connect": app.extensions["sessionsvc"].connect,
+            "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
+        },
     )
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # Retry-After on a 429
     limiter.init_app(app)

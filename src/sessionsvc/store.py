@@ -2,25 +2,34 @@
 
 Every key of a user carries the ``{userId}`` hash tag, so all of a user's keys
 live in one Cluster slot and each multi-key change can be one atomic script.
-Each public method is exactly one round trip to Redis.
+Each public method is exactly one round trip to Redis; in a Cluster, a change
+that emits an event takes a second one (the stream is in another slot).
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
+from .connection import ERRORS, Client
 from .errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+:-]{1,128}")
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
@@ -87,7 +96,8 @@ class Refresh:
 # Every script runs with the same head: KEYS[1] is the user's index (KEYS[2] the
 # session's hash, where there is one), ARGV[1..6] the values below, and its own
 # arguments from ARGV[7]. Session hashes are reached as PREFIX .. id: the
-# {userId} hash tag keeps them in the index's slot.
+# {userId} hash tag keeps them in the index's slot. STREAM is '' in a Cluster,
+# where the stream lives in another slot: the store appends the event itself.
 _HEAD = """
 local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
@@ -168,7 +178,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 emit('session.theft_detected', {id}, cur[4])
-return {-1, false, false}
+return {-1, false, cur[4]}
 """
 
 # ARGV[7]: the asking session's id ('' = none; its hash is KEYS[2]), ARGV[8]:
@@ -222,21 +232,42 @@ return revoked
 """
 
 
+_SCRIPTS = {
+    "create": _CREATE,
+    "check": _CHECK,
+    "rotate": _ROTATE,
+    "list": _LIST,
+    "revoke": _REVOKE,
+    "revoke_all": _REVOKE_ALL,
+}
+
+
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Turn any Redis failure into StoreUnavailable, so callers fail closed."""
     try:
         yield
-    except redis.RedisError as error:
+    except ERRORS as error:
         raise StoreUnavailable() from error
+
+
+@dataclass(frozen=True)
+class _Bound:
+    client: Client
+    scripts: dict[str, Script]
+    cluster: bool  # events go to the stream in a second command
 
 
 class SessionStore:
     """Create, check, rotate, list and revoke sessions; knows Redis, not HTTP.
 
-    The client must be made with ``decode_responses=True``. With an
-    ``events_stream``, every change also appends an event to that stream, in
-    the same script as the change.
+    ``client`` is a Redis or RedisCluster client made with
+    ``decode_responses=True``, or a function returning one, called on first use.
+    With an ``events_stream``, every change also appends an event to that
+    stream: in the same script as the change, except in a Cluster (see
+    ``_append_event``). With ``wait_replicas``, a revoke is answered once that
+    many replicas have it, or ``wait_timeout`` seconds have passed (not in a
+    Cluster; see ``_run_and_wait``).
     """
 
     SESSION_KEY = "{prefix}s:{{{user_id}}}:{session_id}"
@@ -245,7 +276,7 @@ class SessionStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client | Callable[[], Client],
         *,
         prefix: str = "sessionsvc:",
         lifetime: int = 1_209_600,
@@ -254,10 +285,13 @@ class SessionStore:
         max_sessions: int = 50,
         events_stream: str | None = None,
         events_maxlen: int = 100_000,
+        wait_replicas: int = 0,
+        wait_timeout: float = 0.5,
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not contain a hash tag")
-        self.redis = client
+        self._connect = client if callable(client) else lambda: client
+        self._bound: _Bound | None = None
         self._own = threading.local()
         self.prefix = prefix
         self.lifetime_ms = lifetime * 1000
@@ -266,25 +300,26 @@ class SessionStore:
         self.max_sessions = max_sessions
         self.events_stream = events_stream
         self.events_maxlen = events_maxlen
-        self._scripts = {
-            name: client.register_script(_HEAD + body)
-            for name, body in {
-                "create": _CREATE,
-                "check": _CHECK,
-                "rotate": _ROTATE,
-                "list": _LIST,
-                "revoke": _REVOKE,
-                "revoke_all": _REVOKE_ALL,
-            }.items()
-        }
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = int(wait_timeout * 1000)
 
-    def session_key(self, user_id: str, session_id: str) -> str:
-        return self.SESSION_KEY.format(prefix=self.prefix, user_id=user_id, session_id=session_id)
+    def _bind(self) -> _Bound:
+        """Get the client (the first call may connect) and its scripts."""
+        bound = self._bound
+        if bound is None:
+            with _store_errors():
+                client = self._connect()
+            scripts = {
+                name: client.register_script(_HEAD + body) for name, body in _SCRIPTS.items()
+            }
+            cluster = isinstance(client, RedisCluster)
+            if cluster and self.wait_replicas:
+                log.error("REDIS_WAIT_REPLICAS is ignored in a Cluster: revokes do not wait")
+            # Two threads may both get here: they build the same thing.
+            bound = self._bound = _Bound(client, scripts, cluster)
+        return bound
 
-    def index_key(self, user_id: str) -> str:
-        return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
-
-    def _connection(self) -> redis.Redis:
+    def _connection(self, bound: _Bound) -> Client:
         """Return a client on a connection of this thread's own, made on first use.
 
         redis-py's pool checks a connection out and back in around every command
@@ -292,15 +327,30 @@ class SessionStore:
         a round trip's cost on the client. A worker thread serves one request at
         a time, so it keeps one connection instead, taken from the same pool (same
         timeouts and retries). Made again in a forked child, never shared with it.
+        A Cluster client (one pool per node) and a pipeline are used as they are.
         """
+        client = bound.client
+        if bound.cluster or isinstance(client, Pipeline) or not isinstance(client, redis.Redis):
+            return client
         own = self._own
         if getattr(own, "pid", None) != os.getpid():
             # Connects now: a failure here is a store failure like any other.
             own.client = redis.Redis(
-                connection_pool=self.redis.connection_pool, single_connection_client=True
+                connection_pool=client.connection_pool, single_connection_client=True
             )
             own.pid = os.getpid()
         return own.client
+
+    @property
+    def redis(self) -> Client:
+        """The Redis client (connecting first, if the store has not yet)."""
+        return self._bind().client
+
+    def session_key(self, user_id: str, session_id: str) -> str:
+        return self.SESSION_KEY.format(prefix=self.prefix, user_id=user_id, session_id=session_id)
+
+    def index_key(self, user_id: str) -> str:
+        return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
 
     def _run(
         self,
@@ -308,21 +358,87 @@ class SessionStore:
         user_id: str,
         session_ids: tuple[str, ...],
         *args: str | int,
-        now: int | None = None,
+        now: int,
+        wait: bool = False,
     ) -> Any:
-        """Run one of the scripts for a user (and the sessions it names): one round trip."""
+        """Run one of the scripts for a user (and the sessions it names): one round trip.
+
+        With ``wait``, wait for ``wait_replicas`` replicas to have the change.
+        """
+        bound = self._bind()
         keys = [self.index_key(user_id)]
         keys += [self.session_key(user_id, session_id) for session_id in session_ids]
         head = [
-            now_ms() if now is None else now,
+            now,
             user_id,
             self.session_key(user_id, ""),
-            self.events_stream or "",
+            "" if bound.cluster else self.events_stream or "",
             self.events_maxlen,
             self.idle_timeout_ms,
         ]
         with _store_errors():
-            return self._scripts[script](keys=keys, args=[*head, *args], client=self._connection())
+            if wait and self.wait_replicas and not bound.cluster:
+                return self._run_and_wait(bound, bound.scripts[script], keys, [*head, *args])
+            client = self._connection(bound)
+            return bound.scripts[script](keys=keys, args=[*head, *args], client=client)
+
+    def _run_and_wait(self, bound: _Bound, script: Script, keys: list[str], args: list) -> Any:
+        """Run a script and WAIT behind it on the same connection: a pipeline, one round trip.
+
+        WAIT counts the replicas that have this connection's writes, so it
+        cannot be a command of its own; in a Cluster, the client picks the
+        connection, hence no WAIT there. Too few replicas in time is logged:
+        the change stands on the primary either way.
+        """
+        for _ in range(2):  # the second time with the script loaded
+            pipe = bound.client.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            result, acknowledged = pipe.execute(raise_on_error=False)
+            if not isinstance(result, NoScriptError):
+                break
+            bound.client.script_load(script.script)
+        for outcome in (result, acknowledged):
+            if isinstance(outcome, Exception):
+                raise outcome
+        if acknowledged < self.wait_replicas:
+            log.warning(
+                "a revoke reached %d of %d replicas within %d ms: a failover now could undo it",
+                acknowledged,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+            )
+        return result
+
+    def _append_event(
+        self,
+        kind: str,
+        user_id: str,
+        session_ids: list[str],
+        now: int,
+        expire_at: int | str | None = None,
+    ) -> None:
+        """In a Cluster, append the event the script could not: one more round trip.
+
+        Not atomic with the change, which is committed by now: should this
+        fail, the event is lost and logged, and the request still succeeds.
+        """
+        bound = self._bind()
+        if not bound.cluster or not self.events_stream or not session_ids:
+            return
+        fields = {
+            "type": kind,
+            "userId": user_id,
+            "sessionIds": ",".join(session_ids),
+            "at": now,
+            "expireAt": "" if expire_at is None else expire_at,
+        }
+        try:
+            bound.client.xadd(
+                self.events_stream, fields, maxlen=self.events_maxlen, approximate=True
+            )
+        except ERRORS:
+            log.exception("event lost: %s", fields)
 
     def create(
         self,
@@ -357,16 +473,22 @@ class SessionStore:
             *(item for pair in fields.items() for item in pair),
             now=now,
         )
+        self._append_event("session.created", user_id, [session.id], now, session.expire_at)
+        self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
     def is_live(self, user_id: str, session_id: str) -> bool:
         """Tell whether the session exists and is not idle; note the activity."""
-        return bool(self._run("check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS))
+        live = self._run(
+            "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
+        )
+        return bool(live)
 
     def rotate_refresh(
         self, user_id: str, session_id: str, presented_jti: str, new_jti: str
     ) -> Refresh:
         """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
+        now = now_ms()
         outcome, current, expire_at = self._run(
             "rotate",
             user_id,
@@ -375,9 +497,13 @@ class SessionStore:
             presented_jti,
             new_jti,
             self.refresh_grace_ms,
+            now=now,
         )
+        if outcome == Rotation.REUSED.value:
+            self._append_event("session.theft_detected", user_id, [session_id], now, expire_at)
         if outcome <= 0:
             return Refresh(Rotation(outcome))
+        self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
         return Refresh(Rotation(outcome), current, int(expire_at))
 
     def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
@@ -387,9 +513,11 @@ class SessionStore:
         the same round trip, as ``is_live`` would: None when it is not live.
         """
         if caller is None:
-            flat = self._run("list", user_id, (), "", 0)
+            flat = self._run("list", user_id, (), "", 0, now=now_ms())
         else:
-            flat = self._run("list", user_id, (caller,), caller, self.TOUCH_INTERVAL_MS)
+            flat = self._run(
+                "list", user_id, (caller,), caller, self.TOUCH_INTERVAL_MS, now=now_ms()
+            )
         if flat is None:
             return None
         sessions = [_decode(flat[i], user_id, flat[i + 1]) for i in range(0, len(flat), 2)]
@@ -401,22 +529,24 @@ class SessionStore:
         With ``caller``, the session asking is checked first in the same round
         trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
         """
+        now = now_ms()
         if caller is None:
-            existed = self._run("revoke", user_id, (session_id,), session_id, "", 0)
+            ids, asking = (session_id,), ("", 0)
         else:
-            existed = self._run(
-                "revoke",
-                user_id,
-                (session_id, caller),
-                session_id,
-                caller,
-                self.TOUCH_INTERVAL_MS,
-            )
-        return None if existed < 0 else bool(existed)
+            ids, asking = (session_id, caller), (caller, self.TOUCH_INTERVAL_MS)
+        existed = self._run("revoke", user_id, ids, session_id, *asking, now=now, wait=True)
+        if existed < 0:
+            return None
+        if existed:
+            self._append_event("session.revoked", user_id, [session_id], now)
+        return bool(existed)
 
     def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Delete every session of the user but ``keep``; return the revoked ids."""
-        return self._run("revoke_all", user_id, (), keep or "")
+        now = now_ms()
+        revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
+        self._append_event("sessions.revoked_all", user_id, revoked, now)
+        return revoked
 
 
 def _clip(value: str) -> str:
