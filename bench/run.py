@@ -427,7 +427,14 @@ class Bench:
     run_id: str = field(default_factory=lambda: new_session_id()[:6])
     notes: list[str] = field(default_factory=list)
 
-    def measure(self, app: Gunicorn, bare: Gunicorn, load: Load, target: float | None) -> Row:
+    def measure(
+        self,
+        app: Gunicorn,
+        bare: Gunicorn,
+        load: Load,
+        target: float | None,
+        rounds: int | None = None,
+    ) -> Row:
         """Measure the bare endpoint and the app's in turns, with the same requests.
 
         ``--rounds`` turns of each, alternating, so that a change in the
@@ -439,7 +446,7 @@ class Bench:
         for server, one, _ in sides:
             wrk(server.url, one, self.args.warmup, connections)
         turns: dict[str, list[Result]] = {"bare": [], "app": []}
-        for _ in range(self.args.rounds):
+        for _ in range(rounds or self.args.rounds):
             for server, one, pids in sides:
                 result = wrk(server.url, one, duration, connections, pids)
                 check(result, one, connections)
@@ -674,7 +681,7 @@ def scaling_table(bench: Bench, loads_empty: dict[str, Load], seeded_empty) -> l
     full_app = bench_app(full.connection_url)
     r = bench.run_id
     seeded_full = {
-        "verify": seed(full_app, [f"verify-{r}-{i}" for i in range(1000)]),
+        "verify": seed(full_app, [f"verify-{r}-{i}" for i in range(200)]),
         "list": seed(full_app, [f"list-{r}-{i % 200}" for i in range(2000)])[-200:],
     }
     servers = {
@@ -769,8 +776,8 @@ def workers_table(bench: Bench, all_loads: dict[str, Load]) -> list[str]:
         app = start_gunicorn("app-w", "wsgi:app", bench.env, bench.tmp, args)
         bare = start_gunicorn("bare-w", "bare:app", bench.env, bench.tmp, args)
         try:
-            verify = bench.measure(app, bare, all_loads["verify"], None)
-            listed = bench.measure(app, bare, all_loads["list"], None)
+            verify = bench.measure(app, bare, all_loads["verify"], None, rounds=2)
+            listed = bench.measure(app, bare, all_loads["list"], None, rounds=2)
         finally:
             app.stop()
             bare.stop()
