@@ -29,16 +29,17 @@ from sessionsvc.config import instance_path as sessionsvc_instance_path
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
-# Every request is short: a token check and one Redis round trip. Measured in
-# docs/benchmarks.md ("Worker class and count"): one gthread worker per core
-# with 4 threads served about 1.5x the requests of 2 x cores + 1 sync workers,
-# at a lower median latency, and gevent no more than it with a far worse p99.
-# Threads overlap each other's Redis round trips, and the gateway's keep-alive
-# connections (nginx `keepalive`) are kept, where a sync worker closes each one.
-# Each thread keeps one Redis connection of its own (store.py).
+# Every request is short: a token check and one Redis round trip. Chosen from
+# docs/benchmarks.md ("Worker class and count"): gthread workers, 2 per core
+# with 2 threads each, served more verify and list requests than 2 x cores + 1
+# sync workers, and gevent's p99 was several times worse. Threads overlap each
+# other's Redis round trips, and the gateway's keep-alive connections (nginx
+# `keepalive`) are kept, where a sync worker closes each one. Two processes per
+# core keep both cores busy despite the GIL. Each thread keeps one Redis
+# connection of its own (store.py).
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
 
 # A worker is killed only when a request takes longer than this. The worst
 # legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus

@@ -756,8 +756,8 @@ def scaling_table(bench: Bench, loads_empty: dict[str, Load], seeded_empty) -> l
 
 WORKER_CONFIGS = {
     "sync, 5 workers (2 x cores + 1)": ("--worker-class", "sync", "--workers", "5"),
-    "gthread, 1 worker per core x 4 threads (shipped)": ("--worker-class", "gthread"),
-    "gthread, 4 workers x 2 threads": ("--worker-class", "gthread", "-w", "4", "--threads", "2"),
+    "gthread, 2 workers x 4 threads": ("--worker-class", "gthread", "-w", "2", "--threads", "4"),
+    "gthread, 2 x cores workers x 2 threads (shipped)": ("--worker-class", "gthread"),
     "gevent, 2 workers": ("--worker-class", "gevent", "--workers", "2"),
 }
 
@@ -835,24 +835,22 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
     return summarize_profile(out, load.name)
 
 
+# py-spy names frames "function (package/module.py:line)".
 GROUPS = [
-    (
-        "JWT decode and verify (PyJWT, flask-jwt-extended)",
-        r"site-packages/(jwt|flask_jwt_extended)/",
-    ),
-    ("JWT signing", r"create_(access|refresh)_token|encode \("),
-    ("redis-py and hiredis (client side of the round trips)", r"site-packages/redis/"),
-    ("ua-parser", r"site-packages/ua_parser"),
-    ("JSON", r"json/|flask/json"),
-    ("werkzeug (HTTP parsing, routing, response)", r"site-packages/werkzeug/"),
-    ("Flask (dispatch, contexts)", r"site-packages/flask/"),
-    ("gunicorn (accept, parse, write, access log)", r"site-packages/gunicorn/"),
+    ("JWT decode and verify (PyJWT, flask-jwt-extended)", r"\((jwt|flask_jwt_extended)/"),
+    ("JWT signing", r"create_(access|refresh)_token"),
+    ("redis-py and hiredis (client side of the round trips)", r"\((redis|hiredis)/"),
+    ("ua-parser", r"\(ua_parser"),
+    ("JSON", r"\(json/|\(flask/json/"),
     (
         "observability (metrics, JSON logs, request ids)",
-        r"prometheus_client|pythonjsonlogger|/sessionsvc/(metrics|logs)\.py",
+        r"\((prometheus_client|pythonjsonlogger)/|\(sessionsvc/(metrics|logs)\.py",
     ),
-    ("Flask-Limiter (hooks, even with limits off)", r"site-packages/flask_limiter/"),
-    ("sessionsvc's own code", r"/sessionsvc/"),
+    ("Flask-Limiter (hooks, even with limits off)", r"\(flask_limiter/"),
+    ("werkzeug (HTTP parsing, routing, response)", r"\(werkzeug/"),
+    ("Flask (dispatch, contexts)", r"\(flask/"),
+    ("gunicorn (accept, parse, write, access log)", r"\(gunicorn/"),
+    ("sessionsvc's own code", r"\(sessionsvc/"),
 ]
 
 
