@@ -327,10 +327,16 @@ class SessionStore:
         a round trip's cost on the client. A worker thread serves one request at
         a time, so it keeps one connection instead, taken from the same pool (same
         timeouts and retries). Made again in a forked child, never shared with it.
-        A Cluster client (one pool per node) and a pipeline are used as they are.
+        A Cluster client (one pool per node), a Sentinel one (its pool finds the
+        primary again after a failover) and a pipeline are used as they are.
         """
         client = bound.client
-        if bound.cluster or isinstance(client, Pipeline) or not isinstance(client, redis.Redis):
+        if (
+            bound.cluster
+            or isinstance(client, Pipeline)
+            or not isinstance(client, redis.Redis)
+            or type(client.connection_pool) is not redis.ConnectionPool
+        ):
             return client
         own = self._own
         if getattr(own, "pid", None) != os.getpid():
