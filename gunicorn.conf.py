@@ -31,12 +31,13 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
 # Every request is short: a token check and one Redis round trip. Chosen from
 # docs/benchmarks.md ("Worker class and count"): gthread workers, 2 per core
-# with 2 threads each, served more verify and list requests than 2 x cores + 1
-# sync workers, and gevent's p99 was several times worse. Threads overlap each
-# other's Redis round trips, and the gateway's keep-alive connections (nginx
-# `keepalive`) are kept, where a sync worker closes each one. Two processes per
-# core keep both cores busy despite the GIL. Each thread keeps one Redis
-# connection of its own (store.py).
+# with 2 threads each, answered as many or more verify and list requests than
+# 2 x cores + 1 sync workers in most runs, at a similar latency; gevent more
+# at best, with a p99 several times worse. Threads overlap each other's Redis
+# round trips, and the gateway's keep-alive connections (nginx `keepalive`) are
+# kept, where a sync worker closes each one. Two processes per core keep both
+# cores busy despite the GIL. Each thread keeps one Redis connection of its
+# own (store.py).
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", 2))

@@ -982,8 +982,9 @@ def main() -> None:
         "",
         f"**Machine:** {info}.",
         "",
-        f"**Load:** wrk, 1 thread, {args.connections} connections, {args.duration:g} s per figure "
-        f"after {args.warmup:g} s of warm-up; rate limiting off "
+        f"**Load:** wrk, 1 thread, {args.connections} connections; each figure "
+        f"{args.rounds} alternating rounds of {args.duration:g} s per side after "
+        f"{args.warmup:g} s of warm-up; rate limiting off "
         "(`SESSIONSVC_RATELIMIT_ENABLED=false`); events stream on (the default).",
         "",
     ]
