@@ -8,7 +8,7 @@ from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
 from .extension import get_store
 from .metrics import get_metrics
-from .store import is_valid_session_id, is_valid_user_id
+from .store import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
 
 bp = Blueprint("admin", __name__)
@@ -21,7 +21,7 @@ def _require_service_key() -> None:
 
 def _checked(user_id: str) -> str:
     if not is_valid_user_id(user_id):
-        raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
+        raise InvalidRequest(f"userId must be {USER_ID_RULE}")
     return user_id
 
 

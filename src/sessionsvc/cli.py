@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .errors import SessionsvcError
-from .store import is_valid_user_id
+from .store import USER_ID_RULE, is_valid_user_id
 from .views import start_session
 
 
@@ -21,9 +21,7 @@ from .views import start_session
 def create_session_command(user_id: str, user_agent: str, ip: str) -> None:
     """Create a session for USER_ID and print its tokens as JSON."""
     if not is_valid_user_id(user_id):
-        raise click.BadParameter(
-            "1-128 characters of A-Z a-z 0-9 . _ @ + : -", param_hint="USER_ID"
-        )
+        raise click.BadParameter(USER_ID_RULE, param_hint="USER_ID")
     try:
         body = start_session(user_id, user_agent, ip)
     except SessionsvcError as error:

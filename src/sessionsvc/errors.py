@@ -8,10 +8,10 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-import redis
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .connection import ERRORS
 from .metrics import get_metrics
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(error.code, error.message, error.status)
 
     def handle_redis_error(error: Exception) -> tuple[Response, int]:
-        # Raised outside the store (the rate limiter's counters): fail closed all the same.
+        # Raised outside the store (the rate limiter, /readyz): fail closed all the same.
         unavailable = StoreUnavailable()
         unavailable.__cause__ = error
         return handle_sessionsvc_error(unavailable)
 
-    # RedisError, and what RedisCluster raises besides (no node reachable).
-    for redis_error in (redis.RedisError, redis.exceptions.RedisClusterException):
+    for redis_error in ERRORS:
         app.register_error_handler(redis_error, handle_redis_error)
 
     @app.errorhandler(HTTPException)

@@ -32,6 +32,7 @@ from .errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+:-]{1,128}")
+USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ @ + : -"  # the pattern, for people
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
 
 # Hash fields are one letter and values stay short so Redis keeps each session

@@ -19,7 +19,7 @@ from .extension import get_store
 from .geo import get_locator
 from .metrics import get_metrics
 from .ratelimit import limited
-from .store import Rotation, Session, is_valid_session_id, is_valid_user_id
+from .store import USER_ID_RULE, Rotation, Session, is_valid_session_id, is_valid_user_id
 
 bp = Blueprint("sessions", __name__)
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _login_body() -> tuple[str, str, str]:
         raise InvalidRequest("The body must be a JSON object.")
     user_id = body.get("userId")
     if not is_valid_user_id(user_id):
-        raise InvalidRequest("userId must be 1-128 characters of A-Z a-z 0-9 . _ @ + : -")
+        raise InvalidRequest(f"userId must be {USER_ID_RULE}")
     user_agent = body.get("userAgent", request.user_agent.string)
     if not _is_text(user_agent):
         raise InvalidRequest("userAgent must be a string of Unicode text.")
@@ -166,7 +166,7 @@ def verify_session(_original_path: str = ""):
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
     user_id, session_id = session_claims(get_jwt())
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, "Cache-Control": "no-store"}
+    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
     return {"userId": user_id, "sessionId": session_id}, HTTPStatus.OK, headers
 
 
