@@ -257,6 +257,7 @@ class _Bound:
     client: Client
     scripts: dict[str, Script]
     cluster: bool  # events go to the stream in a second command
+    per_thread: bool  # a plain pool: each thread keeps a connection (see _connection)
 
 
 class SessionStore:
@@ -314,10 +315,17 @@ class SessionStore:
                 name: client.register_script(_HEAD + body) for name, body in _SCRIPTS.items()
             }
             cluster = isinstance(client, RedisCluster)
+            # Not a Cluster client (one pool per node), a Sentinel one (its pool finds
+            # the primary again after a failover) or a pipeline: those are used as they are.
+            per_thread = (
+                isinstance(client, redis.Redis)
+                and not isinstance(client, Pipeline)
+                and type(client.connection_pool) is redis.ConnectionPool
+            )
             if cluster and self.wait_replicas:
                 log.error("REDIS_WAIT_REPLICAS is ignored in a Cluster: revokes do not wait")
             # Two threads may both get here: they build the same thing.
-            bound = self._bound = _Bound(client, scripts, cluster)
+            bound = self._bound = _Bound(client, scripts, cluster, per_thread)
         return bound
 
     def _connection(self, bound: _Bound) -> Client:
@@ -328,16 +336,10 @@ class SessionStore:
         a round trip's cost on the client. A worker thread serves one request at
         a time, so it keeps one connection instead, taken from the same pool (same
         timeouts and retries). Made again in a forked child, never shared with it.
-        A Cluster client (one pool per node), a Sentinel one (its pool finds the
-        primary again after a failover) and a pipeline are used as they are.
+        Other clients (``per_thread`` false) are used as they are.
         """
         client = bound.client
-        if (
-            bound.cluster
-            or isinstance(client, Pipeline)
-            or not isinstance(client, redis.Redis)
-            or type(client.connection_pool) is not redis.ConnectionPool
-        ):
+        if not bound.per_thread:
             return client
         own = self._own
         if getattr(own, "pid", None) != os.getpid():
