@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import flask
 import pytest
 import redis as redis_py
+import werkzeug.test
 
-from conftest import auth, login
+from conftest import auth, free_port, login
 
 VERIFY = "/api/sessions/verify"
 
@@ -16,11 +18,12 @@ VERIFY = "/api/sessions/verify"
 
 
 def test_a_remembered_token_is_refused_once_expired(make_app):
-    client = make_app(JWT_ACCESS_TOKEN_EXPIRES=1).test_client()
+    # exp is in whole seconds: 2 s from now is 1 to 2 s away, enough for the first check.
+    client = make_app(JWT_ACCESS_TOKEN_EXPIRES=2).test_client()
     token = login(client)["accessToken"]
     assert client.get(VERIFY, headers=auth(token)).status_code == 200  # verified, remembered
 
-    time.sleep(2.1)  # exp is in whole seconds: at most 2 s away
+    time.sleep(2.1)
     response = client.get(VERIFY, headers=auth(token))
 
     assert response.status_code == 401
@@ -64,6 +67,125 @@ def test_a_refresh_token_is_refused_as_an_access_token_after_its_own_use(client)
 
     assert response.status_code == 401
     assert response.json["code"] == "INVALID_TOKEN"
+
+
+# --- Verify in front of Flask (fastpath.py): Flask's answers, without its request cycle ------
+
+
+@pytest.fixture
+def both_paths(app):
+    """Return a request function for the app as served, one for its Flask app alone, and a
+    counter of the requests Flask itself handled."""
+    handled = []
+    flask_alone = werkzeug.test.Client(app.wsgi_app.wsgi_app, app.response_class)
+    served = app.test_client()
+
+    def count(sender, **extra):
+        handled.append(1)
+
+    flask.request_started.connect(count, app)
+    yield served, flask_alone, handled
+    flask.request_started.disconnect(count, app)
+
+
+def answer(response) -> tuple[str, bytes, dict[str, str]]:
+    headers = dict(response.headers)
+    assert headers.pop("X-Request-Id")  # both give one; each its own unless the caller's
+    return response.status, response.get_data(), headers
+
+
+FAST = [
+    ("GET", VERIFY, {}),
+    ("HEAD", VERIFY, {}),
+    ("POST", VERIFY + "/orders/42", {}),
+    ("DELETE", VERIFY + "/", {}),
+    ("PATCH", VERIFY, {"X-Request-Id": "gateway-req.1"}),
+]
+BY_FLASK = [
+    ("GET", VERIFY, {"Authorization": "bearer {token}"}),
+    ("GET", VERIFY, {"Authorization": "Bearer  {token}"}),
+    ("GET", VERIFY, {"Authorization": "Bearer {token}, Basic eA=="}),
+    ("GET", VERIFY, {"Authorization": "Bearer not.a.jwt"}),
+    ("GET", VERIFY, {"Authorization": "Bearer {refresh}"}),
+    ("GET", VERIFY, {"Authorization": ""}),
+    ("OPTIONS", VERIFY, {}),
+    ("POST", VERIFY, {"Content-Length": "2"}),
+    ("GET", VERIFY + "x", {}),
+    ("GET", VERIFY + "//x", {}),
+    ("GET", VERIFY, {"X-Padding": "p" * 9000}),
+]
+
+
+def send(client, method, path, headers, body):
+    values = {
+        k: v.format(token=body["accessToken"], refresh=body["refreshToken"])
+        for k, v in headers.items()
+    }
+    headers = auth(body["accessToken"]) | values
+    data = b"{}" if headers.get("Content-Length") else None
+    return client.open(path, method=method, headers=headers, data=data)
+
+
+@pytest.mark.parametrize("revoked", [False, True], ids=["live", "revoked"])
+@pytest.mark.parametrize(("method", "path", "headers"), FAST)
+def test_verify_answers_without_flask_as_flask_would(both_paths, method, path, headers, revoked):
+    served, flask_alone, handled = both_paths
+    body = login(served)
+    if revoked:
+        served.delete("/api/sessions", headers=auth(body["accessToken"]))
+    handled.clear()
+
+    fast = send(served, method, path, headers, body)
+    assert handled == []  # Flask never saw it
+    slow = send(flask_alone, method, path, headers, body)
+    assert handled == [1]
+
+    assert answer(fast) == answer(slow)
+    assert fast.status_code == (401 if revoked else 200)
+    if "X-Request-Id" in headers:
+        assert fast.headers["X-Request-Id"] == headers["X-Request-Id"]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), BY_FLASK)
+def test_verify_leaves_every_other_case_to_flask(both_paths, method, path, headers):
+    served, flask_alone, handled = both_paths
+    body = login(served)
+    handled.clear()
+
+    response = send(served, method, path, headers, body)
+
+    assert handled == [1]
+    assert answer(response) == answer(send(flask_alone, method, path, headers, body))
+
+
+def test_verify_without_flask_answers_a_store_failure_as_flask_would(make_app, client):
+    token = login(client)["accessToken"]
+    down = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", REDIS_RETRIES=0)
+    handled = []
+    flask.request_started.connect(lambda sender, **extra: handled.append(1), down, weak=False)
+    flask_alone = werkzeug.test.Client(down.wsgi_app.wsgi_app, down.response_class)
+
+    fast = down.test_client().get(VERIFY, headers=auth(token))
+    assert handled == []
+    slow = flask_alone.get(VERIFY, headers=auth(token))
+
+    assert answer(fast) == answer(slow)
+    assert fast.json["code"] == "STORE_UNAVAILABLE"
+    metrics = down.test_client().get("/metrics").get_data(as_text=True)
+    assert "sessionsvc_store_errors_total 2.0" in metrics
+
+
+def test_verify_without_flask_counts_in_the_same_metrics(both_paths):
+    served, _, _ = both_paths
+    token = login(served)["accessToken"]
+    served.get(VERIFY, headers=auth(token))
+    served.get(VERIFY, headers=auth(token))
+
+    metrics = served.get("/metrics").get_data(as_text=True)
+
+    labels = '{endpoint="sessions.verify_session",status="200"}'
+    assert f"sessionsvc_http_requests_total{labels} 2.0" in metrics
+    assert f"sessionsvc_http_request_duration_seconds_count{labels} 2.0" in metrics
 
 
 # --- List and revoke check the caller's session inside their own script ---------------------

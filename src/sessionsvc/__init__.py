@@ -14,6 +14,7 @@ from . import (
     config,
     errors,
     extension,
+    fastpath,
     health,
     logs,
     metrics,
@@ -34,11 +35,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.ensure_secrets(app.config, app.instance_path)
     config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
-    # The client address is the X-Forwarded-For entry our own gateway appended; any
-    # earlier entry came from the client and is never trusted.
-    if hops := config.trusted_proxies(app.config):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
-
     extension.init_app(app)
     metrics.init_app(app)
     errors.register_error_handlers(app)
@@ -50,4 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     app.register_blueprint(openapi.bp, url_prefix=prefix)
+    fastpath.init_app(app)
+    # The client address is the X-Forwarded-For entry our own gateway appended; any
+    # earlier entry came from the client and is never trusted.
+    if hops := config.trusted_proxies(app.config):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     return app

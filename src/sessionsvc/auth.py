@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jwt as pyjwt
@@ -18,6 +19,7 @@ from flask_jwt_extended import (
     decode_token,
 )
 from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_jwt_extended.internal_utils import (
     custom_verification_for_token,
     verify_token_not_blocklisted,
@@ -25,7 +27,7 @@ from flask_jwt_extended.internal_utils import (
 )
 from flask_jwt_extended.tokens import _decode_jwt
 from flask_jwt_extended.view_decorators import _decode_jwt_from_headers
-from jwt import ExpiredSignatureError
+from jwt import PyJWTError
 
 from .errors import (
     InvalidServiceKey,
@@ -47,33 +49,74 @@ F = TypeVar("F", bound=Callable[..., Any])
 VERIFIED_TOKENS_CACHED = 4096
 
 
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What a token is verified against: flask-jwt-extended's settings, read once."""
+
+    secret: str
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway: int
+    identity_claim_key: str
+    verify_sub: bool
+
+
+def decode_settings() -> DecodeSettings | None:
+    """Return the current app's decode settings, or None if they are not our pinned kind."""
+    audience, issuer = jwt_config.decode_audience, jwt_config.decode_issuer
+    if not (isinstance(audience, str) and issuer):
+        return None
+    return DecodeSettings(
+        secret=jwt_config.decode_key,
+        algorithms=tuple(jwt_config.decode_algorithms),
+        issuer=issuer,
+        audience=audience,
+        leeway=jwt_config.leeway,
+        identity_claim_key=jwt_config.identity_claim_key,
+        verify_sub=jwt_config.verify_sub,
+    )
+
+
 @functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
-def _verified_claims(
-    encoded_token: str,
-    secret: str,
-    algorithms: tuple[str, ...],
-    issuer: str,
-    audience: str,
-    leeway: int,
-) -> dict[str, Any]:
+def _verified_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
     """Return the claims of a token that passes every check, with these settings, now.
 
     Only tokens that pass are remembered (an exception is never cached), keyed by
     the exact token and the settings that verified it.
     """
     return _decode_jwt(
-        algorithms=list(algorithms),
+        algorithms=list(settings.algorithms),
         allow_expired=False,
-        audience=audience,
+        audience=settings.audience,
         csrf_value=None,
         encoded_token=encoded_token,
-        identity_claim_key=jwt_config.identity_claim_key,
-        issuer=issuer,
-        leeway=leeway,
-        secret=secret,
+        identity_claim_key=settings.identity_claim_key,
+        issuer=settings.issuer,
+        leeway=settings.leeway,
+        secret=settings.secret,
         verify_aud=True,
-        verify_sub=jwt_config.verify_sub,
+        verify_sub=settings.verify_sub,
     )
+
+
+def verified_claims(encoded_token: str, settings: DecodeSettings | None) -> dict[str, Any] | None:
+    """Return a copy of the claims of a token that passes every check now, else None.
+
+    None says nothing of why: flask-jwt-extended's own path decodes such a token
+    again and answers with the reason (expired, bad signature, ...).
+    """
+    if settings is None:
+        return None
+    try:
+        claims = _verified_claims(encoded_token, settings)
+    except (PyJWTError, JWTExtendedException):
+        return None
+    # A hit is re-checked for expiry; tokens without an exp are refused later (session_claims).
+    expiry = claims.get("exp")
+    if isinstance(expiry, int) and expiry > time.time() - settings.leeway:
+        return dict(claims)  # a copy: the remembered claims stay as verified
+    return None
 
 
 class SessionJWTManager(JWTManager):
@@ -92,28 +135,10 @@ class SessionJWTManager(JWTManager):
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
     ) -> dict:
-        audience, issuer, leeway = (
-            jwt_config.decode_audience,
-            jwt_config.decode_issuer,
-            jwt_config.leeway,
-        )
-        if csrf_value is None and not allow_expired and isinstance(audience, str) and issuer:
-            try:
-                claims = _verified_claims(
-                    encoded_token,
-                    jwt_config.decode_key,
-                    tuple(jwt_config.decode_algorithms),
-                    issuer,
-                    audience,
-                    leeway,
-                )
-            except ExpiredSignatureError:
-                pass  # decoded again below, to carry what the expired-token loader reads
-            else:
-                # Tokens without an exp are refused later (session_claims); never here.
-                expiry = claims.get("exp")
-                if isinstance(expiry, int) and expiry > time.time() - leeway:
-                    return dict(claims)  # a copy: the remembered claims stay as verified
+        if csrf_value is None and not allow_expired:
+            claims = verified_claims(encoded_token, decode_settings())
+            if claims is not None:
+                return claims
         return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
 
 

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .connection import ERRORS
-from .metrics import get_metrics
+from .metrics import Metrics, get_metrics
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ def refuse_oversized_requests() -> None:
     config = current_app.config
     if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
         raise RequestTooLarge()
-    if _header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
+    if header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
         raise HeadersTooLarge()
 
 
-def _header_bytes(environ: dict[str, Any]) -> int:
+def header_bytes(environ: dict[str, Any]) -> int:
     """Add up the headers' names and values as ``request.headers`` lists them.
 
     Read from the WSGI environ directly: werkzeug's header view rebuilds every
@@ -135,16 +135,23 @@ _BODY_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _BODY_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 
+def note_error(error: SessionsvcError, metrics: Metrics, request_id: str | None = None) -> None:
+    """Log a failure of ours (a 5xx) and count a store outage, as every answer of one does."""
+    if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        # Outside a request context (fastpath.py), the caller knows the request's id.
+        extra = {} if request_id is None else {"request_id": request_id}
+        log.error("%s: %s", error.code, error.__cause__.__class__.__name__, extra=extra)
+    if isinstance(error, StoreUnavailable):
+        metrics.store_errors.inc()
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
-        if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            log.error("%s: %s", error.code, error.__cause__.__class__.__name__)
-        if isinstance(error, StoreUnavailable):
-            get_metrics().store_errors.inc()
+        note_error(error, get_metrics())
         return error_response(error.code, error.message, error.status)
 
     def handle_redis_error(error: Exception) -> tuple[Response, int]:

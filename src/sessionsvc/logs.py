@@ -39,11 +39,15 @@ def valid_request_id(value: str | None) -> str | None:
     return None
 
 
+def new_request_id(incoming: str | None) -> str:
+    """Return the caller's request id if valid, else a new one."""
+    return valid_request_id(incoming) or secrets.token_hex(16)  # as uuid4().hex, for less
+
+
 def request_id() -> str:
     """Return the current request's id: the caller's ``X-Request-Id`` if valid, else a new one."""
     if "request_id" not in g:
-        incoming = valid_request_id(request.headers.get(REQUEST_ID_HEADER))
-        g.request_id = incoming or secrets.token_hex(16)  # as uuid4().hex, for less
+        g.request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
     return g.request_id
 
 

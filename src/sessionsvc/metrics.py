@@ -46,6 +46,18 @@ class Metrics:
     # validates and locks on each call; a few dozen pairs exist at most.
     by_labels: dict[tuple[str, str], tuple[Counter, Histogram]] = field(default_factory=dict)
 
+    def observe(self, endpoint: str, status: int, seconds: float | None) -> None:
+        """Count a request to endpoint answered with status, and its latency if timed."""
+        labels = (endpoint, str(status))
+        children = self.by_labels.get(labels)
+        if children is None:
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self.by_labels[labels] = children
+        count, latency = children
+        count.inc()
+        if seconds is not None:
+            latency.observe(seconds)
+
 
 def new_metrics() -> Metrics:
     registry = CollectorRegistry()
@@ -97,17 +109,12 @@ def _start_timer() -> None:
 
 
 def _observe(response: Response) -> Response:
-    metrics = get_metrics()
-    labels = (request.endpoint or UNMATCHED, str(response.status_code))
-    children = metrics.by_labels.get(labels)
-    if children is None:
-        children = (metrics.requests.labels(*labels), metrics.latency.labels(*labels))
-        metrics.by_labels[labels] = children
-    count, latency = children
-    count.inc()
     started = g.pop("metrics_started", None)
-    if started is not None:
-        latency.observe(time.perf_counter() - started)
+    get_metrics().observe(
+        request.endpoint or UNMATCHED,
+        response.status_code,
+        None if started is None else time.perf_counter() - started,
+    )
     return response
 
 
