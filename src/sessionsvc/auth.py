@@ -78,12 +78,13 @@ def decode_settings() -> DecodeSettings | None:
     )
 
 
-@functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
-def _verified_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
+def _decoded_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
     """Return the claims of a token that passes every check, with these settings, now.
 
-    Only tokens that pass are remembered (an exception is never cached), keyed by
-    the exact token and the settings that verified it.
+    flask-jwt-extended's own verified decode, with its checks (signature, ``alg``
+    pinned to HS256, ``exp``, ``iss``, ``aud``, ``sub``, ``crit``), without the
+    unverified decode the library makes first for a ``decode_key_loader`` (we
+    register none: one HS256 key).
     """
     return _decode_jwt(
         algorithms=list(settings.algorithms),
@@ -100,16 +101,27 @@ def _verified_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, 
     )
 
 
-def verified_claims(encoded_token: str, settings: DecodeSettings | None) -> dict[str, Any] | None:
+# Only tokens that pass are remembered (an exception is never cached), keyed by
+# the exact token and the settings that verified it: its bytes cannot change, so
+# only its expiry needs checking again.
+_remembered_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(_decoded_claims)
+
+
+def verified_claims(
+    encoded_token: str, settings: DecodeSettings | None, *, remember: bool = True
+) -> dict[str, Any] | None:
     """Return a copy of the claims of a token that passes every check now, else None.
 
     None says nothing of why: flask-jwt-extended's own path decodes such a token
-    again and answers with the reason (expired, bad signature, ...).
+    again and answers with the reason (expired, bad signature, ...). With
+    ``remember``, a token that passes is remembered for its next checks; a
+    refresh token is used once, and would only push access tokens out.
     """
     if settings is None:
         return None
+    decode = _remembered_claims if remember else _decoded_claims
     try:
-        claims = _verified_claims(encoded_token, settings)
+        claims = decode(encoded_token, settings)
     except (PyJWTError, JWTExtendedException):
         return None
     # A hit is re-checked for expiry; tokens without an exp are refused later (session_claims).
@@ -119,34 +131,11 @@ def verified_claims(encoded_token: str, settings: DecodeSettings | None) -> dict
     return None
 
 
-class SessionJWTManager(JWTManager):
-    """flask-jwt-extended's manager, verifying each token once, then remembering it.
-
-    The library decodes every token twice: once unverified, only to hand its
-    claims to a ``decode_key_loader``, then verified. We register no such loader
-    (one HS256 key), so this goes straight to the library's own verified decode,
-    with the same checks: signature, ``alg`` pinned to HS256, ``exp``, ``iss``,
-    ``aud``, ``sub``, ``crit``. A token that passed them is remembered (see
-    ``_verified_claims``): a token's bytes cannot change, so only its expiry is
-    checked again on each use. What a token grants is still decided on every
-    request, by its session in Redis. See docs/benchmarks.md.
-    """
-
-    def _decode_jwt_from_config(
-        self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
-    ) -> dict:
-        if csrf_value is None and not allow_expired:
-            claims = verified_claims(encoded_token, decode_settings())
-            if claims is not None:
-                return claims
-        return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-
-
-jwt = SessionJWTManager()
+jwt = JWTManager()
 
 
 @functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
-def _verified_header(encoded_token: str) -> dict[str, Any]:
+def _remembered_header(encoded_token: str) -> dict[str, Any]:
     """Return the header of a token that has just passed verification."""
     return pyjwt.get_unverified_header(encoded_token)
 
@@ -163,8 +152,9 @@ def session_required(
     made of the library's own parts in the same order (header parsing, decode,
     type check, revocation loader, custom checks, error handlers) and leaving
     what ``get_jwt()`` reads. It leaves out what we do not use: other token
-    locations, user loading, and decoding the token a further time to read its
-    header, which alone cost a third of a token check (docs/benchmarks.md).
+    locations, user loading, and the library's three further reads of the token
+    (an unverified decode and two header reads). An access token that passed is
+    remembered (``verified_claims``); see docs/benchmarks.md.
     """
 
     def decorator(view: F) -> F:
@@ -182,8 +172,13 @@ def session_required(
 
 def _verify_request_token(refresh: bool, *, check_session: bool) -> None:
     encoded_token, _ = _decode_jwt_from_headers()
-    claims = decode_token(encoded_token)
-    header = _verified_header(encoded_token)
+    claims = verified_claims(encoded_token, decode_settings(), remember=not refresh)
+    if claims is None:
+        claims = decode_token(encoded_token)  # the library's own path raises with the reason
+    if refresh:
+        header = pyjwt.get_unverified_header(encoded_token)
+    else:
+        header = _remembered_header(encoded_token)
     verify_token_type(claims, refresh)
     if check_session:
         verify_token_not_blocklisted(header, claims)
