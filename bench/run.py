@@ -262,10 +262,21 @@ def counters(client: redis.Redis) -> tuple[int, dict[str, int]]:
     return info["total_reads_processed"], calls
 
 
+def settle(client: redis.Redis) -> None:
+    """Wait until nothing but our own INFO reaches the server: a load run's last requests."""
+    reads = counters(client)[0]
+    while True:
+        time.sleep(0.2)
+        previous, reads = reads, counters(client)[0]
+        if reads - previous <= 1:  # our INFO is one read event
+            return
+
+
 def count_commands(
     client: redis.Redis, send: collections.abc.Callable[[], None], n: int
 ) -> tuple[float, dict[str, float]]:
     """Send ``n`` requests one by one; return round trips and commands per request."""
+    settle(client)
     reads_before, calls_before = counters(client)
     for _ in range(n):
         send()
