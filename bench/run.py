@@ -37,7 +37,7 @@ from sessionsvc.auth import issue_tokens, new_jti
 from sessionsvc.device import parse_device
 from sessionsvc.extension import get_store
 from sessionsvc.geo import get_locator
-from sessionsvc.store import SessionStore, new_session_id, now_ms
+from sessionsvc.store import SEPARATOR, SessionStore, new_session_id, now_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -357,23 +357,36 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
     return out
 
 
+def session_key(user_id: str, session_id: str) -> str:
+    return SessionStore.SESSION_KEY.format(prefix=PREFIX, user_id=user_id, session_id=session_id)
+
+
+def index_key(user_id: str) -> str:
+    return SessionStore.INDEX_KEY.format(prefix=PREFIX, user_id=user_id)
+
+
 def write_lines(path: Path, rows: list[tuple[str, ...]]) -> Path:
     path.write_text("".join("\t".join(row) + "\n" for row in rows))
     return path
 
 
-# Other users' sessions in the store's layout (see store.py), written straight
-# into the server: ARGV = prefix, first user number, count, now (ms), expireAt (ms).
+# The packed description (field x, see store._encode) of the sessions below: a
+# Chrome on Windows in Germany; browser, version, platform (unknown), os,
+# location, ip and isDev (no).
+DESCRIPTION = SEPARATOR.join(
+    ["Chrome", "120.0.6099.109", "", "Windows", "Germany", "89.160.20.112", ""]
+)
+
+# Other users' sessions in the store's layout (see store.py), written straight into
+# the server: ARGV = prefix, first user number, count, now (ms), expireAt (ms), x.
 LOAD_OTHERS = """
 local prefix, first, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, exp = ARGV[4], ARGV[5]
+local now, exp, description = ARGV[4], ARGV[5], ARGV[6]
 for n = first, first + count - 1 do
   local user = 'other-' .. n
   local id = string.format('%022d', n)
-  local key = prefix .. 's:{' .. user .. '}:' .. id
-  redis.call('HSET', key, 'c', now, 'e', exp, 'a', now, 'b', 'Chrome', 'v', '120.0.6099.109',
-    'p', 'unknown', 'o', 'Windows', 'd', '0', 'l', 'Germany', 'i', '89.160.20.112',
-    'r', string.format('%022d', n))
+  local key = prefix .. 's:{' .. user .. '}' .. id
+  redis.call('HSET', key, 'c', now, 'x', description, 'r', string.format('%022d', n))
   redis.call('PEXPIREAT', key, exp)
   redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, id)
   redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
@@ -381,19 +394,19 @@ end
 return count
 """
 
-# Many sessions of one user, in the same layout: ARGV = prefix, user, ids...
+# Many sessions of one user, in the same layout: ARGV = prefix, user, now (ms),
+# expireAt (ms), x, ids...
 LOAD_USER = """
 local prefix, user = ARGV[1], ARGV[2]
-local now, exp = ARGV[3], ARGV[4]
-for i = 5, #ARGV do
-  local key = prefix .. 's:{' .. user .. '}:' .. ARGV[i]
-  redis.call('HSET', key, 'c', now, 'e', exp, 'a', now, 'b', 'Chrome', 'v', '120.0.6099.109',
-    'p', 'unknown', 'o', 'Windows', 'd', '0', 'l', 'Germany', 'i', '89.160.20.112', 'r', ARGV[i])
+local now, exp, description = ARGV[3], ARGV[4], ARGV[5]
+for i = 6, #ARGV do
+  local key = prefix .. 's:{' .. user .. '}' .. ARGV[i]
+  redis.call('HSET', key, 'c', now, 'x', description, 'r', ARGV[i])
   redis.call('PEXPIREAT', key, exp)
   redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, ARGV[i])
 end
 redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
-return #ARGV - 4
+return #ARGV - 5
 """
 
 
@@ -404,7 +417,7 @@ def load_others(client: redis.Redis, count: int) -> float:
     load = client.register_script(LOAD_OTHERS)
     batch = 20_000
     for first in range(0, count, batch):
-        load(args=[PREFIX, first, min(batch, count - first), now, now + 1_209_600_000])
+        load(args=[PREFIX, first, min(batch, count - first), now, now + 1_209_600_000, DESCRIPTION])
     return time.monotonic() - started
 
 
@@ -624,7 +637,7 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
     user = f"bulk-{bench.run_id}"
     ids = [new_session_id() for _ in range(1000)]
     now = now_ms()
-    client.eval(LOAD_USER, 0, PREFIX, user, now, now + 1_209_600_000, *ids)
+    client.eval(LOAD_USER, 0, PREFIX, user, now, now + 1_209_600_000, DESCRIPTION, *ids)
     with bench.app.app_context():
         token = issue_tokens(user, ids[0], now + 1_209_600_000, new_jti())["accessToken"]
     started = time.perf_counter()
@@ -632,7 +645,7 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
         client, lambda: http("DELETE", app.url + "/api/sessions", bearer(token)), 1
     )
     took = (time.perf_counter() - started) * 1000
-    left = client.exists(f"{PREFIX}u:{{{user}}}") + client.exists(f"{PREFIX}s:{{{user}}}:{ids[1]}")
+    left = client.exists(index_key(user)) + client.exists(session_key(user, ids[1]))
     text = ", ".join(f"{c:g} {name}" for name, c in sorted(calls.items(), key=lambda x: -x[1]))
     lines.append(f"| revoke-all (DELETE, 1,000 sessions) | {trips:g} | {text} |")
     print(f"  revoke-all of 1,000 sessions: {trips:g} round trips, {took:.1f} ms", flush=True)
@@ -662,12 +675,10 @@ def memory_table(bench: Bench) -> list[str]:
             seeded = seed(app, users, events=False)
             after = client.info("memory")["used_memory"]
             sample = seeded[:: max(1, total // 1000)]
-            hashes = [
-                client.memory_usage(f"{PREFIX}s:{{{s.user_id}}}:{s.session_id}") for s in sample
-            ]
-            indexes = [client.memory_usage(f"{PREFIX}u:{{{s.user_id}}}") for s in sample]
+            hashes = [client.memory_usage(session_key(s.user_id, s.session_id)) for s in sample]
+            indexes = [client.memory_usage(index_key(s.user_id)) for s in sample]
             encoding = client.object(
-                "encoding", f"{PREFIX}s:{{{sample[0].user_id}}}:{sample[0].session_id}"
+                "encoding", session_key(sample[0].user_id, sample[0].session_id)
             )
             per_session = (after - before) / total
             usage = statistics.mean(hashes) + statistics.mean(indexes) / per_user
@@ -957,7 +968,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--others", type=int, default=1_000_000, help="other users for scaling")
     parser.add_argument("--memory-sessions", type=int, default=100_000)
-    parser.add_argument("--skip", default="", help="comma list of: workers,scaling,memory,profile")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma list of: throughput (round trips, profiles too),workers,scaling,memory,profile",
+    )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
     parser.add_argument("--print", action="store_true", help="print, do not write the doc")
@@ -1009,37 +1024,19 @@ def main() -> None:
 
 def run(bench: Bench, skip: set[str]) -> list[str]:
     args = bench.args
-    print("seeding sessions ...", flush=True)
-    took = time.monotonic()
-    seeded = seed_all(bench)
-    print(f"  {sum(map(len, seeded.values())):,} in {time.monotonic() - took:.1f} s", flush=True)
-    all_loads = loads(bench, seeded)
     sections: list[str] = []
-
-    app = start_gunicorn("app", "wsgi:app", bench.env, bench.tmp)
-    bare = start_gunicorn("bare", "bare:app", bench.env, bench.tmp)
-    rows = []
-    try:
-        print("throughput and latency, each against the bare endpoint:", flush=True)
+    if not {"throughput", "scaling", "workers"} <= skip:  # the memory section seeds its own
+        print("seeding sessions ...", flush=True)
+        took = time.monotonic()
+        seeded = seed_all(bench)
+        print(
+            f"  {sum(map(len, seeded.values())):,} in {time.monotonic() - took:.1f} s", flush=True
+        )
+        all_loads = loads(bench, seeded)
         only = set(filter(None, args.only.split(","))) or set(all_loads)
         all_loads = {key: load for key, load in all_loads.items() if key in only}
-        for key, load in all_loads.items():
-            rows.append(bench.measure(app, bare, load, TARGETS[key]))
-        sections += ["### Throughput and latency against the bare endpoint", ""]
-        sections += [*main_table(rows), ""]
-        print("Redis round trips and commands per request:", flush=True)
-        sections += ["### Redis round trips and commands per request", ""]
-        sections += [*command_table(bench, app, seeded), ""]
-        missed = [key for key, row in zip(all_loads, rows, strict=True) if not row.met]
-        wanted = missed + [p for p in args.profile.split(",") if p and p not in missed]
-        if wanted and "profile" not in skip:
-            print(f"profiling {', '.join(wanted)} ...", flush=True)
-            sections += ["### Profiles", ""]
-            for key in wanted:
-                sections += [*profile(bench, app, all_loads[key]), ""]
-    finally:
-        app.stop()
-        bare.stop()
+    if "throughput" not in skip:
+        sections += endpoints(bench, seeded, all_loads, skip)
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
@@ -1051,6 +1048,36 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "workers" not in skip:
         print("worker classes:", flush=True)
         sections += ["### Worker class and count", "", *workers_table(bench, all_loads), ""]
+    return sections
+
+
+def endpoints(
+    bench: Bench, seeded: dict[str, list[Seeded]], all_loads: dict[str, Load], skip: set[str]
+) -> list[str]:
+    """Measure throughput and latency, count round trips and profile what misses its target."""
+    sections: list[str] = []
+    app = start_gunicorn("app", "wsgi:app", bench.env, bench.tmp)
+    bare = start_gunicorn("bare", "bare:app", bench.env, bench.tmp)
+    rows = []
+    try:
+        print("throughput and latency, each against the bare endpoint:", flush=True)
+        for key, load in all_loads.items():
+            rows.append(bench.measure(app, bare, load, TARGETS[key]))
+        sections += ["### Throughput and latency against the bare endpoint", ""]
+        sections += [*main_table(rows), ""]
+        print("Redis round trips and commands per request:", flush=True)
+        sections += ["### Redis round trips and commands per request", ""]
+        sections += [*command_table(bench, app, seeded), ""]
+        missed = [key for key, row in zip(all_loads, rows, strict=True) if not row.met]
+        wanted = missed + [p for p in bench.args.profile.split(",") if p and p not in missed]
+        if wanted and "profile" not in skip:
+            print(f"profiling {', '.join(wanted)} ...", flush=True)
+            sections += ["### Profiles", ""]
+            for key in wanted:
+                sections += [*profile(bench, app, all_loads[key]), ""]
+    finally:
+        app.stop()
+        bare.stop()
     return sections
 
 

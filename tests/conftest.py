@@ -152,7 +152,8 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
     now = time.time() * 1000
     sessions = {}
     for key in redis.scan_iter(match=f"{prefix}s:*", count=1000):
-        user_id, session_id = key[len(prefix) + 2 :].rsplit(":", 1)
+        tag, _, session_id = key[len(prefix) + 2 :].rpartition("}")
+        user_id = tag + "}"  # with its braces, as in the index key
         assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
         sessions.setdefault(user_id, set()).add(session_id)
     for key in redis.scan_iter(match=f"{prefix}u:*", count=1000):
@@ -160,7 +161,7 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
         assert redis.pttl(key) > 0, f"{key} has no TTL"
         for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
             if expire_at > now + 50:  # not about to expire between our reads
-                hash_key = f"{prefix}s:{user_id}:{session_id}"
+                hash_key = f"{prefix}s:{user_id}{session_id}"
                 assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
     for user_id, session_ids in sessions.items():
         indexed = set(redis.zrange(f"{prefix}u:{user_id}", 0, -1))

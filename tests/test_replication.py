@@ -30,7 +30,7 @@ def make_app(**config) -> Flask:
 
 
 def session_key(body: dict) -> str:
-    return f"{PREFIX}s:{{alice}}:{body['session']['_id']}"
+    return f"{PREFIX}s:{{alice}}{body['session']['_id']}"
 
 
 def verify(client, body: dict):

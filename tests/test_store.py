@@ -79,7 +79,7 @@ def test_create_writes_hash_and_index_together_with_expiry(store, redis):
     session = create(store)
 
     key = store.session_key("alice", session.id)
-    assert redis.hget(key, "b") == "Chrome"
+    assert redis.hget(key, "c") == str(session.created_at)
     assert redis.pexpiretime(key) == session.expire_at
     assert redis.zscore(store.index_key("alice"), session.id) == session.expire_at
     assert redis.pexpiretime(store.index_key("alice")) == session.expire_at
@@ -97,6 +97,43 @@ def test_session_fields_stay_compact(store, redis):
     )
 
     assert redis.object("encoding", store.session_key("alice", session.id)) == "listpack"
+
+
+def test_a_new_session_is_stored_compactly(store, redis):
+    session = create(store)
+    key = store.session_key("alice", session.id)
+
+    assert redis.object("encoding", key) == "listpack"
+    # No expiry field (the key's TTL and the index score hold it), no lastActiveAt
+    # until the first touch, the descriptive parts packed into one field.
+    assert set(redis.hkeys(key)) == {"c", "x", "r"}
+    assert store.list("alice")[0].expire_at == redis.pexpiretime(key) == session.expire_at
+    refreshed = store.rotate_refresh("alice", session.id, "r0", "r1")
+    assert refreshed.expire_at == redis.pexpiretime(key)
+
+
+@pytest.mark.parametrize(
+    ("device", "location", "ip", "packed"),
+    [
+        (DEVICE, "unknown", "127.0.0.1", True),
+        (
+            Device("Chrome Mobile", "120.0.6099.109", "Pixel 8", "Android", True),
+            "Berlin, Germany",
+            "2001:db8::1",
+            False,
+        ),  # over 64 bytes together
+        (Device(browser="", version="1"), "", "::1", False),  # "" would read back as unknown
+        (Device(browser="a\x1fb"), "unknown", "::1", False),  # holds the separator
+    ],
+    ids=["packed", "too-long", "empty-parts", "separator"],
+)
+def test_a_session_reads_back_as_it_was_created(store, redis, device, location, ip, packed):
+    session, _ = store.create("alice", device=device, ip=ip, location=location, refresh_jti="r")
+    key = store.session_key("alice", session.id)
+
+    assert store.list("alice") == [session]
+    assert redis.hexists(key, "x") is packed
+    assert redis.object("encoding", key) == "listpack"
 
 
 def test_list_is_newest_first(store):

@@ -1,5 +1,10 @@
 """Sessions in Redis: one hash per session, one sorted-set index per user.
 
+The hash is kept small, since with one session per user the two keys' own
+overhead is already most of the memory: a session's expiry is its key's TTL
+and its index score, not a field too; lastActiveAt is stored only once it
+differs from createdAt; the descriptive parts share one value (see ``_encode``).
+
 Every key of a user carries the ``{userId}`` hash tag, so all of a user's keys
 live in one Cluster slot and each multi-key change can be one atomic script.
 Each public method is exactly one round trip to Redis; in a Cluster, a change
@@ -38,6 +43,8 @@ SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64
 # Hash fields are one letter and values stay short so Redis keeps each session
 # in its compact listpack encoding (values up to 64 bytes).
 MAX_FIELD_LENGTH = 64
+UNKNOWN = "unknown"  # what a device or location part is when nothing better is known
+SEPARATOR = "\x1f"  # between the parts of the packed description, field x
 
 
 def new_session_id() -> str:
@@ -107,21 +114,27 @@ local function emit(kind, ids, expire_at)
   redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
     'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
 end
+-- When the session was last active: field a, absent until the first touch
+-- (the session was last active when created, field c).
+local function last_active(created, active)
+  return tonumber(active or created)
+end
 local function idle(last)
-  return IDLE > 0 and NOW - tonumber(last) > IDLE
+  return IDLE > 0 and NOW - last > IDLE
 end
 -- Is the session (its hash key and id) live? An idle one is deleted; activity
--- is noted at most every `touch` ms. HSET runs only after HGET found the hash,
+-- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
 -- so a dead session is never re-created as a key without a TTL.
 local function live(key, id, touch)
-  local last = redis.call('HGET', key, 'a')
-  if not last then return false end
+  local seen = redis.call('HMGET', key, 'c', 'a')
+  if not seen[1] then return false end
+  local last = last_active(seen[1], seen[2])
   if idle(last) then
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], id)
     return false
   end
-  if NOW - tonumber(last) >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
   return true
 end
 """
@@ -159,47 +172,54 @@ return 0
 # Returns {outcome, current jti, expire_at}; outcomes as in Rotation.
 _ROTATE = """
 local id, presented, new, grace = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
-local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'e', 'a')
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a')
 if not cur[1] then return {0, false, false} end
-if idle(cur[5]) then
+if idle(last_active(cur[4], cur[5])) then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[1], id)
   return {0, false, false}
 end
+local expire_at = redis.call('PEXPIRETIME', KEYS[2])
 if cur[1] == presented then
   redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
-  emit('session.refreshed', {id}, cur[4])
-  return {1, new, cur[4]}
+  emit('session.refreshed', {id}, expire_at)
+  return {1, new, expire_at}
 end
 if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
-  emit('session.refreshed', {id}, cur[4])
-  return {2, cur[1], cur[4]}
+  emit('session.refreshed', {id}, expire_at)
+  return {2, cur[1], expire_at}
 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
-emit('session.theft_detected', {id}, cur[4])
-return {-1, false, cur[4]}
+emit('session.theft_detected', {id}, expire_at)
+return {-1, false, expire_at}
 """
 
 # ARGV[7]: the asking session's id ('' = none; its hash is KEYS[2]), ARGV[8]:
-# touch interval. Returns id, fields, id, fields, ... of the live sessions and
-# prunes the rest; nil when the asking session is not live.
+# touch interval. Returns id, expire_at, fields, id, expire_at, fields, ... of
+# the live sessions and prunes the rest; nil when the asking session is not live.
 _LIST = """
 if ARGV[7] ~= '' and not live(KEYS[2], ARGV[7], ARGV[8]) then return false end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  local id = index[i]
   local fields = redis.call('HGETALL', PREFIX .. id)
   local dead = #fields == 0
-  if not dead and IDLE > 0 and idle(redis.call('HGET', PREFIX .. id, 'a')) then
-    redis.call('DEL', PREFIX .. id)
-    dead = true
+  if not dead and IDLE > 0 then
+    local seen = redis.call('HMGET', PREFIX .. id, 'c', 'a')
+    if idle(last_active(seen[1], seen[2])) then
+      redis.call('DEL', PREFIX .. id)
+      dead = true
+    end
   end
   if dead then
     redis.call('ZREM', KEYS[1], id)
   else
     out[#out + 1] = id
+    out[#out + 1] = index[i + 1]
     out[#out + 1] = fields
   end
 end
@@ -272,7 +292,8 @@ class SessionStore:
     Cluster; see ``_run_and_wait``).
     """
 
-    SESSION_KEY = "{prefix}s:{{{user_id}}}:{session_id}"
+    # The tag's closing brace ends the user id: no separator before the session id.
+    SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
     TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
 
@@ -529,7 +550,7 @@ class SessionStore:
             )
         if flat is None:
             return None
-        sessions = [_decode(flat[i], user_id, flat[i + 1]) for i in range(0, len(flat), 2)]
+        sessions = [_decode(user_id, *flat[i : i + 3]) for i in range(0, len(flat), 3)]
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def revoke(self, user_id: str, session_id: str, *, caller: str | None = None) -> bool | None:
@@ -563,36 +584,60 @@ def _clip(value: str) -> str:
 
 
 def _encode(session: Session) -> dict[str, str | int]:
+    """Return the hash fields of a new session."""
     device = session.device
-    return {
-        "c": session.created_at,
-        "e": session.expire_at,
-        "a": session.last_active_at,
-        "b": _clip(device.browser),
-        "v": _clip(device.version),
-        "p": _clip(device.platform),
-        "o": _clip(device.os),
-        "d": int(device.is_dev),
-        "l": _clip(session.location),
-        "i": _clip(session.ip),
-    }
+    parts = [
+        _clip(value)
+        for value in (
+            device.browser,
+            device.version,
+            device.platform,
+            device.os,
+            session.location,
+            session.ip,
+        )
+    ]
+    fields: dict[str, str | int] = {"c": session.created_at}
+    if session.last_active_at != session.created_at:  # else a is left out until the first touch
+        fields["a"] = session.last_active_at
+    # One field for all of them saves six fields' overhead: x holds the parts
+    # separated, "unknown" as an empty part, and isDev as "1" or "". When they
+    # do not fit one listpack value, or would not read back the same (an empty
+    # part, a part holding the separator), each keeps a field of its own.
+    packed = SEPARATOR.join(
+        [*("" if part == UNKNOWN else part for part in parts), "1" if device.is_dev else ""]
+    )
+    if (
+        all(part and SEPARATOR not in part for part in parts)
+        and len(packed.encode()) <= MAX_FIELD_LENGTH
+    ):
+        fields["x"] = packed
+    else:
+        fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
+    return fields
 
 
-def _decode(session_id: str, user_id: str, flat_fields: list[str]) -> Session:
+def _decode(user_id: str, session_id: str, expire_at: str, flat_fields: list[str]) -> Session:
     fields = dict(zip(flat_fields[::2], flat_fields[1::2], strict=True))
+    if "x" in fields:
+        *parts, is_dev = fields["x"].split(SEPARATOR)
+        browser, version, platform, os_name, location, ip = (part or UNKNOWN for part in parts)
+    else:
+        browser, version, platform, os_name, location, ip = (fields[name] for name in "bvpoli")
+        is_dev = fields["d"]
     return Session(
         id=session_id,
         user_id=user_id,
         created_at=int(fields["c"]),
-        expire_at=int(fields["e"]),
-        last_active_at=int(fields["a"]),
+        expire_at=int(expire_at),
+        last_active_at=int(fields.get("a", fields["c"])),
         device=Device(
-            browser=fields["b"],
-            version=fields["v"],
-            platform=fields["p"],
-            os=fields["o"],
-            is_dev=fields["d"] == "1",
+            browser=browser,
+            version=version,
+            platform=platform,
+            os=os_name,
+            is_dev=is_dev == "1",
         ),
-        location=fields["l"],
-        ip=fields["i"],
+        location=location,
+        ip=ip,
     )
