@@ -951,8 +951,8 @@ def machine() -> str:
 def main_table(rows: list[Row]) -> list[str]:
     lines = [
         "| endpoint | req/s | p50 | p99 | bare req/s | bare p50 | bare p99 | ratio (rounds) "
-        "| target | CPU µs/request (bare) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| target | CPU µs/request (bare) | CPU ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for row in rows:
         target = f"≥ {row.target}x {'met' if row.met else '**missed**'}" if row.target else "—"
@@ -961,7 +961,8 @@ def main_table(rows: list[Row]) -> list[str]:
             f"| {row.name} | {row.app.rps:.0f} | {row.app.p50_ms:.1f} ms | {row.app.p99_ms:.1f} ms "
             f"| {row.bare.rps:.0f} | {row.bare.p50_ms:.1f} ms | {row.bare.p99_ms:.1f} ms "
             f"| **{row.ratio:.2f}x** ({spread}) | {target} "
-            f"| {row.app.cpu_us:.0f} ({row.bare.cpu_us:.0f}) |"
+            f"| {row.app.cpu_us:.0f} ({row.bare.cpu_us:.0f}) "
+            f"| {row.bare.cpu_us / row.app.cpu_us:.2f}x |"
         )
     return lines
 

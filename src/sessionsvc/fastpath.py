@@ -47,11 +47,11 @@ class VerifyFastPath:
         self.path = f"{config['URL_PREFIX']}/sessions/verify"
         self.max_header_bytes = config["MAX_HEADER_BYTES"]
         self.methods = frozenset(VERIFY_METHODS)
+        self.header_key = "HTTP_" + config["JWT_HEADER_NAME"].upper().replace("-", "_")
+        self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
         with app.app_context():
             self.settings = decode_settings()
-            self.header_key = "HTTP_" + config["JWT_HEADER_NAME"].upper().replace("-", "_")
-            self.header_type = config["JWT_HEADER_TYPE"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
