@@ -30,17 +30,18 @@ from sessionsvc.config import instance_path as sessionsvc_instance_path
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
 # Every request is short: a token check and one Redis round trip. Chosen from
-# docs/benchmarks.md ("Worker class and count"): gthread workers, 2 per core
-# with 2 threads each, answered as many or more verify and list requests than
-# 2 x cores + 1 sync workers in most runs, at a similar latency; gevent more
-# at best, with a p99 several times worse. Threads overlap each other's Redis
-# round trips, and the gateway's keep-alive connections (nginx `keepalive`) are
-# kept, where a sync worker closes each one. Two processes per core keep both
-# cores busy despite the GIL. Each thread keeps one Redis connection of its
-# own (store.py).
+# docs/benchmarks.md ("Worker class and count"): gthread, one worker per core
+# with 4 threads each. Since verify is answered in front of Flask, that shape
+# served more verify and list requests than 2 workers per core with 2 threads
+# in most runs, for less CPU per request; 2 x cores + 1 sync workers fewer;
+# gevent about as many, with a p99 several times worse. Threads overlap each
+# other's Redis round trips, and the gateway's keep-alive connections (nginx
+# `keepalive`) are kept, where a sync worker closes each one. One process per
+# core keeps every core busy despite the GIL. Each thread keeps one Redis
+# connection of its own (store.py).
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-threads = int(os.environ.get("GUNICORN_THREADS", 2))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A worker is killed only when a request takes longer than this. The worst
 # legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus

@@ -791,8 +791,15 @@ def scaling_table(bench: Bench, loads_empty: dict[str, Load], seeded_empty) -> l
 
 WORKER_CONFIGS = {
     "sync, 5 workers (2 x cores + 1)": ("--worker-class", "sync", "--workers", "5"),
-    "gthread, 2 workers x 4 threads": ("--worker-class", "gthread", "-w", "2", "--threads", "4"),
-    "gthread, 2 x cores workers x 2 threads (shipped)": ("--worker-class", "gthread"),
+    "gthread, 2 x cores workers x 2 threads": (
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(2 * (os.cpu_count() or 1)),
+        "--threads",
+        "2",
+    ),
+    "gthread, 1 worker per core x 4 threads (shipped)": ("--worker-class", "gthread"),
     "gevent, 2 workers": ("--worker-class", "gevent", "--workers", "2"),
 }
 
