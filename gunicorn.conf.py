@@ -33,8 +33,8 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # docs/benchmarks.md ("Worker class and count"): gthread, one worker per core
 # with 4 threads each. Since verify is answered in front of Flask, that shape
 # served more verify and list requests than 2 workers per core with 2 threads
-# in most runs, for less CPU per request; 2 x cores + 1 sync workers fewer;
-# gevent about as many, with a p99 several times worse. Threads overlap each
+# in most runs, at less CPU per verify; 2 x cores + 1 sync workers fewer;
+# gevent more, with a p99 several times worse. Threads overlap each
 # other's Redis round trips, and the gateway's keep-alive connections (nginx
 # `keepalive`) are kept, where a sync worker closes each one. One process per
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
