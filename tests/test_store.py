@@ -202,6 +202,18 @@ def test_idle_sessions_die(redis, key_prefix):
     assert [s.id for s in store.list("alice")] == [used.id]
 
 
+def test_list_prunes_idle_sessions_itself(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, idle_timeout=1)
+    idle, used = create(store), create(store)  # neither touched yet: no field a
+    time.sleep(0.6)
+    store.redis.hset(store.session_key("alice", used.id), "a", int(time.time() * 1000))
+    time.sleep(0.6)
+
+    assert [s.id for s in store.list("alice")] == [used.id]
+    assert redis.exists(store.session_key("alice", idle.id)) == 0
+    assert redis.zrange(store.index_key("alice"), 0, -1) == [used.id]
+
+
 def test_check_never_recreates_a_dead_session(store, redis):
     session = create(store)
     store.revoke("alice", session.id)

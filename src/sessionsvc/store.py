@@ -122,6 +122,11 @@ end
 local function idle(last)
   return IDLE > 0 and NOW - last > IDLE
 end
+-- Delete a session: its hash and its index entry.
+local function drop(key, id)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], id)
+end
 -- Is the session (its hash key and id) live? An idle one is deleted; activity
 -- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
 -- so a dead session is never re-created as a key without a TTL.
@@ -130,8 +135,7 @@ local function live(key, id, touch)
   if not seen[1] then return false end
   local last = last_active(seen[1], seen[2])
   if idle(last) then
-    redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], id)
+    drop(key, id)
     return false
   end
   if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
@@ -175,8 +179,7 @@ local id, presented, new, grace = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
 local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a')
 if not cur[1] then return {0, false, false} end
 if idle(last_active(cur[4], cur[5])) then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[1], id)
+  drop(KEYS[2], id)
   return {0, false, false}
 end
 local expire_at = redis.call('PEXPIRETIME', KEYS[2])
@@ -190,8 +193,7 @@ if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
   emit('session.refreshed', {id}, expire_at)
   return {2, cur[1], expire_at}
 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], id)
+drop(KEYS[2], id)
 emit('session.theft_detected', {id}, expire_at)
 return {-1, false, expire_at}
 """
@@ -201,22 +203,22 @@ return {-1, false, expire_at}
 # the live sessions and prunes the rest; nil when the asking session is not live.
 _LIST = """
 if ARGV[7] ~= '' and not live(KEYS[2], ARGV[7], ARGV[8]) then return false end
+-- A field of an HGETALL reply (name, value, name, value, ...).
+local function field(flat, name)
+  for f = 1, #flat, 2 do
+    if flat[f] == name then return flat[f + 1] end
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
 local out = {}
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #index, 2 do
   local id = index[i]
   local fields = redis.call('HGETALL', PREFIX .. id)
-  local dead = #fields == 0
-  if not dead and IDLE > 0 then
-    local seen = redis.call('HMGET', PREFIX .. id, 'c', 'a')
-    if idle(last_active(seen[1], seen[2])) then
-      redis.call('DEL', PREFIX .. id)
-      dead = true
-    end
-  end
-  if dead then
+  if #fields == 0 then
     redis.call('ZREM', KEYS[1], id)
+  elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+    drop(PREFIX .. id, id)
   else
     out[#out + 1] = id
     out[#out + 1] = index[i + 1]
@@ -536,18 +538,23 @@ class SessionStore:
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
         return Refresh(Rotation(outcome), current, int(expire_at))
 
+    def _asking(self, caller: str | None) -> tuple[tuple[str, ...], tuple[str, int]]:
+        """Return the session keys and script arguments that check the asking session.
+
+        No caller: no key, and an empty id, which the scripts take as "no check".
+        """
+        if caller is None:
+            return (), ("", 0)
+        return (caller,), (caller, self.TOUCH_INTERVAL_MS)
+
     def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
         """Return the user's live sessions, newest first.
 
         With ``caller``, the session asking is checked (and its activity noted) in
         the same round trip, as ``is_live`` would: None when it is not live.
         """
-        if caller is None:
-            flat = self._run("list", user_id, (), "", 0, now=now_ms())
-        else:
-            flat = self._run(
-                "list", user_id, (caller,), caller, self.TOUCH_INTERVAL_MS, now=now_ms()
-            )
+        ids, asking = self._asking(caller)
+        flat = self._run("list", user_id, ids, *asking, now=now_ms())
         if flat is None:
             return None
         sessions = [_decode(user_id, *flat[i : i + 3]) for i in range(0, len(flat), 3)]
@@ -560,11 +567,10 @@ class SessionStore:
         trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
         """
         now = now_ms()
-        if caller is None:
-            ids, asking = (session_id,), ("", 0)
-        else:
-            ids, asking = (session_id, caller), (caller, self.TOUCH_INTERVAL_MS)
-        existed = self._run("revoke", user_id, ids, session_id, *asking, now=now, wait=True)
+        ids, asking = self._asking(caller)
+        existed = self._run(
+            "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
+        )
         if existed < 0:
             return None
         if existed:
