@@ -96,9 +96,14 @@ class StoreUnavailable(SessionsvcError):
     message = "The session store is unavailable; try again shortly."
 
 
+def error_body(code: str, message: str) -> dict[str, str]:
+    """Return the API's one error shape."""
+    return {"code": code, "error": message}
+
+
 def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Response, int]:
     """Build the API's JSON error response."""
-    return jsonify(code=code, error=message), status
+    return jsonify(error_body(code, message)), status
 
 
 def _code_for(http_error: HTTPException) -> str:
@@ -168,7 +173,7 @@ def register_error_handlers(app: Flask) -> None:
         # Keep Werkzeug's headers (Allow on 405, Retry-After on 429); replace only the body.
         response = error.get_response()
         response.data = json.dumps(
-            {"code": _code_for(error), "error": error.description}, separators=(",", ":")
+            error_body(_code_for(error), error.description), separators=(",", ":")
         )
         response.content_type = "application/json"
         return response

@@ -25,9 +25,9 @@ from typing import Any
 from flask import Flask
 
 from .auth import decode_settings, session_claims, verified_claims
-from .errors import StoreUnavailable, TokenRevoked, header_bytes, note_error
+from .errors import StoreUnavailable, TokenRevoked, error_body, header_bytes, note_error
 from .logs import REQUEST_ID_HEADER, new_request_id
-from .views import NO_STORE, VERIFY_METHODS
+from .views import VERIFY_METHODS, verified
 
 ENDPOINT = "sessions.verify_session"  # the Flask endpoint it stands in for, in metrics
 # A compact JWS: three base64url parts. Anything else in the header is Flask's to judge.
@@ -61,8 +61,8 @@ class VerifyFastPath:
             request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
             # A store failure is answered here: handed on, it would be waited out twice.
             note_error(error, self.extension.metrics, request_id)
-            body = {"code": error.code, "error": error.message}
-            headers = [("X-Error-Code", error.code)]
+            body = error_body(error.code, error.message)
+            headers = {"X-Error-Code": error.code}
             return self._respond(
                 environ, start_response, started, request_id, error.status, body, headers
             )
@@ -70,9 +70,7 @@ class VerifyFastPath:
             ids = None
         if ids is None:
             return self.wsgi_app(environ, start_response)
-        user_id, session_id = ids
-        body = {"userId": user_id, "sessionId": session_id}
-        headers = [("X-User-Id", user_id), ("X-Session-Id", session_id), *NO_STORE.items()]
+        body, headers = verified(*ids)
         request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
         return self._respond(
             environ, start_response, started, request_id, HTTPStatus.OK, body, headers
@@ -86,16 +84,19 @@ class VerifyFastPath:
         request_id: str,
         status: HTTPStatus,
         body: dict[str, str],
-        headers: list[tuple[str, str]],
+        headers: dict[str, str],
     ) -> Iterable[bytes]:
         """Answer as Flask would: its JSON, status line and headers; count it in the metrics."""
         data = f"{json.dumps(body, separators=(',', ':'))}\n".encode()
-        headers += [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(data))),
-            (REQUEST_ID_HEADER, request_id),
-        ]
-        start_response(f"{status.value} {status.phrase.upper()}", headers)  # as werkzeug's
+        start_response(
+            f"{status.value} {status.phrase.upper()}",  # as werkzeug's
+            [
+                *headers.items(),
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                (REQUEST_ID_HEADER, request_id),
+            ],
+        )
         self.extension.metrics.observe(ENDPOINT, status, time.perf_counter() - started)
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [data]
 

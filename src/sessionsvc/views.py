@@ -156,6 +156,12 @@ VERIFY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 VERIFY = {"methods": [*VERIFY_METHODS, "OPTIONS"], "provide_automatic_options": False}
 
 
+def verified(user_id: str, session_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Return verify's 200 body and headers for a live session (fastpath.py answers the same)."""
+    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
+    return {"userId": user_id, "sessionId": session_id}, headers
+
+
 @bp.route("/sessions/verify", **VERIFY)
 @bp.route("/sessions/verify/", **VERIFY)
 @bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
@@ -168,9 +174,8 @@ def verify_session(_original_path: str = ""):
     """
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    user_id, session_id = session_claims(get_jwt())
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
-    return {"userId": user_id, "sessionId": session_id}, HTTPStatus.OK, headers
+    body, headers = verified(*session_claims(get_jwt()))
+    return body, HTTPStatus.OK, headers
 
 
 @bp.after_request
