@@ -43,6 +43,7 @@ def timed_request(server, *args, **kwargs) -> tuple[int | str, float]:
     return status, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_hung_redis_gets_fast_503s_under_gunicorn(gunicorn, own_redis):
     server = gunicorn(SESSIONSVC_REDIS_URL=own_redis.connection_url)
     token = server.login()["accessToken"]

@@ -251,6 +251,7 @@ def test_configure_installs_one_handler_however_many_apps():
 # --- under gunicorn ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gunicorn_logs_are_json_lines_without_secrets(gunicorn):
     secrets = [SERVICE_KEY, JWT_SECRET]
     service = {"X-Service-Key": SERVICE_KEY}
@@ -327,6 +328,7 @@ def test_gunicorn_logs_are_json_lines_without_secrets(gunicorn):
     assert not Path(announced.removeprefix("metrics files in ")).exists()
 
 
+@pytest.mark.slow
 def test_gunicorn_metrics_sum_every_worker(gunicorn):
     # Each worker exits after 4 requests, so no single process can have seen them
     # all: only the sum over every worker, live or exited, gives the totals.

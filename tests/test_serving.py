@@ -9,7 +9,11 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from conftest import auth
+
+pytestmark = pytest.mark.slow  # each test starts gunicorn
 
 
 def hammer(server, token: str, stop: threading.Event, results: Counter) -> None:

@@ -52,6 +52,7 @@ def assert_store_unavailable(response, elapsed):
     assert elapsed < FAIL_FAST_BOUND
 
 
+@pytest.mark.slow
 def test_stopped_redis_fails_closed_and_recovers(server, client):
     body = login(client)
     port = server.port
@@ -75,6 +76,7 @@ def test_stopped_redis_fails_closed_and_recovers(server, client):
     assert client.get("/api/sessions", headers=auth(fresh["accessToken"])).status_code == 200
 
 
+@pytest.mark.slow
 def test_hung_redis_fails_fast_and_recovers(server, client, make_client):
     body = login(client)
     fresh = make_client()  # no connection yet: must not wait longer for connecting
