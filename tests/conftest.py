@@ -28,13 +28,23 @@ from sessionsvc.extension import get_store
 from sessionsvc.store import SessionStore
 from topologies import Cluster
 
-# SESSIONSVC_TEST_REDIS=cluster runs the suite against a local 3-primary Cluster
-# (or against SESSIONSVC_REDIS_URL, then a Cluster node of yours).
+# Two variables pick the server the suite runs on: SESSIONSVC_REDIS_URL (a server
+# of yours instead of an embedded Valkey) and SESSIONSVC_TEST_REDIS=cluster (a
+# local 3-primary Cluster, or, with SESSIONSVC_REDIS_URL, a Cluster node of yours).
+TEST_REDIS_URL = os.environ.get("SESSIONSVC_REDIS_URL")
 MODES = ("standalone", "cluster")
 MODE = os.environ.get("SESSIONSVC_TEST_REDIS") or "standalone"
 if MODE not in MODES:
     raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
 CLUSTER = MODE == "cluster"
+
+# Read those two, then clear every SESSIONSVC_* variable (and the metrics
+# directory, which metrics.py reads) before any app exists: what a developer
+# exported to run the service (their secrets, SESSIONSVC_ENV=production) must
+# not change the tests' outcomes. Each test sets what it needs itself.
+for _name in [name for name in os.environ if name.startswith("SESSIONSVC_")]:
+    del os.environ[_name]
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 SERVICE_KEY = "test-service-key"
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
@@ -59,8 +69,8 @@ def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """``SESSIONSVC_REDIS_URL`` when set, else an embedded Valkey (or Cluster) for the whole run."""
-    if url := os.environ.get("SESSIONSVC_REDIS_URL"):
-        yield url
+    if TEST_REDIS_URL:
+        yield TEST_REDIS_URL
         return
     server = Cluster() if CLUSTER else ValkeyServer()
     server.start()

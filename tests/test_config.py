@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +80,28 @@ def test_a_secret_that_parses_as_a_number_is_refused(instance, monkeypatch):
 
     with pytest.raises(ConfigError, match="must be a string"):
         create_app()
+
+
+def test_the_config_tests_pass_with_a_developers_variables_exported():
+    # conftest.py clears SESSIONSVC_*: run this file in a fresh pytest, as from a
+    # shell that just served the app with its own secrets, in production mode.
+    exported = {
+        "SESSIONSVC_JWT_SECRET_KEY": "my-own-jwt-secret",
+        "SESSIONSVC_SERVICE_KEY": "my-own-service-key",
+        "SESSIONSVC_ENV": "production",
+        "SESSIONSVC_SESSION_LIFETIME": "90",
+    }
+    this_file = "tests/test_config.py"
+    this_test = f"{this_file}::test_the_config_tests_pass_with_a_developers_variables_exported"
+    pytest_args = ["-q", "-p", "no:cacheprovider", this_file, "--deselect", this_test]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *pytest_args],
+        cwd=Path(__file__).parent.parent,
+        env=os.environ | exported,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and "failed" not in result.stdout
