@@ -1,18 +1,11 @@
-"""Fixtures: a real Redis-protocol server, an app bound to it, and helpers to log in."""
+"""Fixtures: a real Redis-protocol server, an app bound to it, gunicorn; helpers in support.py."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +19,7 @@ from sessionsvc import create_app
 from sessionsvc.connection import close
 from sessionsvc.extension import get_store
 from sessionsvc.store import SessionStore
+from support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
 from topologies import Cluster
 
 # Two variables pick the server the suite runs on: SESSIONSVC_REDIS_URL (a server
@@ -45,15 +39,6 @@ CLUSTER = MODE == "cluster"
 for _name in [name for name in os.environ if name.startswith("SESSIONSVC_")]:
     del os.environ[_name]
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
-SERVICE_KEY = "test-service-key"
-JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
-CHROME_LINUX = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/87.0.4280.88 Safari/537.36"
-)
-POSTMAN = "PostmanRuntime/7.26.8"
-ROOT = Path(__file__).parent.parent
 
 
 def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
@@ -179,122 +164,6 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
     return sum(len(ids) for ids in sessions.values())
 
 
-def auth(token: str) -> dict[str, str]:
-    """Return the Authorization header for a Bearer token."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-def login(
-    client: FlaskClient, user_id: str = "alice", user_agent: str = CHROME_LINUX, **body: Any
-) -> dict[str, Any]:
-    """Create a session through the API as the login service would; return the 201 body."""
-    response = client.post(
-        "/api/sessions",
-        json={"userId": user_id, "userAgent": user_agent, **body},
-        headers={"X-Service-Key": SERVICE_KEY},
-    )
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """The real app under gunicorn with the project's gunicorn.conf.py, on a free port."""
-
-    START_BOUND = 60.0  # seconds
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], args: list[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.stdout = tmp_path / f"gunicorn-{self.port}.stdout"
-        self.stderr = tmp_path / f"gunicorn-{self.port}.stderr"
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SESSIONSVC_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
-        }
-        self.env = clean | {
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": "2",
-            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
-            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
-            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
-            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
-            # gunicorn >= 25 opens a control socket here: keep it out of $HOME.
-            "XDG_RUNTIME_DIR": str(tmp_path),
-            **env,
-        }
-        self.args = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args]
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Gunicorn:
-        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
-            self.process = subprocess.Popen(
-                [*self.args, "wsgi:app"], cwd=ROOT, env=self.env, stdout=out, stderr=err
-            )
-        deadline = time.monotonic() + self.START_BOUND
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_text()
-            try:
-                if self.call("GET", "/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"gunicorn did not become ready:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-    def log_text(self) -> str:
-        return self.stdout.read_text() + self.stderr.read_text()
-
-    def call(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> tuple[int, dict[str, str], Any]:
-        """Send one request on a new connection; return (status, headers, JSON or text)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = None if body is None else json.dumps(body)
-            headers = dict(headers or {})
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-            is_json = response.getheader("Content-Type", "").startswith("application/json")
-            return (
-                response.status,
-                dict(response.getheaders()),
-                json.loads(text) if is_json else text,
-            )
-        finally:
-            connection.close()
-
-    def login(self, user_id: str = "alice") -> dict[str, Any]:
-        status, _, body = self.call(
-            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
-        )
-        assert status == 201, body
-        return body
-
-
 @pytest.fixture
 def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
     """Return a starter of the real server on the test's Redis and key prefix; stop it after."""
@@ -302,11 +171,16 @@ def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn
 
     def start(*args: str, **env: str) -> Gunicorn:
         defaults = {
+            "WEB_CONCURRENCY": "2",
+            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
+            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
+            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
             "SESSIONSVC_REDIS_URL": redis_url,
             "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
             "SESSIONSVC_RATELIMIT_ENABLED": "false",
         }
-        server = Gunicorn(tmp_path, defaults | env, list(args))
+        server = Gunicorn(tmp_path, defaults | env, args)
         started.append(server)
         return server.start()
 

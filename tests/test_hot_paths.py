@@ -9,8 +9,8 @@ import pytest
 import redis as redis_py
 import werkzeug.test
 
-from conftest import auth, free_port, login
 from sessionsvc.auth import _remembered_claims
+from support import auth, free_port, login
 
 VERIFY = "/api/sessions/verify"
 

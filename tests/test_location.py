@@ -13,9 +13,9 @@ from flask import Flask
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from conftest import SERVICE_KEY, auth, login
 from sessionsvc.config import ConfigError
 from sessionsvc.geo import MAX_LOCATION_BYTES, Locator, country_name, get_locator
+from support import SERVICE_KEY, auth, login
 
 LONG_CITY = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch North"
 

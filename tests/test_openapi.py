@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import POSTMAN, SERVICE_KEY, auth, login
 from sessionsvc.errors import SessionsvcError
 from sessionsvc.openapi import OPERATIONS
+from support import POSTMAN, SERVICE_KEY, auth, login
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 

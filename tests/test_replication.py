@@ -13,9 +13,10 @@ import pytest
 import redis as redis_py
 from flask import Flask
 
-from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
+from conftest import CLUSTER, app_config
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
+from support import SERVICE_KEY, auth, login
 from topologies import Replicated, SentinelGroup, wait_for
 
 pytestmark = pytest.mark.skipif(

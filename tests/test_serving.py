@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import auth
+from support import auth
 
 pytestmark = pytest.mark.slow  # each test starts gunicorn
 

