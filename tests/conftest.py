@@ -197,3 +197,45 @@ def own_valkey() -> Iterator[ValkeyServer]:
     yield server
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def counted(make_app, own_valkey) -> Iterator[tuple[FlaskClient, redis_py.Redis]]:
+    """A client of an app on the test's own Valkey, and a connection to that server.
+
+    The server is the test's own, so its INFO commandstats (``commands_run``)
+    counts this test's commands and no other's.
+    """
+    app = make_app(REDIS_URL=own_valkey.connection_url)
+    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
+    yield app.test_client(), server
+    server.close()
+
+
+# What a client sends to run a script or a transaction; the commands inside
+# them are counted by the server too, but cost no round trip of their own.
+TOP_LEVEL = frozenset({"evalsha", "eval", "multi"})
+
+
+def commands_run(
+    server: redis_py.Redis, action: Callable[[], object], *, top_level: bool = False
+) -> dict[str, int]:
+    """Run ``action``; return the commands the server ran meanwhile, with their counts.
+
+    With ``top_level``, only the script and transaction calls a client sent.
+    """
+
+    def calls() -> dict[str, int]:
+        stats = server.info("commandstats")
+        return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
+
+    before = calls()
+    action()
+    after = calls()
+    delta = {name: count - before.get(name, 0) for name, count in after.items()}
+    delta.pop("info", None)  # our own measuring
+    return {
+        name: count
+        for name, count in delta.items()
+        if count and (name in TOP_LEVEL or not top_level)
+    }

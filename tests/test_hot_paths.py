@@ -6,9 +6,9 @@ import time
 
 import flask
 import pytest
-import redis as redis_py
 import werkzeug.test
 
+from conftest import commands_run
 from sessionsvc.auth import _remembered_claims
 from support import auth, free_port, login
 
@@ -253,30 +253,7 @@ def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, k
     assert index == [fresh["session"]["_id"]]
 
 
-# --- Round trips, counted by the server itself (see test_verify.py) -------------------------
-
-
-@pytest.fixture
-def counted(make_app, own_valkey):
-    app = make_app(REDIS_URL=own_valkey.connection_url)
-    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
-    yield app.test_client(), server
-    server.close()
-
-
-def top_level_commands(server: redis_py.Redis, action) -> dict[str, int]:
-    """Run ``action``; return the commands the server ran meanwhile that a client sent."""
-
-    def calls() -> dict[str, int]:
-        stats = server.info("commandstats")
-        return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
-
-    before = calls()
-    action()
-    after = calls()
-    delta = {name: count - before.get(name, 0) for name, count in after.items()}
-    # A script's own commands are counted too; a client sent only the EVALSHA.
-    return {name: n for name, n in delta.items() if n and name in {"evalsha", "eval", "multi"}}
+# --- Round trips, counted by the server itself (conftest: counted, commands_run) ----------
 
 
 def test_list_is_one_round_trip(counted):
@@ -285,8 +262,10 @@ def test_list_is_one_round_trip(counted):
     login(client)
     client.get("/api/sessions", headers=auth(token))  # loads the script once
 
-    ran = top_level_commands(
-        server, lambda: [client.get("/api/sessions", headers=auth(token)) for _ in range(5)]
+    ran = commands_run(
+        server,
+        lambda: [client.get("/api/sessions", headers=auth(token)) for _ in range(5)],
+        top_level=True,
     )
 
     assert ran == {"evalsha": 5}
@@ -305,4 +284,4 @@ def test_revoke_is_one_round_trip(counted):
             )
             assert response.status_code == 200
 
-    assert top_level_commands(server, revoke_two) == {"evalsha": 2}
+    assert commands_run(server, revoke_two, top_level=True) == {"evalsha": 2}
