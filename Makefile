@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-all lint session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,10 @@ test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cl
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
+
+test-gateway: $(STAMP) ## Install nginx if missing (Debian's package, as CI does) and run the gateway tests
+	.ci/install-nginx
+	$(BIN)/pytest tests/test_gateway.py
 
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest

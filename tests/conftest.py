@@ -239,3 +239,18 @@ def commands_run(
         for name, count in delta.items()
         if count and (name in TOP_LEVEL or not top_level)
     }
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how to run the gateway tests when nginx was missing and they were skipped."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if report.nodeid.startswith("tests/test_gateway.py")
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} gateway tests did not run (no nginx here): "
+            "`make test-gateway` installs Debian's nginx and runs them.",
+            yellow=True,
+        )

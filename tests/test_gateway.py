@@ -32,7 +32,7 @@ START_TIMEOUT = 10.0
 
 pytestmark = pytest.mark.skipif(
     NGINX is None,
-    reason="nginx is not installed: `apt-get install nginx` (.ci/run installs it in CI)",
+    reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
 )
 
 # deploy/nginx.conf is an http-context file; this is the rest of a config that
