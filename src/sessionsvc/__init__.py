@@ -27,10 +27,8 @@ from . import (
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then ``SESSIONSVC_*`` environment variables, then test_config."""
     app = Flask(__name__, instance_path=config.instance_path())
-    app.config.from_mapping(config.DEFAULTS)
-    app.config.from_prefixed_env("SESSIONSVC")
-    if test_config is not None:
-        app.config.from_mapping(test_config)
+    config.read(app.config, test_config)
+    config.validate(app.config)  # every bad setting named at once, before anything uses one
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
     config.apply_jwt_settings(app.config)
@@ -49,6 +47,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     fastpath.init_app(app)
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.
-    if hops := config.trusted_proxies(app.config):
+    if hops := app.config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     return app

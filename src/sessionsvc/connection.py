@@ -13,8 +13,6 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .config import ConfigError
-
 Client: TypeAlias = redis.Redis | RedisCluster
 
 # What RedisCluster raises besides RedisError (no node reachable, no slot table).
@@ -126,9 +124,7 @@ def connector(config: Mapping[str, Any], default_url: str) -> LazyClient:
     """Return a function giving the configured client, made on first use."""
     url = config["REDIS_URL"] or default_url
     bounds = {"timeout": config["REDIS_SOCKET_TIMEOUT"], "retries": config["REDIS_RETRIES"]}
-    if config["REDIS_SENTINELS"]:
-        if config["REDIS_CLUSTER"]:
-            raise ConfigError("REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other")
+    if config["REDIS_SENTINELS"]:  # config.validate() refused REDIS_CLUSTER=true with it
         return LazyClient(
             lambda: sentinel_client(
                 config["REDIS_SENTINELS"],
