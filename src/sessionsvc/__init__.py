@@ -34,8 +34,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
-    metrics.init_app(app)
-    errors.register_error_handlers(app)
+    per_app = extension.sessionsvc(app)
+    metrics.init_app(app, per_app.metrics)
+    errors.register_error_handlers(app, per_app.metrics)
     auth.jwt.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)

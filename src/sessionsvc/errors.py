@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .connection import ERRORS
-from .metrics import Metrics, get_metrics
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,13 @@ def note_error(error: SessionsvcError, metrics: Metrics, request_id: str | None 
         metrics.store_errors.inc()
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
-        note_error(error, get_metrics())
+        note_error(error, metrics)
         return error_response(error.code, error.message, error.status)
 
     def handle_redis_error(error: Exception) -> tuple[Response, int]:

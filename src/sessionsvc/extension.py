@@ -17,10 +17,12 @@ from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
+NAME = "sessionsvc"  # the key in app.extensions
+
 
 @dataclass(frozen=True)
 class Sessionsvc:
-    """Everything an app holds, under ``app.extensions["sessionsvc"]``."""
+    """Everything an app holds, under ``app.extensions["sessionsvc"]``; see sessionsvc()."""
 
     connect: LazyClient  # the first call may connect (Cluster detection)
     store: SessionStore
@@ -66,11 +68,26 @@ def init_app(app: Flask) -> None:
     )
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)
-    app.extensions["sessionsvc"] = Sessionsvc(
+    app.extensions[NAME] = Sessionsvc(
         connect=connect, store=store, ready=ready, locator=locator, metrics=new_metrics()
     )
 
 
+def sessionsvc(app: Flask | None = None) -> Sessionsvc:
+    """Return an app's per-app objects: the current app's, unless one is given."""
+    return (current_app if app is None else app).extensions[NAME]
+
+
 def get_store() -> SessionStore:
     """Return the current app's session store."""
-    return current_app.extensions["sessionsvc"].store
+    return sessionsvc().store
+
+
+def get_locator() -> Locator:
+    """Return the current app's locator."""
+    return sessionsvc().locator
+
+
+def get_metrics() -> Metrics:
+    """Return the current app's metrics."""
+    return sessionsvc().metrics

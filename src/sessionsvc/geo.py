@@ -10,7 +10,6 @@ from typing import Any
 import iptocc
 import maxminddb
 import pycountry
-from flask import current_app
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +113,3 @@ def _fit(city: str | None, country: str | None) -> str:
             return place
     # Too long with its city: the country alone says more than a cut-off city.
     return country.encode()[:MAX_LOCATION_BYTES].decode(errors="ignore")
-
-
-def get_locator() -> Locator:
-    """Return the current app's locator."""
-    return current_app.extensions["sessionsvc"].locator

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
+
+from .extension import sessionsvc
 
 bp = Blueprint("health", __name__)
 
@@ -17,7 +19,7 @@ def healthz():
 def readyz():
     """Answer 200 when Redis answers PING within ``READY_TIMEOUT``, else 503 STORE_UNAVAILABLE."""
     # A failure is answered by errors.py's handler for Redis errors: 503 STORE_UNAVAILABLE.
-    current_app.extensions["sessionsvc"].ready().ping()
+    sessionsvc().ready().ping()
     return {"status": "ok"}
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -99,38 +99,32 @@ def new_metrics() -> Metrics:
     )
 
 
-def get_metrics() -> Metrics:
-    """Return the current app's metrics."""
-    return current_app.extensions["sessionsvc"].metrics
-
-
 def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
-def _observe(response: Response) -> Response:
-    started = g.pop("metrics_started", None)
-    get_metrics().observe(
-        request.endpoint or UNMATCHED,
-        response.status_code,
-        None if started is None else time.perf_counter() - started,
-    )
-    return response
+def init_app(app: Flask, metrics: Metrics) -> None:
+    """Time every request into the app's ``metrics`` and serve ``GET /metrics`` at the root."""
 
+    def observe(response: Response) -> Response:
+        started = g.pop("metrics_started", None)
+        metrics.observe(
+            request.endpoint or UNMATCHED,
+            response.status_code,
+            None if started is None else time.perf_counter() - started,
+        )
+        return response
 
-def exposition() -> Response:
-    """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # A fresh registry per scrape, as prometheus_client documents: it reads the files.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = get_metrics().registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    def exposition() -> Response:
+        """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # A fresh registry per scrape, as prometheus_client documents: it reads the files.
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = metrics.registry
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
-
-def init_app(app: Flask) -> None:
-    """Time every request and serve ``GET /metrics`` at the root."""
     app.before_request(_start_timer)
-    app.after_request(_observe)
+    app.after_request(observe)
     app.add_url_rule("/metrics", "metrics", exposition, methods=["GET"])

@@ -16,9 +16,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
-from .extension import get_store
-from .geo import get_locator
-from .metrics import get_metrics
+from .extension import get_locator, get_metrics, get_store
 from .ratelimit import limited
 from .store import USER_ID_RULE, Rotation, Session, is_valid_session_id, is_valid_user_id
 
