@@ -54,4 +54,4 @@ bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk; writes docs
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
-	rm -rf $(VENV) var .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .schemathesis src/*.egg-info
