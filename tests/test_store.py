@@ -12,7 +12,8 @@ from redis.connection import Connection
 from conftest import CLUSTER
 from sessionsvc.connection import close, cluster_client, redis_client
 from sessionsvc.errors import StoreUnavailable
-from sessionsvc.store import Device, Rotation, SessionStore, is_valid_session_id
+from sessionsvc.models import Device, Rotation, is_valid_session_id
+from sessionsvc.store import SessionStore
 
 DEVICE = Device(browser="Chrome", version="87", os="Linux")
 

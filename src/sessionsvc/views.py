@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -19,8 +17,15 @@ from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRe
 from .extension import get_store
 from .geo import get_locator
 from .metrics import get_metrics
+from .models import (
+    USER_ID_RULE,
+    Rotation,
+    Session,
+    is_valid_session_id,
+    is_valid_user_id,
+    iso,
+)
 from .ratelimit import limited
-from .store import USER_ID_RULE, Rotation, Session, is_valid_session_id, is_valid_user_id
 
 bp = Blueprint("sessions", __name__)
 log = logging.getLogger(__name__)
@@ -28,15 +33,6 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
-
-
-@functools.lru_cache(maxsize=8192)
-def iso(ms: int) -> str:
-    """Format epoch milliseconds like the seed: ``2020-12-21T02:23:36.380Z``."""
-    # 30 times per list of 10, mostly the same values again (createdAt and expireAt
-    # never change): remembered, and strftime on a struct_time, a third of datetime's cost.
-    seconds, millis = divmod(ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
