@@ -9,7 +9,8 @@ from .errors import InvalidRequest, SessionNotFound
 from .extension import get_store
 from .metrics import get_metrics
 from .models import USER_ID_RULE, is_valid_session_id, is_valid_user_id
-from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
+from .service import session_json
+from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED
 
 bp = Blueprint("admin", __name__)
 

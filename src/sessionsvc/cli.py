@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 
 from .errors import SessionsvcError
 from .models import USER_ID_RULE, is_valid_user_id
-from .views import start_session
+from .service import start_session
 
 
 @click.command("create-session")

@@ -5,27 +5,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 from http import HTTPStatus
-from typing import Any
 
 from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
 
 from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
-from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
-from .geo import get_locator
 from .metrics import get_metrics
-from .models import (
-    USER_ID_RULE,
-    Rotation,
-    Session,
-    is_valid_session_id,
-    is_valid_user_id,
-    iso,
-)
+from .models import USER_ID_RULE, Rotation, is_valid_session_id, is_valid_user_id
 from .ratelimit import limited
+from .service import session_json, start_session
 
 bp = Blueprint("sessions", __name__)
 log = logging.getLogger(__name__)
@@ -33,27 +24,6 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
-
-
-def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
-    """Render a session in the seed's shape (and key order), plus our extra fields."""
-    device = session.device
-    return {
-        "device": {
-            "browser": device.browser,
-            "version": device.version,
-            "platform": device.platform,
-            "os": device.os,
-            "isDev": device.is_dev,
-        },
-        "location": session.location,
-        "_id": session.id,
-        "expireAt": iso(session.expire_at),
-        "createdAt": iso(session.created_at),
-        "lastActiveAt": iso(session.last_active_at),
-        "ip": session.ip,
-        "current": session.id == current_session_id,
-    }
 
 
 def _address(value: object) -> str | None:
@@ -99,22 +69,6 @@ def _login_body() -> tuple[str, str, str]:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
     return user_id, user_agent, ip
-
-
-def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
-    """Record a login and return its tokens and session, as the create endpoint answers."""
-    refresh_jti = new_jti()
-    session, evicted = get_store().create(
-        user_id,
-        device=parse_device(user_agent),
-        ip=ip,
-        location=get_locator().locate(ip),
-        refresh_jti=refresh_jti,
-    )
-    get_metrics().sessions_created.inc()
-    get_metrics().sessions_evicted.inc(len(evicted))
-    tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
-    return tokens | {"session": session_json(session, session.id)}
 
 
 @bp.post("/sessions")
