@@ -239,7 +239,7 @@ def test_a_revoked_caller_cannot_list(client):
     assert response.json["code"] == "TOKEN_REVOKED"
 
 
-def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, key_prefix):
+def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, store):
     client = make_app(SESSION_IDLE_TIMEOUT=1).test_client()
     idle = login(client)
     time.sleep(1.2)
@@ -249,7 +249,7 @@ def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, k
 
     assert response.status_code == 401
     assert response.json["code"] == "TOKEN_REVOKED"
-    index = redis.zrange(f"{key_prefix}u:{{alice}}", 0, -1)
+    index = redis.zrange(store.index_key("alice"), 0, -1)
     assert index == [fresh["session"]["_id"]]
 
 
