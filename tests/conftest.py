@@ -152,7 +152,6 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
     layout = SessionStore(redis, prefix=prefix)  # for its key functions: runs no command
     now = time.time() * 1000
     sessions: dict[str, set[str]] = {}
-    users = []
     for key in redis.scan_iter(match=f"{prefix}*", count=1000):
         if ids := layout.parse_session_key(key):
             assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
@@ -160,13 +159,10 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
             sessions.setdefault(user_id, set()).add(session_id)
         elif user_id := layout.parse_index_key(key):
             assert redis.pttl(key) > 0, f"{key} has no TTL"
-            users.append(user_id)
-    for user_id in users:
-        index = redis.zrange(layout.index_key(user_id), 0, -1, withscores=True)
-        for session_id, expire_at in index:
-            if expire_at > now + 50:  # not about to expire between our reads
-                hash_key = layout.session_key(user_id, session_id)
-                assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
+            for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
+                if expire_at > now + 50:  # not about to expire between our reads
+                    hash_key = layout.session_key(user_id, session_id)
+                    assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
     for user_id, session_ids in sessions.items():
         indexed = set(redis.zrange(layout.index_key(user_id), 0, -1))
         assert session_ids <= indexed, f"live sessions missing from the index of {user_id}"
