@@ -18,8 +18,8 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app
 
+from .encoding import MAX_FIELD_LENGTH
 from .models import SESSION_ID_PATTERN, USER_ID_PATTERN
-from .store import MAX_FIELD_LENGTH
 
 bp = Blueprint("openapi", __name__)
 

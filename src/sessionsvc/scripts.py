@@ -14,9 +14,7 @@ scripts share, ``ARGV[1]`` to ``ARGV[HEAD_ARGC]`` (see ``SessionStore._run``):
 
 A script's own arguments follow, from ``ARGV[HEAD_ARGC + 1]``. ``KEYS[1]`` is
 always the user's index; the session hashes a script names come after it.
-Hash fields: c created at, a last active at (absent until the first touch),
-r the refresh token id, q the previous one, t when it was rotated; the rest
-describe the session (see ``store.encode_session``).
+The hash's fields are listed in encoding.py.
 """
 
 from __future__ import annotations
