@@ -143,7 +143,7 @@ _BODY_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 def note_error(error: SessionsvcError, metrics: Metrics, request_id: str | None = None) -> None:
     """Log a failure of ours (a 5xx) and count a store outage, as every answer of one does."""
     if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        # Outside a request context (fastpath.py), the caller knows the request's id.
+        # Outside a request context (verify.py's fast path), the caller knows the request's id.
         extra = {} if request_id is None else {"request_id": request_id}
         log.error("%s: %s", error.code, error.__cause__.__class__.__name__, extra=extra)
     if isinstance(error, StoreUnavailable):

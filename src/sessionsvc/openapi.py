@@ -344,7 +344,7 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             },
         }
     },
-    "sessions.verify_session": {
+    "verify.verify_session": {
         method: {
             "operationId": f"verifySession{method.capitalize()}",
             "tags": ["gateway"],

@@ -9,9 +9,8 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 from flask_jwt_extended import get_jwt
-from werkzeug.exceptions import MethodNotAllowed
 
 from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
 from .device import parse_device
@@ -146,46 +145,6 @@ def refresh_session():
     get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
     return tokens, HTTPStatus.OK, NO_STORE
-
-
-# nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
-# original request's method and appends its path to the configured path prefix.
-# OPTIONS is routed here only to be refused: flask-jwt-extended checks no token
-# on OPTIONS, and any automatic OPTIONS answer is a 200 a gateway takes for a pass.
-VERIFY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-VERIFY = {"methods": [*VERIFY_METHODS, "OPTIONS"], "provide_automatic_options": False}
-
-
-def verified(user_id: str, session_id: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Return verify's 200 body and headers for a live session (fastpath.py answers the same)."""
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
-    return {"userId": user_id, "sessionId": session_id}, headers
-
-
-@bp.route("/sessions/verify", **VERIFY)
-@bp.route("/sessions/verify/", **VERIFY)
-@bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
-@session_required()
-def verify_session(_original_path: str = ""):
-    """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
-
-    The token check (one Redis round trip) is all the work; a dead session never
-    gets here (401).
-    """
-    if request.method == "OPTIONS":
-        raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    body, headers = verified(*session_claims(get_jwt()))
-    return body, HTTPStatus.OK, headers
-
-
-@bp.after_request
-def repeat_verify_error_code(response: Response) -> Response:
-    """Repeat a verify error's code in ``X-Error-Code``: nginx's auth_request drops the body."""
-    if request.endpoint == "sessions.verify_session" and response.status_code >= 400:
-        body = response.get_json(silent=True)
-        if isinstance(body, dict) and isinstance(body.get("code"), str):
-            response.headers["X-Error-Code"] = body["code"]
-    return response
 
 
 @bp.get("/sessions")
