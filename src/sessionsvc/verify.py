@@ -33,6 +33,8 @@ from .auth import decode_settings, session_claims, session_required, verified_cl
 from .config import ConfigError
 from .errors import SessionsvcError, StoreUnavailable, TokenRevoked, error_body, header_bytes
 from .logs import REQUEST_ID_HEADER, new_request_id
+from .openapi import operation
+from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
 from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
@@ -71,6 +73,22 @@ def verified(json: JSONProvider, user_id: str, session_id: str) -> Response:
 @bp.route("/sessions/verify", **VERIFY)
 @bp.route("/sessions/verify/", **VERIFY)
 @bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
+@operation(
+    "verifySession{method}",
+    tags=["gateway"],
+    summary="Answer a gateway's forward-auth: 200 with the caller's ids while its session is "
+    "live. Any method, and any path below it (Envoy's ext_authz keeps both); OPTIONS is refused.",
+    security=ACCESS,
+    responses={
+        "200": ok(
+            "The session is live.",
+            ref("schemas", "Verified"),
+            {"X-User-Id": "UserId", "X-Session-Id": "SessionId", **NO_STORE_HEADER},
+        ),
+        "401": ACCESS_REFUSED,
+        **STORE_ERRORS,
+    },
+)
 @session_required()
 def verify_session(_original_path: str = "") -> Response:
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.

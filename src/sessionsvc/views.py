@@ -18,6 +18,26 @@ from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRe
 from .extension import get_store
 from .geo import get_locator
 from .metrics import get_metrics
+from .openapi import operation
+from .openapi_components import (
+    ACCESS,
+    ACCESS_REFUSED,
+    JSON,
+    LIMITED,
+    LOGIN_LINKS,
+    NO_STORE_HEADER,
+    REFRESH,
+    REFRESH_ERRORS,
+    SERVICE,
+    SERVICE_KEY_REFUSED,
+    SESSION_NOT_FOUND,
+    STORE_ERRORS,
+    coded,
+    error,
+    ok,
+    ref,
+    unauthorized,
+)
 from .ratelimit import limited
 from .store import USER_ID_RULE, Rotation, Session, is_valid_session_id, is_valid_user_id
 
@@ -27,6 +47,9 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
+# The seed's confirmations, as documented responses (admin.py answers them too).
+REVOKED_RESPONSE = ok("The session is revoked.", coded(SESSION_REVOKED["code"]))
+ALL_REVOKED_RESPONSE = ok("The sessions are revoked.", coded(ALL_SESSIONS_REVOKED["code"]))
 
 
 @functools.lru_cache(maxsize=8192)
@@ -121,6 +144,24 @@ def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
 
 
 @bp.post("/sessions")
+@operation(
+    "createSession",
+    tags=["sessions"],
+    summary="Record a login (called by the trusted login service) and issue its tokens.",
+    security=SERVICE,
+    requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
+    responses={
+        "201": ok("The session and its tokens.", ref("schemas", "Login"), NO_STORE_HEADER)
+        | {"links": LOGIN_LINKS},
+        "400": error(
+            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            InvalidRequest,
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @service_key_required
 @limited
 def create_session():
@@ -129,6 +170,18 @@ def create_session():
 
 
 @bp.post("/sessions/refresh")
+@operation(
+    "refreshSession",
+    tags=["sessions"],
+    summary="Rotate the tokens; a rotated-out refresh token presented again revokes the session.",
+    security=REFRESH,
+    responses={
+        "200": ok("A new token pair.", ref("schemas", "Tokens"), NO_STORE_HEADER),
+        "401": unauthorized(REFRESH_ERRORS),
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @session_required(refresh=True)
 @limited
 def refresh_session():
@@ -148,6 +201,17 @@ def refresh_session():
 
 
 @bp.get("/sessions")
+@operation(
+    "listSessions",
+    tags=["sessions"],
+    summary="List the caller's live sessions, newest first.",
+    security=ACCESS,
+    responses={
+        "200": ok("The caller's sessions.", ref("schemas", "SessionList")),
+        "401": ACCESS_REFUSED,
+        **STORE_ERRORS,
+    },
+)
 @session_required(view_checks_session=True)
 def list_sessions():
     """List the caller's live sessions, newest first."""
@@ -159,6 +223,19 @@ def list_sessions():
 
 
 @bp.delete("/sessions/<session_id>")
+@operation(
+    "revokeSession",
+    tags=["sessions"],
+    summary="Revoke one of the caller's sessions.",
+    security=ACCESS,
+    responses={
+        "200": REVOKED_RESPONSE,
+        "401": ACCESS_REFUSED,
+        "404": SESSION_NOT_FOUND,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @session_required(view_checks_session=True)
 @limited
 def revoke_session(session_id: str):
@@ -179,6 +256,28 @@ def revoke_session(session_id: str):
 
 
 @bp.delete("/sessions")
+@operation(
+    "revokeAllSessions",
+    tags=["sessions"],
+    summary="Revoke every session of the caller, or all but its own with `?keep=current`.",
+    security=ACCESS,
+    parameters=[
+        {
+            "name": "keep",
+            "in": "query",
+            "required": False,
+            "description": "`current` keeps the caller's own session.",
+            "schema": {"type": "string", "enum": ["current"]},
+        }
+    ],
+    responses={
+        "200": ALL_REVOKED_RESPONSE,
+        "400": error("keep is neither absent nor `current`.", InvalidRequest),
+        "401": ACCESS_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @session_required()
 @limited
 def revoke_all_sessions():
