@@ -23,6 +23,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .openapi import operation
+from .openapi_components import META, SIZE_ERRORS
+
 # A request is one Redis round trip (about a millisecond); a dead Redis costs
 # up to the store's worst wait (about 3.3 s), so the buckets span both.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -118,6 +121,18 @@ def _observe(response: Response) -> Response:
     return response
 
 
+@operation(
+    "metrics",
+    summary="Prometheus metrics (text exposition format), summed over all workers.",
+    responses={
+        "200": {
+            "description": "The metrics.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+    | SIZE_ERRORS,
+    **META,
+)
 def exposition() -> Response:
     """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
