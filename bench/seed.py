@@ -11,8 +11,10 @@ import redis
 
 from sessionsvc.auth import issue_tokens, new_jti
 from sessionsvc.device import parse_device
+from sessionsvc.encoding import SEPARATOR
 from sessionsvc.extension import get_locator, get_store
-from sessionsvc.store import SEPARATOR, SessionStore, now_ms
+from sessionsvc.models import now_ms
+from sessionsvc.store import SessionStore
 
 if TYPE_CHECKING:
     from load import Bench

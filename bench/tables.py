@@ -25,7 +25,7 @@ from seed import (
 from servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 
 from sessionsvc.auth import issue_tokens, new_jti
-from sessionsvc.store import new_session_id, now_ms
+from sessionsvc.models import new_session_id, now_ms
 from support import Gunicorn, auth
 
 

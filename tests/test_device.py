@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionsvc.device import MAX_USER_AGENT_LENGTH, parse_device
-from sessionsvc.store import Device
+from sessionsvc.models import Device
 from support import CHROME_LINUX, POSTMAN
 
 IPHONE = (

@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from conftest import commands_run
-from sessionsvc.store import now_ms
+from sessionsvc.models import now_ms
 from support import auth, login
 
 VERIFY = "/api/sessions/verify"

@@ -14,12 +14,12 @@ from . import (
     config,
     errors,
     extension,
-    fastpath,
     health,
     logs,
     metrics,
     openapi,
     ratelimit,
+    verify,
     views,
 )
 
@@ -34,18 +34,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
-    per_app = extension.sessionsvc(app)
-    metrics.init_app(app, per_app.metrics)
-    errors.register_error_handlers(app, per_app.metrics)
+    metrics.init_app(app)
+    errors.register_error_handlers(app, extension.sessionsvc(app).metrics)
     auth.jwt.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
+    app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
-    app.register_blueprint(openapi.bp, url_prefix=prefix)
-    fastpath.init_app(app)
+    openapi.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
+    verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.
     if hops := app.config["TRUSTED_PROXIES"]:

@@ -23,6 +23,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+# The module, not its names: extension.py imports this one to build the per-app Metrics.
+from . import extension
+from .openapi import operation
+from .openapi_components import META, SIZE_ERRORS
+
 # A request is one Redis round trip (about a millisecond); a dead Redis costs
 # up to the store's worst wait (about 3.3 s), so the buckets span both.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -103,28 +108,41 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
-def init_app(app: Flask, metrics: Metrics) -> None:
-    """Time every request into the app's ``metrics`` and serve ``GET /metrics`` at the root."""
+def _observe(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    extension.get_metrics().observe(
+        request.endpoint or UNMATCHED,
+        response.status_code,
+        None if started is None else time.perf_counter() - started,
+    )
+    return response
 
-    def observe(response: Response) -> Response:
-        started = g.pop("metrics_started", None)
-        metrics.observe(
-            request.endpoint or UNMATCHED,
-            response.status_code,
-            None if started is None else time.perf_counter() - started,
-        )
-        return response
 
-    def exposition() -> Response:
-        """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # A fresh registry per scrape, as prometheus_client documents: it reads the files.
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        else:
-            registry = metrics.registry
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+@operation(
+    "metrics",
+    summary="Prometheus metrics (text exposition format), summed over all workers.",
+    responses={
+        "200": {
+            "description": "The metrics.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+    | SIZE_ERRORS,
+    **META,
+)
+def exposition() -> Response:
+    """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # A fresh registry per scrape, as prometheus_client documents: it reads the files.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = extension.get_metrics().registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
+
+def init_app(app: Flask) -> None:
+    """Time every request and serve ``GET /metrics`` at the root."""
     app.before_request(_start_timer)
-    app.after_request(observe)
+    app.after_request(_observe)
     app.add_url_rule("/metrics", "metrics", exposition, methods=["GET"])
