@@ -1,4 +1,4 @@
-"""Helpers the tests and the benchmark share: credentials, logins, free ports, gunicorn.
+"""Helpers the tests and the benchmark share: credentials, logins, free ports, gunicorn, nginx.
 
 Imported by tests/conftest.py, the test modules and bench/ (which puts tests/ on
 its path); it holds no fixtures.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 SERVICE_KEY = "test-service-key"
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
@@ -165,3 +168,71 @@ class Gunicorn:
         )
         assert status == 201, body
         return body
+
+
+def render_deploy_conf(*, listen: int, sessionsvc: int, protected: int) -> str:
+    """Return deploy/nginx.conf pointed at these ports; nothing else changes."""
+    conf = DEPLOY_NGINX_CONF.read_text()
+    for shipped, ours in {
+        "listen 8080;": f"listen 127.0.0.1:{listen};",
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{sessionsvc};",
+        "server 127.0.0.1:9000;": f"server 127.0.0.1:{protected};",
+    }.items():
+        if conf.count(shipped) != 1:
+            raise ValueError(f"deploy/nginx.conf should have one {shipped!r}")
+        conf = conf.replace(shipped, ours)
+    return conf
+
+
+class Nginx:
+    """nginx in the foreground on ``main_conf`` (every path under ``directory``).
+
+    It runs in a process group of its own, so that no worker outlives it.
+    """
+
+    START_BOUND = 10.0  # seconds
+
+    def __init__(self, directory: Path, main_conf: str, port: int) -> None:
+        self.directory = directory
+        self.conf = directory / "nginx.conf"
+        self.conf.write_text(main_conf)
+        self.error_log = directory / "error.log"
+        self.port = port  # one it listens on, to know that it has started
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Nginx:
+        """Start nginx and wait until it listens; RuntimeError with its error log if not."""
+        if NGINX is None:
+            raise RuntimeError("nginx is not installed (`make test-gateway` installs it)")
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(self.directory), "-c", str(self.conf), "-e", str(self.error_log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.START_BOUND
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    message = f"nginx did not listen on {self.port}:\n{self.log()}"
+                    raise RuntimeError(message) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM (the master stops its workers, then exits); SIGKILL to the group after 10 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.error_log.read_text() if self.error_log.exists() else ""

@@ -5,14 +5,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
-import shutil
-import signal
-import socket
 import socketserver
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,11 +18,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from support import SERVICE_KEY, auth, free_port
-
-NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
-START_TIMEOUT = 10.0
+from support import NGINX, SERVICE_KEY, Nginx, auth, free_port, render_deploy_conf
 
 pytestmark = pytest.mark.skipif(
     NGINX is None,
@@ -53,18 +43,6 @@ http {{
     include {dir}/sessionsvc.conf;
 }}
 """
-
-
-def render(conf: str, *, listen: int, sessionsvc: int, protected: int) -> str:
-    """Point the shipped config at the test's ports; nothing else changes."""
-    for shipped, ours in {
-        "listen 8080;": f"listen 127.0.0.1:{listen};",
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{sessionsvc};",
-        "server 127.0.0.1:9000;": f"server 127.0.0.1:{protected};",
-    }.items():
-        assert conf.count(shipped) == 1, f"deploy/nginx.conf should have one {shipped!r}"
-        conf = conf.replace(shipped, ours)
-    return conf
 
 
 # --- The processes -------------------------------------------------------------------
@@ -168,38 +146,15 @@ def run_server(stack: ExitStack, server: socketserver.BaseServer) -> None:
 def start_nginx(stack: ExitStack, directory: Path, *, sessionsvc: int, protected: int) -> int:
     """Run nginx in the foreground on the shipped config; return its port once it listens."""
     port = free_port()
-    site = render(DEPLOY_CONF.read_text(), listen=port, sessionsvc=sessionsvc, protected=protected)
+    site = render_deploy_conf(listen=port, sessionsvc=sessionsvc, protected=protected)
     (directory / "sessionsvc.conf").write_text(site)
-    main = directory / "nginx.conf"
-    main.write_text(MAIN_CONF.format(dir=directory))
-    log = directory / "error.log"
-    process = subprocess.Popen(
-        [NGINX, "-p", str(directory), "-c", str(main), "-e", str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so no worker can outlive the test
-    )
-    stack.callback(stop_nginx, process)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"nginx exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return port
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"nginx did not listen on {port}:\n{log.read_text()}")
-            time.sleep(0.05)
-
-
-def stop_nginx(process: subprocess.Popen) -> None:
-    process.terminate()  # SIGTERM: the master stops its workers, then exits
+    nginx = Nginx(directory, MAIN_CONF.format(dir=directory), port)
+    stack.callback(nginx.stop)
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        nginx.start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    return port
 
 
 @dataclass
