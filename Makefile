@@ -47,7 +47,8 @@ lint: $(STAMP) ## Check style and common bugs with ruff
 session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
 
-bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk; writes docs/benchmarks.md
+bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk, direct and through nginx; writes docs/benchmarks.md
+	.ci/install-nginx
 	@command -v wrk >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends wrk; }
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -49,6 +49,8 @@ class Result:
     non2xx: int
     socket_errors: int
     cpu_us: float = 0.0  # CPU time of the server's processes (and its Valkey's) per request
+    max_ms: float = 0.0
+    slow_share: float = 0.0  # of requests slower than 100 ms
 
     @property
     def rps(self) -> float:
@@ -100,6 +102,8 @@ def wrk(
         non2xx=summary["non2xx"],
         socket_errors=summary["socket_errors"],
         cpu_us=cpu / max(1, summary["requests"]) * 1e6,
+        max_ms=summary["max_us"] / 1000,
+        slow_share=summary["slow_share"],
     )
 
 
@@ -235,6 +239,8 @@ def combine(results: list[Result]) -> Result:
         non2xx=sum(r.non2xx for r in results),
         socket_errors=sum(r.socket_errors for r in results),
         cpu_us=sum(r.cpu_us * r.requests for r in results) / max(1, requests),
+        max_ms=max(r.max_ms for r in results),
+        slow_share=sum(r.slow_share * r.requests for r in results) / max(1, requests),
     )
 
 

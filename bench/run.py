@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import support_path  # noqa: F401 (first: puts tests/ on sys.path for tests/support.py)
+from gateway import gateway_tables
 from load import TARGETS, Bench, Load, loads
 from profiles import profile
 from seed import Seeded, seed_all
@@ -66,12 +67,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each side")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument(
+        "--gateway-connections", default="16,64", help="comma list of wrk connections through nginx"
+    )
+    parser.add_argument(
+        "--overload-connections", type=int, default=256, help="through nginx, overloaded"
+    )
     parser.add_argument("--others", type=int, default=1_000_000, help="other users for scaling")
     parser.add_argument("--memory-sessions", type=int, default=100_000)
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of: throughput (round trips, profiles too),workers,scaling,memory,profile",
+        help="comma list of: throughput (round trips, profiles too),gateway,workers,scaling,"
+        "memory,profile",
     )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
@@ -125,7 +133,7 @@ def main() -> None:
 def run(bench: Bench, skip: set[str]) -> list[str]:
     args = bench.args
     sections: list[str] = []
-    if not {"throughput", "scaling", "workers"} <= skip:  # the memory section seeds its own
+    if not {"throughput", "gateway", "scaling", "workers"} <= skip:  # memory seeds its own
         print("seeding sessions ...", flush=True)
         took = time.monotonic()
         seeded = seed_all(bench)
@@ -137,6 +145,10 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
         all_loads = {key: load for key, load in all_loads.items() if key in only}
     if "throughput" not in skip:
         sections += endpoints(bench, seeded, all_loads, skip)
+    if "gateway" not in skip:
+        print("the deployed path, nginx in front:", flush=True)
+        sections += ["### Through nginx (deploy/nginx.conf), as a gateway calls verify", ""]
+        sections += [*gateway_tables(bench, all_loads["verify"]), ""]
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
