@@ -43,6 +43,11 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# Not reuse_port: with it each worker listens on a socket of its own, and the
+# connections waiting on a recycled worker's socket are reset (nginx answered
+# 502s in the benchmark). The load is spread by nginx rotating its connections
+# (`keepalive_requests` in deploy/nginx.conf): a new connection goes to the
+# worker that accepts it first, most often the least busy one.
 
 # A worker is killed only when a request takes longer than this. The worst
 # legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus
@@ -52,9 +57,13 @@ timeout = 10
 # worst request time and below a typical orchestrator's kill delay (30 s).
 graceful_timeout = 20
 # Recycle workers now and then to bound any slow leak; the jitter keeps them
-# from all restarting at once.
-max_requests = 10_000
-max_requests_jitter = 1_000
+# from all restarting at once. Not more often: a worker answers up to 1,500
+# verify requests a second, so 10,000 replaced each one every few seconds at
+# full load, and its successor takes 0.4 s (seconds on a busy machine) to load
+# the app while the others carry its share (docs/benchmarks.md, "Even load
+# across workers"). 200,000: minutes at full load, hours at ordinary load.
+max_requests = 200_000
+max_requests_jitter = 20_000
 # Idle keep-alive connections from the gateway stay open longer than nginx's
 # upstream keepalive_timeout (60 s), so gunicorn never closes a connection the
 # gateway is about to reuse. (Honoured by threaded and async workers.)
