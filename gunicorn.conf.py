@@ -40,14 +40,19 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # `keepalive`) are kept, where a sync worker closes each one. One process per
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
 # connection of its own (store.py).
-worker_class = "gthread"
+#
+# gthread as gunicorn has it, but a worker whose threads are all busy leaves a
+# new connection to a worker with a thread free (sessionsvc/worker.py): a
+# connection stays with the worker that accepted it, and gthread's first to
+# accept was most often the busiest worker, which behind nginx's keepalive pool
+# ended up with nearly every connection while the other idled (docs/benchmarks.md,
+# "Even load across workers"). nginx moves the load by closing each connection
+# after 100 requests (`keepalive_requests` in deploy/nginx.conf). Not
+# reuse_port: each worker would listen on a socket of its own, and connections
+# waiting on a recycled worker's socket are reset (502s in the benchmark).
+worker_class = "sessionsvc.worker.BalancingThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
-# Not reuse_port: with it each worker listens on a socket of its own, and the
-# connections waiting on a recycled worker's socket are reset (nginx answered
-# 502s in the benchmark). The load is spread by nginx rotating its connections
-# (`keepalive_requests` in deploy/nginx.conf): a new connection goes to the
-# worker that accepts it first, most often the least busy one.
 
 # A worker is killed only when a request takes longer than this. The worst
 # legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus
