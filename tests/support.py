@@ -170,6 +170,30 @@ class Gunicorn:
         return body
 
 
+def nginx_main_conf(directory: Path, *, worker_connections: int, http: str = "") -> str:
+    """Return a main config that runs deploy/nginx.conf (as rendered into ``directory``).
+
+    deploy/nginx.conf is an http-context file; this is the rest, with every path
+    under ``directory`` and ``http`` added inside http {} after it.
+    """
+    return f"""\
+daemon off;
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log notice;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log {directory}/access.log;
+    client_body_temp_path {directory}/client_body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {directory}/sessionsvc.conf;
+{http}}}
+"""
+
+
 def render_deploy_conf(*, listen: int, sessionsvc: int, protected: int) -> str:
     """Return deploy/nginx.conf pointed at these ports; nothing else changes."""
     conf = DEPLOY_NGINX_CONF.read_text()

@@ -18,32 +18,20 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from support import NGINX, SERVICE_KEY, Nginx, auth, free_port, render_deploy_conf
+from support import (
+    NGINX,
+    SERVICE_KEY,
+    Nginx,
+    auth,
+    free_port,
+    nginx_main_conf,
+    render_deploy_conf,
+)
 
 pytestmark = pytest.mark.skipif(
     NGINX is None,
     reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
 )
-
-# deploy/nginx.conf is an http-context file; this is the rest of a config that
-# runs it as a child process, with every path under the test's own directory.
-MAIN_CONF = """\
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-    access_log {dir}/access.log;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    include {dir}/sessionsvc.conf;
-}}
-"""
-
 
 # --- The processes -------------------------------------------------------------------
 
@@ -148,7 +136,7 @@ def start_nginx(stack: ExitStack, directory: Path, *, sessionsvc: int, protected
     port = free_port()
     site = render_deploy_conf(listen=port, sessionsvc=sessionsvc, protected=protected)
     (directory / "sessionsvc.conf").write_text(site)
-    nginx = Nginx(directory, MAIN_CONF.format(dir=directory), port)
+    nginx = Nginx(directory, nginx_main_conf(directory, worker_connections=64), port)
     stack.callback(nginx.stop)
     try:
         nginx.start()
