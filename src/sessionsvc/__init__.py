@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import (
     admin,
     auth,
+    browser,
     cli,
     config,
     errors,
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     app.register_blueprint(openapi.bp, url_prefix=prefix)
+    browser.init_app(app)
     fastpath.init_app(app)
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.

@@ -29,6 +29,7 @@ from flask_jwt_extended.tokens import _decode_jwt
 from flask_jwt_extended.view_decorators import _decode_jwt_from_headers
 from jwt import PyJWTError
 
+from . import cookies
 from .errors import (
     InvalidServiceKey,
     InvalidToken,
@@ -171,7 +172,8 @@ def session_required(
 
 
 def _verify_request_token(refresh: bool, *, check_session: bool) -> None:
-    encoded_token, _ = _decode_jwt_from_headers()
+    cookie_token = cookies.presented_refresh_token() if refresh else None
+    encoded_token = cookie_token or _decode_jwt_from_headers()[0]
     claims = verified_claims(encoded_token, decode_settings(), remember=not refresh)
     if claims is None:
         claims = decode_token(encoded_token)  # the library's own path raises with the reason

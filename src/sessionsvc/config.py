@@ -53,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
     "LOG_LEVEL": "INFO",
     "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
+    # Browsers (docs/browser.md). How create hands out the refresh token: "body"
+    # (API and mobile clients) or "cookie" (an HttpOnly cookie, for a web app).
+    "REFRESH_TOKEN_TRANSPORT": "body",
+    "CORS_ORIGINS": [],  # origins that may call with credentials; empty: same origin only
+    "UI_PATH": "/account/sessions",  # the "Your devices" page under URL_PREFIX; "" = none
+    "UI_LOGIN_URL": "/login",  # where the page sends a signed-out visitor
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")

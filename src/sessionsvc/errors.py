@@ -72,6 +72,12 @@ class RefreshTokenReused(SessionsvcError):
     message = "This refresh token was already used; the session has been revoked."
 
 
+class CsrfRejected(SessionsvcError):
+    status = HTTPStatus.FORBIDDEN
+    code = "CSRF_REJECTED"
+    message = "A request authenticated by a cookie must carry the X-Requested-With header."
+
+
 class SessionNotFound(SessionsvcError):
     status = HTTPStatus.NOT_FOUND
     code = "SESSION_NOT_FOUND"

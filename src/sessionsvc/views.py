@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
 
+from . import cookies
 from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
@@ -126,7 +127,8 @@ def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
 @limited
 def create_session():
     """Record a login (called by the trusted login service) and issue its tokens."""
-    return start_session(*_login_body()), HTTPStatus.CREATED, NO_STORE
+    tokens = start_session(*_login_body())
+    return cookies.token_response(tokens, HTTPStatus.CREATED, cookie=cookies.creates_cookie())
 
 
 @bp.post("/sessions/refresh")
@@ -145,7 +147,7 @@ def refresh_session():
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
-    return tokens, HTTPStatus.OK, NO_STORE
+    return cookies.token_response(tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie())
 
 
 # nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
@@ -215,6 +217,8 @@ def revoke_session(session_id: str):
         raise TokenRevoked()
     if not revoked:
         raise SessionNotFound()
+    if session_id == caller:
+        cookies.signed_out()
     get_metrics().sessions_revoked.inc()
     return SESSION_REVOKED
 
@@ -229,5 +233,7 @@ def revoke_all_sessions():
     if keep not in (None, "current"):
         raise InvalidRequest("keep must be 'current' or absent.")
     revoked = get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    if keep is None:
+        cookies.signed_out()
     get_metrics().sessions_revoked.inc(len(revoked))
     return ALL_SESSIONS_REVOKED
