@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-browser test-all lint session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,14 +24,17 @@ install: $(STAMP) ## Create .venv and install the package with its test and dev 
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the test suite but the slow tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
-	$(BIN)/pytest -m "not slow"
+test: $(STAMP) ## Run the test suite but the slow and browser tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
+	$(BIN)/pytest -m "not slow and not browser"
 
 test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
-	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow"
+	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow and not browser"
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
+
+test-browser: $(STAMP) ## Run the browser tests in Debian's chromium (apt-get install chromium); screenshots in test-results/
+	$(BIN)/pytest -m browser
 
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
