@@ -11,6 +11,7 @@ from flask_cors import CORS
 from . import cookies
 from .config import ConfigError
 from .errors import CsrfRejected
+from .views import _login_body, start_session
 
 # The page and its module, CSS and client load from our own origin only; no
 # inline script or style, no framing (clickjacking a "Sign out" button).
@@ -85,9 +86,6 @@ def devices_page() -> str:
 
 def dev_sign_in() -> Response:
     """Start a session for a typed user id and User-Agent, as this browser (development only)."""
-    # Imported here: views imports the blueprint-free parts of this module's peers.
-    from .views import _login_body, start_session
-
     if not request.headers.get(cookies.CSRF_HEADER):
         raise CsrfRejected()
     tokens = start_session(*_login_body())
