@@ -59,6 +59,14 @@ PHONE = {"width": 375, "height": 812}
 HTTP_STATUS_LOG = re.compile(r"^Failed to load resource: the server responded with a status of")
 
 
+# Chromium logs a blocked load itself; this also names the directive, whatever was blocked.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     """Launch Debian's chromium: Playwright's own browser download is out of reach here."""
@@ -162,6 +170,7 @@ def open_context(browser: Browser, console: Console) -> Iterator[Callable[..., B
 
     def make(**options: Any) -> BrowserContext:
         context = browser.new_context(**{"user_agent": CHROME_WINDOWS, **options})
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         context.on("page", console.watch)
         contexts.append(context)
         return context
@@ -261,6 +270,44 @@ def test_cancelling_the_confirmation_signs_nothing_out(open_context, service):
     expect(page.get_by_role("dialog")).to_be_hidden()
     expect(rows(page)).to_have_count(3)
     assert service.verify(iphone["accessToken"]) == 200
+
+
+def test_the_keyboard_alone_signs_a_device_out(open_context, service, console):
+    page, iphone, _ = three_devices(open_context(), service)
+    target = page.get_by_role("button", name=re.compile("^Sign out Mobile Safari"))
+
+    first_time = page.locator("time").first
+    page.keyboard.press("Tab")  # the first focusable thing: the first row's time
+    expect(first_time).to_be_focused()
+    shown = first_time.evaluate("t => getComputedStyle(t, '::after').content")
+    assert first_time.get_attribute("data-exact") in shown  # the exact time, on focus
+    for _ in range(20):
+        if target.evaluate("b => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    expect(target).to_be_focused()
+    assert target.evaluate("b => getComputedStyle(b).outlineStyle") != "none"  # visible focus
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+
+    expect(rows(page)).to_have_count(2)
+    assert service.verify(iphone["accessToken"]) == 401
+    assert console.unexpected() == []
+
+
+def test_the_console_check_sees_a_csp_violation(open_context, service, console):
+    page = sign_in(open_context(), service)
+
+    inline_style = "Object.assign(document.createElement('style'), {textContent: 'p {}'})"
+    page.evaluate(f"document.head.append({inline_style})")
+
+    for _ in range(100):
+        if any(e.startswith("CSP violation: style-src") for e in console.errors):
+            break
+        page.wait_for_timeout(20)
+    assert any(e.startswith("CSP violation: style-src") for e in console.errors), console.errors
 
 
 def test_signing_out_all_other_devices_keeps_this_one(open_context, service, console):

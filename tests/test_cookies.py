@@ -31,7 +31,7 @@ def cookie_client(make_app):
 
 
 def cors_headers(response) -> list[str]:
-    return [name for name in response.headers.keys() if name.startswith("Access-Control-")]
+    return [name for name, _ in response.headers if name.startswith("Access-Control-")]
 
 
 def browser_login(client, user_id: str = "alice") -> dict:
