@@ -512,6 +512,25 @@ def test_the_page_says_when_to_try_again_once_rate_limited(
     assert console.unexpected(http_statuses_expected=True) == []
 
 
+def test_the_loading_state_is_accessible(open_context, service, console):
+    context = open_context()
+    sign_in(context, service).close()
+    held = []
+    context.route("**/api/sessions", lambda route: held.append(route))  # held until let go
+
+    page = context.new_page()
+    page.goto(f"{service.url}{PAGE}")
+    page.wait_for_function("document.querySelector('#app').dataset.state === 'loading'")
+    while not held:
+        page.wait_for_timeout(20)
+    expect(page.get_by_text("Loading your devices")).to_be_visible()
+    assert_accessible(page)
+    held[0].continue_()
+
+    expect(rows(page)).to_have_count(1)
+    assert console.unexpected() == []
+
+
 def test_the_development_sign_in_lets_a_person_try_the_page(open_context, service, console):
     page = open_context().new_page()
     page.goto(f"{service.url}{PAGE}")
