@@ -22,7 +22,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from conftest import CLUSTER, POSTMAN, ROOT, SERVICE_KEY, auth, free_port
+from conftest import CHROMIUM, CLUSTER
+from support import POSTMAN, ROOT, SERVICE_KEY, auth, free_port
 
 
 def _load_example(name: str):
@@ -33,7 +34,6 @@ def _load_example(name: str):
 
 
 create_login_service = _load_example("login_service").create_app
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
@@ -65,12 +65,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
   console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
 });
 """
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    """Launch Debian's chromium: Playwright's own browser download is out of reach here."""
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 class Service:

@@ -40,7 +40,7 @@ from .errors import (
     error_response,
 )
 from .extension import get_store
-from .store import is_valid_session_id, is_valid_user_id, now_ms
+from .models import is_valid_session_id, is_valid_user_id, now_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 

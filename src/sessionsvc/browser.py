@@ -1,4 +1,4 @@
-"""Browsers: the "Your devices" page and its JS client, CORS, and a development sign-in."""
+"""Browsers: the "Your devices" page and its JS client, and a development sign-in."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
-from flask_cors import CORS
 
 from . import cookies
-from .config import ConfigError
-from .errors import CsrfRejected
-from .views import _login_body, start_session
+from .errors import CsrfRejected, InvalidRequest
+from .openapi import operation
+from .openapi_components import (
+    JSON,
+    NO_STORE_HEADER,
+    SIZE_ERRORS,
+    STORE_ERRORS,
+    error,
+    ok,
+    ref,
+)
+from .service import start_session
+from .views import _login_body
 
 # The page and its module, CSS and client load from our own origin only; no
 # inline script or style, no framing (clickjacking a "Sign out" button).
@@ -23,37 +32,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-TRANSPORTS = ("body", "cookie")
 DEV_SIGN_IN_PATH = "/dev/sign-in"
 
 
 def is_production(config: dict[str, Any]) -> bool:
     return config["ENV"] == "production"
-
-
-def cors_origins(config: dict[str, Any]) -> list[str]:
-    """Return ``CORS_ORIGINS`` as a list (a JSON list, or a comma-separated string)."""
-    origins = config["CORS_ORIGINS"] or []
-    if isinstance(origins, str):
-        origins = [origin.strip() for origin in origins.split(",") if origin.strip()]
-    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise ConfigError(f"CORS_ORIGINS must be a list of origins, not {origins!r}")
-    if "*" in origins:
-        raise ConfigError("CORS_ORIGINS cannot be '*': credentials go to named origins only")
-    return origins
-
-
-def check_config(config: dict[str, Any]) -> None:
-    """Refuse a browser setting that cannot work."""
-    if config["REFRESH_TOKEN_TRANSPORT"] not in TRANSPORTS:
-        raise ConfigError(
-            f"REFRESH_TOKEN_TRANSPORT must be one of {', '.join(TRANSPORTS)}, "
-            f"not {config['REFRESH_TOKEN_TRANSPORT']!r}"
-        )
-    ui_path = config["UI_PATH"]
-    if not isinstance(ui_path, str) or (ui_path and not ui_path.startswith("/")):
-        raise ConfigError(f"UI_PATH must be empty or start with '/', not {ui_path!r}")
-    cors_origins(config)
 
 
 def make_blueprint(config: dict[str, Any]) -> Blueprint:
@@ -73,6 +56,19 @@ def make_blueprint(config: dict[str, Any]) -> Blueprint:
     return bp
 
 
+@operation(
+    "getDevicesPage",
+    tags=["browser"],
+    summary='The "Your devices" page (HTML; its module, client and CSS are under /ui/).',
+    security=[],
+    responses={
+        "200": {
+            "description": "The page, with its Content-Security-Policy.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **SIZE_ERRORS,
+    },
+)
 def devices_page() -> str:
     """Serve the "Your devices" page."""
     config = current_app.config
@@ -84,9 +80,27 @@ def devices_page() -> str:
     )
 
 
+@operation(
+    "devSignIn",
+    tags=["browser"],
+    summary="Development only (404 in production): sign this browser in as a new session.",
+    security=[],
+    parameters=["CsrfHeader"],  # a component: apispec refers to it by name
+    requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
+    responses={
+        "201": ok(
+            "The session; the refresh token is in the Set-Cookie line only.",
+            ref("schemas", "BrowserLogin"),
+            NO_STORE_HEADER,
+        ),
+        "400": error("The body is not a JSON object, or a field is not valid.", InvalidRequest),
+        "403": error("No X-Requested-With header.", CsrfRejected),
+        **STORE_ERRORS,
+    },
+)
 def dev_sign_in() -> Response:
     """Start a session for a typed user id and User-Agent, as this browser (development only)."""
-    if not request.headers.get(cookies.CSRF_HEADER):
+    if cookies.CSRF_HEADER not in request.headers:
         raise CsrfRejected()
     tokens = start_session(*_login_body())
     return cookies.token_response(tokens, HTTPStatus.CREATED, cookie=True)
@@ -98,22 +112,5 @@ def add_security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the page and CORS (only for CORS_ORIGINS, and never on verify)."""
-    config = app.config
-    check_config(config)
-    prefix = config["URL_PREFIX"]
-    app.register_blueprint(make_blueprint(config), url_prefix=prefix)
-    cookies.init_app(app)
-    if origins := cors_origins(config):
-        # Verify is left out: a gateway must never read a preflight's answer as a pass.
-        sessions = rf"^{prefix}/sessions(/(?!verify(/|$))[^/]*)?$"
-        CORS(
-            app,
-            resources={sessions: {}},
-            origins=origins,
-            supports_credentials=True,
-            allow_headers=["Authorization", "Content-Type", cookies.CSRF_HEADER],
-            expose_headers=["Retry-After"],
-            methods=["GET", "POST", "DELETE"],
-            max_age=600,
-        )
+    """Register the page, its files and (outside production) the development sign-in."""
+    app.register_blueprint(make_blueprint(app.config), url_prefix=app.config["URL_PREFIX"])

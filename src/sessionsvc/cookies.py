@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask, Response, after_this_request, current_app, g, make_response, request
+from flask import Response, after_this_request, current_app, g, make_response, request
 
 from .errors import CsrfRejected
 
@@ -15,7 +15,7 @@ from .errors import CsrfRejected
 # would also pin it to Path=/, where every request of the site would carry it.)
 COOKIE_NAME = "__Secure-sessionsvc-refresh"
 # A header a cross-site form cannot send, and fetch() only after a CORS preflight
-# that only CORS_ORIGINS pass: its presence proves the request came from the app.
+# that only CORS_ORIGINS pass: its presence (any value) proves the request came from the app.
 CSRF_HEADER = "X-Requested-With"
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -36,10 +36,18 @@ def presented_refresh_token() -> str | None:
     token = request.cookies.get(COOKIE_NAME)
     if token is None:
         return None
-    if not request.headers.get(CSRF_HEADER):
+    if CSRF_HEADER not in request.headers:
         raise CsrfRejected()
     g.sessionsvc_refresh_cookie = True
+    after_this_request(_clear_if_refused)
     return token
+
+
+def _clear_if_refused(response: Response) -> Response:
+    """Drop a refused cookie (revoked, reused, expired): it is of no use to keep."""
+    if response.status_code == HTTPStatus.UNAUTHORIZED:
+        clear_refresh_cookie(response)
+    return response
 
 
 def came_in_cookie() -> bool:
@@ -86,20 +94,10 @@ def signed_out() -> None:
     Only for browsers (the cookie mode, or our client's CSRF header): API
     clients' answers stay as they were.
     """
-    if creates_cookie() or request.headers.get(CSRF_HEADER):
+    if creates_cookie() or CSRF_HEADER in request.headers:
         after_this_request(clear_refresh_cookie)
 
 
 def creates_cookie() -> bool:
     """Tell whether create hands out the refresh token as a cookie (REFRESH_TOKEN_TRANSPORT)."""
     return current_app.config["REFRESH_TOKEN_TRANSPORT"] == "cookie"  # noqa: S105 (a mode)
-
-
-def init_app(app: Flask) -> None:
-    """Drop a refused refresh cookie: a revoked or stolen token is of no use to keep."""
-
-    @app.after_request
-    def clear_dead_cookie(response: Response) -> Response:
-        if came_in_cookie() and response.status_code == HTTPStatus.UNAUTHORIZED:
-            clear_refresh_cookie(response)
-        return response

@@ -13,6 +13,7 @@ from flask_limiter import Limiter
 from limits.storage import RedisStorage, Storage
 
 from .connection import Client
+from .extension import sessionsvc
 
 F = TypeVar("F", bound=Callable)
 
@@ -106,7 +107,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS",
         {
-            "connect": app.extensions["sessionsvc"].connect,
+            "connect": sessionsvc(app).connect,
             "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
         },
     )
