@@ -23,6 +23,7 @@ class SessionsvcError(Exception):
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "INTERNAL_ERROR"
     message: str = "Internal server error."
+    headers: dict[str, str] = {}  # noqa: RUF012 (read only)
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -94,6 +95,9 @@ class StoreUnavailable(SessionsvcError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "STORE_UNAVAILABLE"
     message = "The session store is unavailable; try again shortly."
+    # A hung Redis is probed by one request at a time (connection.CircuitBreaker):
+    # a second later is soon enough to try again.
+    headers = {"Retry-After": "1"}  # noqa: RUF012 (read only)
 
 
 def error_body(code: str, message: str) -> dict[str, str]:
@@ -157,7 +161,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
         note_error(error, get_metrics())
-        return error_response(error.code, error.message, error.status)
+        response, status = error_response(error.code, error.message, error.status)
+        response.headers.update(error.headers)
+        return response, status
 
     def handle_redis_error(error: Exception) -> tuple[Response, int]:
         # Raised outside the store (the rate limiter, /readyz): fail closed all the same.

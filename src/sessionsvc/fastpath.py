@@ -62,7 +62,7 @@ class VerifyFastPath:
             # A store failure is answered here: handed on, it would be waited out twice.
             note_error(error, self.extension.metrics, request_id)
             body = error_body(error.code, error.message)
-            headers = {"X-Error-Code": error.code}
+            headers = {"X-Error-Code": error.code, **error.headers}
             return self._respond(
                 environ, start_response, started, request_id, error.status, body, headers
             )
