@@ -36,7 +36,7 @@ if MODE not in MODES:
     raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
 CLUSTER = MODE == "cluster"
 
-SERVICE_KEY = "test-service-key"
+SERVICE_KEY = "test-service-key-" + "k" * 16  # as long as production requires
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

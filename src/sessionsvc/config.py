@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     # Flask-Limiter syntax; each endpoint that writes has its own allowance per user and per IP.
     "RATE_LIMIT_PER_USER": "30 per minute",
     "RATE_LIMIT_PER_IP": "120 per minute",
+    # Wrong X-Service-Key values a client address may send; then 429, right key or not.
+    "RATE_LIMIT_SERVICE_KEY_FAILURES": "20 per minute",
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,  # bytes of body; more gets 413
     "MAX_HEADER_BYTES": 8 * 1024,  # bytes of all headers together; more gets 431
@@ -56,6 +58,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
+ENVIRONMENTS = ("development", "production")
+# Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
+# and as many characters for the service key; a short one is guessed offline
+# from one token (HS256) or online (the service key).
+MIN_SECRET_LENGTH = 32
+MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+# An idle timeout shorter than this would end sessions between two clicks.
+MIN_IDLE_TIMEOUT = 60
 
 
 def instance_path() -> str:
@@ -94,18 +104,49 @@ def trusted_proxies(config: dict[str, Any]) -> int:
     return hops
 
 
+def environment(config: dict[str, Any]) -> str:
+    """Return ``ENV`` in lower case, refusing any value but the documented ones."""
+    env = config["ENV"]
+    if not isinstance(env, str) or env.lower() not in ENVIRONMENTS:
+        raise ConfigError(f"SESSIONSVC_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    config["ENV"] = env.lower()
+    return config["ENV"]
+
+
+def check_idle_timeout(config: dict[str, Any]) -> None:
+    """Refuse an idle timeout too short to tell an active session from an idle one."""
+    timeout = config["SESSION_IDLE_TIMEOUT"]
+    if timeout and not (isinstance(timeout, int) and timeout >= MIN_IDLE_TIMEOUT):
+        raise ConfigError(
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {MIN_IDLE_TIMEOUT}"
+            f" seconds, not {timeout!r}"
+        )
+
+
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
-    """Fill missing secrets from the instance folder in development; refuse in production."""
+    """Fill missing secrets from the instance folder in development; refuse in production.
+
+    Production also refuses secrets shorter than ``MIN_SECRET_LENGTH``.
+    """
     for key in SECRET_KEYS:
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             raise ConfigError(f"SESSIONSVC_{key} must be a string (quote it as JSON)")
     missing = [key for key in SECRET_KEYS if not config.get(key)]
+    production = environment(config) == "production"
+    if production:
+        if missing:
+            names = ", ".join(f"SESSIONSVC_{key}" for key in missing)
+            raise ConfigError(f"{names} must be set when SESSIONSVC_ENV=production")
+        short = [key for key in SECRET_KEYS if len(config[key].encode()) < MIN_SECRET_LENGTH]
+        if short:
+            names = ", ".join(f"SESSIONSVC_{key}" for key in short)
+            raise ConfigError(
+                f"{names} must be at least {MIN_SECRET_LENGTH} bytes long when"
+                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
+            )
     if not missing:
         return
-    if config["ENV"] == "production":
-        names = ", ".join(f"SESSIONSVC_{key}" for key in missing)
-        raise ConfigError(f"{names} must be set when SESSIONSVC_ENV=production")
     path = Path(instance_path) / "secrets.json"
     stored = _load_or_create_secrets(path)
     for key in missing:
