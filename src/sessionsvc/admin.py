@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
@@ -17,6 +17,12 @@ bp = Blueprint("admin", __name__)
 @bp.before_request
 def _require_service_key() -> None:
     require_service_key()
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # users' IP addresses and locations
+    return response
 
 
 def _checked(user_id: str) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from gunicorn import util
 from werkzeug.exceptions import HTTPException
 
 from .connection import ERRORS
@@ -111,14 +114,50 @@ def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Respons
 
 
 def _code_for(http_error: HTTPException) -> str:
+    return _code(http_error.name or "error")
+
+
+def _code(reason: str) -> str:
     # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"
-    return re.sub(r"[^A-Z0-9]+", "_", (http_error.name or "error").upper()).strip("_")
+    return re.sub(r"[^A-Z0-9]+", "_", reason.upper()).strip("_")
+
+
+def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str) -> None:
+    """Answer on a bare socket in the API's JSON shape (gunicorn's own refusals).
+
+    Takes ``gunicorn.util.write_error``'s arguments; the detail, which may quote
+    the request, is left out.
+    """
+    body = json.dumps(error_body(_code(reason), f"{reason}."), separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply for the parser taken as invalid JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:  # so get_json(silent=True) gives None, not a 500
+            raise ValueError("JSON nested too deeply") from error
 
 
 def refuse_oversized_requests() -> None:
-    """Refuse a request whose headers or declared body exceed the limits, before any work."""
+    """Refuse a request whose headers or body exceed the limits, before any work."""
     config = current_app.config
     if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
+        raise RequestTooLarge()
+    # A chunked body: werkzeug stops reading at MAX_CONTENT_LENGTH without a word,
+    # and the truncated JSON would be called invalid (400) where it is too large.
+    if (
+        request.content_length is None
+        and "HTTP_TRANSFER_ENCODING" in request.environ
+        and len(request.get_data(cache=True)) >= config["MAX_CONTENT_LENGTH"]
+    ):
         raise RequestTooLarge()
     if header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
         raise HeadersTooLarge()

@@ -298,6 +298,9 @@ class SessionStore:
     SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
     TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
+    # ... and at most every tenth of the idle timeout: a session used more often
+    # than every 0.9 x the timeout is never taken for idle.
+    TOUCH_PER_IDLE_TIMEOUT = 10
 
     def __init__(
         self,
@@ -321,6 +324,10 @@ class SessionStore:
         self.prefix = prefix
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
+        self.touch_interval_ms = min(
+            self.TOUCH_INTERVAL_MS,
+            self.idle_timeout_ms // self.TOUCH_PER_IDLE_TIMEOUT or self.TOUCH_INTERVAL_MS,
+        )
         self.refresh_grace_ms = int(refresh_grace * 1000)
         self.max_sessions = max_sessions
         self.events_stream = events_stream
@@ -512,7 +519,7 @@ class SessionStore:
     def is_live(self, user_id: str, session_id: str) -> bool:
         """Tell whether the session exists and is not idle; note the activity."""
         live = self._run(
-            "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
+            "check", user_id, (session_id,), session_id, self.touch_interval_ms, now=now_ms()
         )
         return bool(live)
 
@@ -545,7 +552,7 @@ class SessionStore:
         """
         if caller is None:
             return (), ("", 0)
-        return (caller,), (caller, self.TOUCH_INTERVAL_MS)
+        return (caller,), (caller, self.touch_interval_ms)
 
     def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
         """Return the user's live sessions, newest first.

@@ -196,7 +196,8 @@ def list_sessions():
     sessions = get_store().list(user_id, caller=session_id)
     if sessions is None:
         raise TokenRevoked()
-    return {"sessions": [session_json(session, session_id) for session in sessions]}
+    body = {"sessions": [session_json(session, session_id) for session in sessions]}
+    return body, HTTPStatus.OK, NO_STORE  # IP addresses and locations: no cache keeps them
 
 
 @bp.delete("/sessions/<session_id>")
