@@ -22,12 +22,26 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sessionsvc-metrics-")
     os.environ["_SESSIONSVC_METRICS_TMPDIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+from gunicorn import util
 from prometheus_client import multiprocess
 
-from sessionsvc import embedded
+from sessionsvc import embedded, errors
 from sessionsvc.config import instance_path as sessionsvc_instance_path
 
+# gunicorn must not face clients: behind deploy/nginx.conf (or another buffering
+# gateway) only. A gthread worker holds a thread for as long as a client takes
+# to send its request, so ten clients sending a header line every few seconds
+# would hold them all (docs/security.md). Hence loopback by default; HOST=a
+# private address for a gateway on another host, never a public one.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Behind that one gateway, the client is the X-Forwarded-For entry it sets
+# (deploy/nginx.conf): rate limits per client, not one bucket for all.
+os.environ.setdefault("SESSIONSVC_TRUSTED_PROXIES", "1")
+# gunicorn >= 25 opens a control socket (~/.gunicorn/gunicorn.ctl) by default:
+# a way in that nothing here uses. An operator who wants it sets GUNICORN_CONTROL_SOCKET.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 
 # Every request is short: a token check and one Redis round trip. Chosen from
 # docs/benchmarks.md ("Worker class and count"): gthread, one worker per core
@@ -63,9 +77,12 @@ keepalive = 75
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 # Room above the app's own MAX_HEADER_BYTES (8 KiB, answered with a JSON 431),
-# so that only absurd requests meet gunicorn's plain-text refusal.
+# so that only absurd requests meet gunicorn's own refusal.
 limit_request_field_size = 16_384
 limit_request_line = 16_384
+# gunicorn writes its refusals (431, 414, 400, ...) as HTML, with no setting or
+# hook for the body: its one writer is replaced by one writing the API's JSON.
+util.write_error = errors.write_raw_error
 # One JSON object per line (SESSIONSVC_LOG_FORMAT=text for plain lines); the
 # access log has a fixed list of fields: no headers, no query string.
 logger_class = "sessionsvc.logs.GunicornLogger"
