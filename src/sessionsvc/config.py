@@ -64,7 +64,8 @@ ENVIRONMENTS = ("development", "production")
 # from one token (HS256) or online (the service key).
 MIN_SECRET_LENGTH = 32
 MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
-# An idle timeout shorter than this would end sessions between two clicks.
+# In production, an idle timeout shorter than this would end sessions between
+# two clicks (development takes any, to try it out).
 MIN_IDLE_TIMEOUT = 60
 
 
@@ -114,12 +115,15 @@ def environment(config: dict[str, Any]) -> str:
 
 
 def check_idle_timeout(config: dict[str, Any]) -> None:
-    """Refuse an idle timeout too short to tell an active session from an idle one."""
+    """Refuse an idle timeout that is not whole seconds, or in production too short to mean much."""
     timeout = config["SESSION_IDLE_TIMEOUT"]
-    if timeout and not (isinstance(timeout, int) and timeout >= MIN_IDLE_TIMEOUT):
+    shortest = MIN_IDLE_TIMEOUT if environment(config) == "production" else 1
+    if timeout == 0 and not isinstance(timeout, bool):
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < shortest:
         raise ConfigError(
-            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {MIN_IDLE_TIMEOUT}"
-            f" seconds, not {timeout!r}"
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
+            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
         )
 
 

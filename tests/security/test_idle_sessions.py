@@ -35,6 +35,14 @@ def test_a_session_used_well_within_the_idle_timeout_stays_live(redis, key_prefi
 
 
 @pytest.mark.parametrize("timeout", [1, 3, 59])
-def test_an_idle_timeout_too_short_to_mean_anything_is_refused(timeout):
+def test_production_refuses_an_idle_timeout_too_short_to_mean_anything(timeout):
+    settings = app_config(ENV="production", SERVICE_KEY="k" * 32, SESSION_IDLE_TIMEOUT=timeout)
+
     with pytest.raises(ConfigError, match=r"SESSION_IDLE_TIMEOUT must be 0 \(off\) or at least 60"):
+        create_app(settings)
+
+
+@pytest.mark.parametrize("timeout", [0.5, -1, "60", True])
+def test_an_idle_timeout_is_whole_seconds(timeout):
+    with pytest.raises(ConfigError, match="SESSION_IDLE_TIMEOUT must be 0"):
         create_app(app_config(SESSION_IDLE_TIMEOUT=timeout))
