@@ -25,8 +25,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 from gunicorn import util
 from prometheus_client import multiprocess
 
+# Not `config`: every global of this file is read as a gunicorn setting of that name.
+from sessionsvc import config as sessionsvc_config
 from sessionsvc import embedded, errors
-from sessionsvc.config import instance_path as sessionsvc_instance_path
 
 # gunicorn must not face clients: behind deploy/nginx.conf (or another buffering
 # gateway) only. A gthread worker holds a thread for as long as a client takes
@@ -58,8 +59,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A worker is killed only when a request takes longer than this. The worst
-# legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus
-# backoff (about 3.3 s), after which the app answers 503 itself.
+# legitimate wait is a hung Redis: one 1 s socket timeout (a timeout is not
+# retried, see connection.CircuitBreaker), after which the app answers 503.
 timeout = 10
 # On SIGTERM or a reload, in-flight requests get this long to finish; above the
 # worst request time and below a typical orchestrator's kill delay (30 s).
@@ -91,12 +92,20 @@ _embedded = None
 
 
 def on_starting(server):
-    """Start the embedded Valkey when no Redis is configured; workers inherit its URL."""
+    """Check the configuration; start the embedded Valkey when no Redis is configured.
+
+    A bad configuration stops the master here, before any worker starts: a
+    ConfigError is a RuntimeError, which gunicorn prints as one "Error:" line
+    block and exits 1, where a worker failing to create the app would print a
+    traceback. Workers inherit the embedded Valkey's URL.
+    """
     global _embedded
+    settings = sessionsvc_config.from_environment()
+    sessionsvc_config.validate(settings)
     _empty_metrics_dir(server)
-    if os.environ.get("SESSIONSVC_REDIS_URL") or os.environ.get("SESSIONSVC_REDIS_SENTINELS"):
+    if settings["REDIS_URL"] or settings["REDIS_SENTINELS"]:
         return
-    instance_path = sessionsvc_instance_path()
+    instance_path = sessionsvc_config.instance_path()
     _embedded = embedded.start(instance_path)
     os.environ["SESSIONSVC_REDIS_URL"] = embedded.socket_url(instance_path)
     server.log.info(

@@ -39,8 +39,8 @@ from .errors import (
     error_response,
 )
 from .extension import get_store
+from .models import is_valid_session_id, is_valid_user_id, now_ms
 from .ratelimit import count_service_key_failure, refuse_service_key_guessing
-from .store import is_valid_session_id, is_valid_user_id, now_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 

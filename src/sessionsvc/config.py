@@ -1,4 +1,4 @@
-"""Configuration defaults and the secrets a running service needs."""
+"""Configuration: the defaults, reading them, checking them at start-up, development secrets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import maxminddb
+from flask import Config
+
+from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +23,10 @@ DEFAULTS: dict[str, Any] = {
     # None: the embedded Valkey's socket under the instance folder (see embedded.py).
     "REDIS_URL": None,
     "REDIS_KEY_PREFIX": "sessionsvc:",
-    # Worst wait for a dead or hung Redis: (1 + retries) x timeout + backoff, about 3.3 s.
+    # Worst wait for a hung Redis: one timeout (connection.CircuitBreaker); for a
+    # dead one, (1 + retries) connection attempts with backoff, well under a second.
     "REDIS_SOCKET_TIMEOUT": 1.0,
-    "REDIS_RETRIES": 2,
+    "REDIS_RETRIES": 2,  # on connection errors only: a timeout is not retried
     # None: detect a Cluster node on first use (INFO cluster); true/false: force.
     "REDIS_CLUSTER": None,
     # "host:port,host:port": ask these Sentinels for the primary (REDIS_URL's host unused).
@@ -79,7 +86,133 @@ def instance_path() -> str:
 
 
 class ConfigError(RuntimeError):
-    """The configuration cannot run a service."""
+    """The configuration cannot run a service (a RuntimeError: gunicorn prints it, no traceback)."""
+
+
+def read(config: Config, test_config: Mapping[str, Any] | None = None) -> None:
+    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config.
+
+    ``ENV`` is taken in lower case: ``Production`` is production, never development.
+    """
+    config.from_mapping(DEFAULTS)
+    config.from_prefixed_env("SESSIONSVC")
+    if test_config is not None:
+        config.from_mapping(test_config)
+    if isinstance(config["ENV"], str):
+        config["ENV"] = config["ENV"].lower()
+
+
+def from_environment() -> Config:
+    """Return the configuration the environment gives (gunicorn's master checks it)."""
+    config = Config(os.getcwd())
+    read(config)
+    return config
+
+
+# --- Start-up checks ----------------------------------------------------------------------
+#
+# Each check yields what is wrong with the configuration, naming the setting;
+# validate() runs them all and reports every problem in one error. To add one,
+# write a generator below and decorate it with @check.
+
+Check = Callable[[Mapping[str, Any]], Iterator[str]]
+CHECKS: list[Check] = []
+
+
+def check(function: Check) -> Check:
+    """Register a start-up check: a generator of problems with the configuration."""
+    CHECKS.append(function)
+    return function
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Raise one ConfigError naming every bad setting, or return if there is none."""
+    problems = [problem for one in CHECKS for problem in one(config)]
+    if problems:
+        raise ConfigError(
+            "the configuration cannot run the service:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+@check
+def _environment(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["ENV"] not in ENVIRONMENTS:
+        # Anything else once fell back to development, and its generated secrets.
+        yield f"SESSIONSVC_ENV must be one of {', '.join(ENVIRONMENTS)}, not {config['ENV']!r}"
+
+
+@check
+def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
+    for key in SECRET_KEYS:
+        # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
+        if config.get(key) is not None and not isinstance(config[key], str):
+            yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
+    if config["ENV"] != "production":
+        return  # development generates strong ones (ensure_secrets)
+    missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
+    if missing:
+        yield f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production"
+    for key in SECRET_KEYS:
+        secret = config.get(key)
+        if isinstance(secret, str) and secret and len(secret.encode()) < MIN_SECRET_LENGTH:
+            yield (
+                f"SESSIONSVC_{key} must be at least {MIN_SECRET_LENGTH} bytes long when"
+                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
+            )
+
+
+@check
+def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
+    timeout = config["SESSION_IDLE_TIMEOUT"]
+    shortest = MIN_IDLE_TIMEOUT if config["ENV"] == "production" else 1
+    whole = isinstance(timeout, int) and not isinstance(timeout, bool)
+    if not (whole and (timeout == 0 or timeout >= shortest)):
+        yield (
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
+            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
+        )
+
+
+@check
+def _redis(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["ENV"] == "production" and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+        # The embedded Valkey is for development (and may not even be installed).
+        yield (
+            "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
+            "SESSIONSVC_ENV=production, e.g. SESSIONSVC_REDIS_URL=redis://redis.internal:6379/0"
+        )
+    if config["REDIS_SENTINELS"] and config["REDIS_CLUSTER"]:
+        yield "REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other"
+    if config["REDIS_WAIT_REPLICAS"] and (
+        config["REDIS_WAIT_TIMEOUT"] >= config["REDIS_SOCKET_TIMEOUT"]
+    ):
+        # Else the read would time out first and be retried: the revoke would run twice.
+        yield "REDIS_WAIT_TIMEOUT must be below REDIS_SOCKET_TIMEOUT"
+
+
+@check
+def _trusted_proxies(config: Mapping[str, Any]) -> Iterator[str]:
+    hops = config["TRUSTED_PROXIES"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        yield f"TRUSTED_PROXIES must be an integer >= 0, not {hops!r}"
+
+
+@check
+def _logs(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        yield f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {config['LOG_FORMAT']!r}"
+    level = config["LOG_LEVEL"]
+    if not isinstance(logging.getLevelName(level), int) and not isinstance(level, int):
+        yield f"LOG_LEVEL must be a level name such as INFO or DEBUG, not {level!r}"
+
+
+@check
+def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
+    if database := config["GEOIP_DATABASE"]:
+        try:
+            maxminddb.open_database(database, maxminddb.MODE_AUTO).close()
+        except (OSError, maxminddb.InvalidDatabaseError) as error:
+            yield f"GEOIP_DATABASE {database!r}: {error}"
 
 
 def apply_jwt_settings(config: dict[str, Any]) -> None:
@@ -97,58 +230,9 @@ def apply_jwt_settings(config: dict[str, Any]) -> None:
     )
 
 
-def trusted_proxies(config: dict[str, Any]) -> int:
-    """Return ``TRUSTED_PROXIES`` as a hop count, refusing anything but an integer >= 0."""
-    hops = config["TRUSTED_PROXIES"]
-    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
-        raise ConfigError(f"TRUSTED_PROXIES must be an integer >= 0, not {hops!r}")
-    return hops
-
-
-def environment(config: dict[str, Any]) -> str:
-    """Return ``ENV`` in lower case, refusing any value but the documented ones."""
-    env = config["ENV"]
-    if not isinstance(env, str) or env.lower() not in ENVIRONMENTS:
-        raise ConfigError(f"SESSIONSVC_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
-    config["ENV"] = env.lower()
-    return config["ENV"]
-
-
-def check_idle_timeout(config: dict[str, Any]) -> None:
-    """Refuse an idle timeout that is not whole seconds, or in production too short to mean much."""
-    timeout = config["SESSION_IDLE_TIMEOUT"]
-    shortest = MIN_IDLE_TIMEOUT if environment(config) == "production" else 1
-    if timeout == 0 and not isinstance(timeout, bool):
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < shortest:
-        raise ConfigError(
-            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
-            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
-        )
-
-
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
-    """Fill missing secrets from the instance folder in development; refuse in production.
-
-    Production also refuses secrets shorter than ``MIN_SECRET_LENGTH``.
-    """
-    for key in SECRET_KEYS:
-        # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise ConfigError(f"SESSIONSVC_{key} must be a string (quote it as JSON)")
+    """Fill missing secrets from the instance folder (development only: validate() ran)."""
     missing = [key for key in SECRET_KEYS if not config.get(key)]
-    production = environment(config) == "production"
-    if production:
-        if missing:
-            names = ", ".join(f"SESSIONSVC_{key}" for key in missing)
-            raise ConfigError(f"{names} must be set when SESSIONSVC_ENV=production")
-        short = [key for key in SECRET_KEYS if len(config[key].encode()) < MIN_SECRET_LENGTH]
-        if short:
-            names = ", ".join(f"SESSIONSVC_{key}" for key in short)
-            raise ConfigError(
-                f"{names} must be at least {MIN_SECRET_LENGTH} bytes long when"
-                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
-            )
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"

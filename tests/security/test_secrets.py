@@ -7,9 +7,9 @@ import logging
 import jwt
 import pytest
 
-from conftest import JWT_SECRET, SERVICE_KEY, auth, login
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
+from support import JWT_SECRET, SERVICE_KEY, auth, login
 
 STRONG = "s" * 32
 
@@ -40,7 +40,9 @@ def test_production_refuses_short_secrets_and_says_how_to_make_one(production, s
 
 
 def test_production_takes_secrets_of_32_bytes(production):
-    app = create_app({"JWT_SECRET_KEY": STRONG, "SERVICE_KEY": STRONG})
+    app = create_app(
+        {"JWT_SECRET_KEY": STRONG, "SERVICE_KEY": STRONG, "REDIS_URL": "redis://unused:6379/0"}
+    )
 
     assert app.config["ENV"] == "production"
 

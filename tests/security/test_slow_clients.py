@@ -17,12 +17,15 @@ from contextlib import ExitStack
 
 import pytest
 
-from conftest import auth, free_port
+from support import auth, free_port
 from test_gateway import NGINX, start_nginx
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make test-gateway)"),
+    pytest.mark.skipif(
+        NGINX is None,
+        reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
+    ),
 ]
 
 LINE_EVERY = 4.0  # seconds between two header lines of an attacker
