@@ -268,7 +268,7 @@ def _session_is_revoked(_header: dict, jwt_data: dict) -> bool:
     user_id, session_id = session_claims(jwt_data)
     if jwt_data["type"] == "refresh":
         return False  # the refresh view checks and rotates in one atomic step
-    return not get_store().is_live(user_id, session_id)
+    return not get_store().is_live(user_id, session_id, token_expiry=jwt_data["exp"])
 
 
 @jwt.unauthorized_loader

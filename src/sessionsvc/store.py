@@ -248,10 +248,20 @@ class SessionStore:
         self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
-    def is_live(self, user_id: str, session_id: str) -> bool:
-        """Tell whether the session exists and is not idle; note the activity."""
+    def is_live(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> bool:
+        """Tell whether the session exists and is not idle; note the activity.
+
+        With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
+        its token is not live for it: this service never issued such a token.
+        """
         live = self._run(
-            "check", user_id, (session_id,), session_id, self.touch_interval_ms, now=now_ms()
+            "check",
+            user_id,
+            (session_id,),
+            session_id,
+            self.touch_interval_ms,
+            token_expiry * 1000,
+            now=now_ms(),
         )
         return bool(live)
 
@@ -277,22 +287,27 @@ class SessionStore:
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
         return Refresh(Rotation(outcome), current, int(expire_at))
 
-    def _asking(self, caller: str | None) -> tuple[tuple[str, ...], tuple[str, int]]:
+    def _asking(
+        self, caller: str | None, token_expiry: int
+    ) -> tuple[tuple[str, ...], tuple[str, int, int]]:
         """Return the session keys and script arguments that check the asking session.
 
         No caller: no key, and an empty id, which the scripts take as "no check".
         """
         if caller is None:
-            return (), ("", 0)
-        return (caller,), (caller, self.touch_interval_ms)
+            return (), ("", 0, 0)
+        return (caller,), (caller, self.touch_interval_ms, token_expiry * 1000)
 
-    def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
+    def list(
+        self, user_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> list[Session] | None:
         """Return the user's live sessions, newest first.
 
         With ``caller``, the session asking is checked (and its activity noted) in
-        the same round trip, as ``is_live`` would: None when it is not live.
+        the same round trip, as ``is_live`` would (for its token's ``token_expiry``):
+        None when it is not live.
         """
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         flat = self._run("list", user_id, ids, *asking, now=now_ms())
         if flat is None:
             return None
@@ -303,14 +318,17 @@ class SessionStore:
             sessions.append(decode_session(user_id, session_id, expire_at, fields))
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
-    def revoke(self, user_id: str, session_id: str, *, caller: str | None = None) -> bool | None:
+    def revoke(
+        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> bool | None:
         """Delete one session; return whether it existed.
 
         With ``caller``, the session asking is checked first in the same round
-        trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
+        trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
+        nothing deleted) when it is not live.
         """
         now = now_ms()
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         existed = self._run(
             "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
         )

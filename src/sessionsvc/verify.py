@@ -181,7 +181,7 @@ class VerifyFastPath:
         if claims is None or claims.get("type") != "access":
             return None
         user_id, session_id = session_claims(claims)
-        if not self.store.is_live(user_id, session_id):
+        if not self.store.is_live(user_id, session_id, token_expiry=claims["exp"]):
             raise TokenRevoked()
         return user_id, session_id
 

@@ -164,8 +164,9 @@ def refresh_session():
 @session_required(view_checks_session=True)
 def list_sessions():
     """List the caller's live sessions, newest first."""
-    user_id, session_id = session_claims(get_jwt())
-    sessions = get_store().list(user_id, caller=session_id)
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    sessions = get_store().list(user_id, caller=session_id, token_expiry=claims["exp"])
     if sessions is None:
         raise TokenRevoked()
     body = {"sessions": [session_json(session, session_id) for session in sessions]}
@@ -190,13 +191,15 @@ def list_sessions():
 @limited
 def revoke_session(session_id: str):
     """Revoke one of the caller's sessions."""
-    user_id, caller = session_claims(get_jwt())
+    claims = get_jwt()
+    user_id, caller = session_claims(claims)
     store = get_store()
+    asking = {"token_expiry": claims["exp"]}
     # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
     if not is_valid_session_id(session_id):
-        revoked = False if store.is_live(user_id, caller) else None
+        revoked = False if store.is_live(user_id, caller, **asking) else None
     else:
-        revoked = store.revoke(user_id, session_id, caller=caller)
+        revoked = store.revoke(user_id, session_id, caller=caller, **asking)
     if revoked is None:
         raise TokenRevoked()
     if not revoked:

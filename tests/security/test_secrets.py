@@ -125,3 +125,25 @@ def test_only_an_access_token_is_taken_as_one(client, kind):
         response = client.open(path, method=method, headers=auth(token))
         assert (response.status_code, response.json["code"]) == (401, "INVALID_TOKEN"), path
     assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
+
+
+def test_an_access_token_outliving_its_session_is_refused(client):
+    # A token we issue never outlives its session; one that does was forged (the
+    # secret leaked): with an exp in 2100 it passed verify for as long as its session lived.
+    body = login(client)
+    claims = jwt.decode(
+        body["accessToken"], JWT_SECRET, algorithms=["HS256"], audience="sessionsvc"
+    )
+    claims["exp"] = 4_102_444_800  # 2100-01-01
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+    for method, path in [
+        ("GET", "/api/sessions/verify"),
+        ("GET", "/api/sessions"),
+        ("DELETE", f"/api/sessions/{body['session']['_id']}"),
+        ("DELETE", "/api/sessions/not-an-id"),
+        ("DELETE", "/api/sessions"),
+    ]:
+        response = client.open(path, method=method, headers=auth(token))
+        assert (response.status_code, response.json["code"]) == (401, "TOKEN_REVOKED"), path
+    assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
