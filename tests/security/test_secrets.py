@@ -106,37 +106,13 @@ def test_wrong_service_keys_are_throttled_per_address_and_logged(make_app, caplo
     assert "guess-" not in caplog.text
 
 
-@pytest.mark.parametrize("kind", ["weird", "", "ACCESS", "id"])
-def test_only_an_access_token_is_taken_as_one(client, kind):
-    # (A token without "type" is an access token to flask-jwt-extended, by design.)
-    body = login(client)
-    claims = jwt.decode(
-        body["accessToken"], JWT_SECRET, algorithms=["HS256"], audience="sessionsvc"
-    )
-    claims["type"] = kind
-    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
-
-    for method, path in [
-        ("GET", "/api/sessions/verify"),
-        ("GET", "/api/sessions"),
-        ("DELETE", f"/api/sessions/{body['session']['_id']}"),
-        ("DELETE", "/api/sessions"),
-    ]:
-        response = client.open(path, method=method, headers=auth(token))
-        assert (response.status_code, response.json["code"]) == (401, "INVALID_TOKEN"), path
-    assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
+def resigned(token: str, **changes: object) -> str:
+    """Return the token with some claims changed, signed with the real secret (as if leaked)."""
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="sessionsvc")
+    return jwt.encode(claims | changes, JWT_SECRET, algorithm="HS256")
 
 
-def test_an_access_token_outliving_its_session_is_refused(client):
-    # A token we issue never outlives its session; one that does was forged (the
-    # secret leaked): with an exp in 2100 it passed verify for as long as its session lived.
-    body = login(client)
-    claims = jwt.decode(
-        body["accessToken"], JWT_SECRET, algorithms=["HS256"], audience="sessionsvc"
-    )
-    claims["exp"] = 4_102_444_800  # 2100-01-01
-    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
-
+def assert_refused_wherever_access_is_expected(client, body, token, code):
     for method, path in [
         ("GET", "/api/sessions/verify"),
         ("GET", "/api/sessions"),
@@ -145,5 +121,23 @@ def test_an_access_token_outliving_its_session_is_refused(client):
         ("DELETE", "/api/sessions"),
     ]:
         response = client.open(path, method=method, headers=auth(token))
-        assert (response.status_code, response.json["code"]) == (401, "TOKEN_REVOKED"), path
+        assert (response.status_code, response.json["code"]) == (401, code), path
     assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["weird", "", "ACCESS", "id"])
+def test_only_an_access_token_is_taken_as_one(client, kind):
+    # (A token without "type" is an access token to flask-jwt-extended, by design.)
+    body = login(client)
+    token = resigned(body["accessToken"], type=kind)
+
+    assert_refused_wherever_access_is_expected(client, body, token, "INVALID_TOKEN")
+
+
+def test_an_access_token_outliving_its_session_is_refused(client):
+    # A token we issue never outlives its session; one that does was forged (the
+    # secret leaked): with an exp in 2100 it passed verify for as long as its session lived.
+    body = login(client)
+    token = resigned(body["accessToken"], exp=4_102_444_800)  # 2100-01-01
+
+    assert_refused_wherever_access_is_expected(client, body, token, "TOKEN_REVOKED")
