@@ -53,7 +53,7 @@ if not control_socket_disable:
 # other's Redis round trips, and the gateway's keep-alive connections (nginx
 # `keepalive`) are kept, where a sync worker closes each one. One process per
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
-# connection of its own (store.py).
+# connection of its own (connection.thread_client).
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))

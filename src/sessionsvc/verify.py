@@ -39,6 +39,8 @@ from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_E
 from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
+# Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
+ratelimit.limiter.exempt(bp)
 ENDPOINT = "verify.verify_session"  # the view's endpoint: the fast path counts under it too
 
 # nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
@@ -201,7 +203,7 @@ class FastPathConflict(ConfigError):
 
 # The hooks that run on a verify request in Flask, and what the fast path does instead:
 # the request id and the metrics it adds itself, an oversized request it hands to
-# Flask, the rate limiter has nothing to do (verify is never limited, ratelimit.py),
+# Flask, the rate limiter has nothing to do (verify's blueprint is exempt),
 # and the error code it repeats with the same function.
 KNOWN_HOOKS: dict[str, frozenset[object]] = {
     "before_request": frozenset(
