@@ -11,6 +11,8 @@ from .models import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from .openapi import operation
 from .openapi_components import (
     BAD_USER_ID,
+    LIMITED,
+    NO_STORE_HEADER,
     ROUTE_NOT_FOUND,
     SERVICE,
     SERVICE_KEY_REFUSED,
@@ -53,9 +55,10 @@ def _checked(user_id: str) -> str:
     "listUserSessions",
     summary="List a user's live sessions, newest first.",
     responses={
-        "200": ok("The user's sessions.", ref("schemas", "SessionList")),
+        "200": ok("The user's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -74,6 +77,7 @@ def list_user_sessions(user_id: str):
         "200": REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": SESSION_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -96,6 +100,7 @@ def revoke_user_session(user_id: str, session_id: str):
         "200": ALL_REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },

@@ -156,7 +156,7 @@ def refresh_session():
     summary="List the caller's live sessions, newest first.",
     security=ACCESS,
     responses={
-        "200": ok("The caller's sessions.", ref("schemas", "SessionList")),
+        "200": ok("The caller's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "401": ACCESS_REFUSED,
         **STORE_ERRORS,
     },
