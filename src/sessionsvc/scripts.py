@@ -115,7 +115,7 @@ if cur[1] == presented then
   emit('session.refreshed', {id}, expire_at)
   return {1, new, expire_at}
 end
-if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
+if cur[2] == presented and NOW - tonumber(cur[3]) < grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
   return {2, cur[1], expire_at}
