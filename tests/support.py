@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICE_KEY = "test-service-key"
+SERVICE_KEY = "test-service-key-" + "k" * 16  # as long as production requires
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -47,6 +47,15 @@ def login(
     )
     assert response.status_code == 201, response.json
     return response.json
+
+
+def logins_in_order(client: FlaskClient, count: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """Log in ``count`` times a millisecond apart: sessions of one millisecond have no order."""
+    bodies = []
+    for _ in range(count):
+        bodies.append(login(client, **kwargs))
+        time.sleep(0.002)
+    return bodies
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from redis.connection import Connection
 from conftest import CLUSTER, assert_store_invariants
 from sessionsvc.connection import close, cluster_client, redis_client
 from sessionsvc.errors import StoreUnavailable
-from sessionsvc.models import Device, Rotation, is_valid_session_id
+from sessionsvc.models import Device, Rotation, is_valid_session_id, now_ms
 from sessionsvc.store import SessionStore
 
 DEVICE = Device(browser="Chrome", version="87", os="Linux")
@@ -226,6 +226,21 @@ def test_revoke_all_keeps_other_users(store, redis):
     assert [s.id for s in store.list("bob")] == [bob.id]
 
 
+def test_the_cap_never_evicts_the_session_it_makes(redis, key_prefix):
+    # Sessions of one millisecond share a score in the index: whatever its id
+    # sorts like, the new one survives and the older one goes.
+    store = SessionStore(redis, prefix=key_prefix, max_sessions=1)
+    now = now_ms()
+    previous = create(store, now=now)
+    for _ in range(20):
+        session, evicted = store.create(
+            "alice", device=DEVICE, ip="127.0.0.1", location="unknown", refresh_jti="r", now=now
+        )
+        assert evicted == [previous.id]
+        assert store.is_live("alice", session.id)
+        previous = session
+
+
 def test_idle_sessions_die(redis, key_prefix):
     store = SessionStore(redis, prefix=key_prefix, idle_timeout=1)
     idle, used = create(store), create(store)
@@ -272,6 +287,14 @@ def test_rotation_outcomes(redis, key_prefix):
     assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
     assert store.rotate_refresh("alice", session.id, "r1", "r3").rotation is Rotation.GONE
     assert store.list("alice") == []
+
+
+def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, refresh_grace=0)
+    for _ in range(20):
+        session = create(store)
+        store.rotate_refresh("alice", session.id, "r0", "r1")
+        assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
 
 
 def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
@@ -11,6 +11,8 @@ from .models import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from .openapi import operation
 from .openapi_components import (
     BAD_USER_ID,
+    LIMITED,
+    NO_STORE_HEADER,
     ROUTE_NOT_FOUND,
     SERVICE,
     SERVICE_KEY_REFUSED,
@@ -36,6 +38,12 @@ def _require_service_key() -> None:
     require_service_key()
 
 
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # users' IP addresses and locations
+    return response
+
+
 def _checked(user_id: str) -> str:
     if not is_valid_user_id(user_id):
         raise InvalidRequest(f"userId must be {USER_ID_RULE}")
@@ -47,9 +55,10 @@ def _checked(user_id: str) -> str:
     "listUserSessions",
     summary="List a user's live sessions, newest first.",
     responses={
-        "200": ok("The user's sessions.", ref("schemas", "SessionList")),
+        "200": ok("The user's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -68,6 +77,7 @@ def list_user_sessions(user_id: str):
         "200": REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": SESSION_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -90,6 +100,7 @@ def revoke_user_session(user_id: str, session_id: str):
         "200": ALL_REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .extension import get_store
 from .models import is_valid_session_id, is_valid_user_id, now_ms
+from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -182,6 +183,9 @@ def _verify_request_token(refresh: bool, *, check_session: bool) -> None:
     else:
         header = _remembered_header(encoded_token)
     verify_token_type(claims, refresh)
+    if not refresh and claims.get("type") != "access":
+        # The library refuses only a refresh token here; any other type is no access token.
+        raise InvalidToken("The token is not an access token.")
     if check_session:
         verify_token_not_blocklisted(header, claims)
     else:
@@ -234,10 +238,15 @@ def session_claims(jwt_data: dict[str, Any]) -> tuple[str, str]:
 
 
 def require_service_key() -> None:
-    """Refuse the request unless it carries the service key (compared in constant time)."""
+    """Refuse the request unless it carries the service key (compared in constant time).
+
+    Wrong keys are counted per client address; once too many, 429 to every try.
+    """
+    refuse_service_key_guessing()
     presented = request.headers.get("X-Service-Key", "").encode()
     expected = current_app.config["SERVICE_KEY"].encode()
     if not hmac.compare_digest(presented, expected):
+        count_service_key_failure()
         raise InvalidServiceKey()
 
 
@@ -261,7 +270,7 @@ def _session_is_revoked(_header: dict, jwt_data: dict) -> bool:
     user_id, session_id = session_claims(jwt_data)
     if jwt_data["type"] == "refresh":
         return False  # the refresh view checks and rotates in one atomic step
-    return not get_store().is_live(user_id, session_id)
+    return not get_store().is_live(user_id, session_id, token_expiry=jwt_data["exp"])
 
 
 @jwt.unauthorized_loader

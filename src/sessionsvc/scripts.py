@@ -43,12 +43,15 @@ local function drop(key, id)
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], id)
 end
--- Is the session (its hash key and id) live? An idle one is deleted; activity
--- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
--- so a dead session is never re-created as a key without a TTL.
-local function live(key, id, touch)
+-- Is the session (its hash key and id) live for a token expiring at `token_end`
+-- (ms; 0: no token)? An idle one is deleted; activity is noted at most every
+-- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
+-- never re-created as a key without a TTL. A token outliving its session was
+-- never issued here (tokens end with their session at the latest): refused.
+local function live(key, id, touch, token_end)
   local seen = redis.call('HMGET', key, 'c', 'a')
   if not seen[1] then return false end
+  if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
   if idle(last) then
     drop(key, id)
@@ -72,7 +75,11 @@ emit('session.created', {id}, expire_at)
 local evicted = {}
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if cap > 0 and excess > 0 then
-  evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  -- The oldest first, never the session just made: one made in the same
+  -- millisecond as an older one has the same score and may sort before it.
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
+    if old ~= id and #evicted < excess then evicted[#evicted + 1] = old end
+  end
   for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
   redis.call('ZREM', KEYS[1], unpack(evicted))
   emit('session.evicted', evicted)
@@ -83,10 +90,10 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return evicted
 """
 
-# check. KEYS: the index, the session's hash. ARGV: session id, touch interval.
-# Returns 1 when the session is live.
+# check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
+# the token's end (ms, 0 = none). Returns 1 when the session is live.
 CHECK = """
-if live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2]) then return 1 end
+if live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]) then return 1 end
 return 0
 """
 
@@ -108,7 +115,7 @@ if cur[1] == presented then
   emit('session.refreshed', {id}, expire_at)
   return {1, new, expire_at}
 end
-if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
+if cur[2] == presented and NOW - tonumber(cur[3]) < grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
   return {2, cur[1], expire_at}
@@ -119,12 +126,12 @@ return {-1, false, expire_at}
 """
 
 # list. KEYS: the index, the asking session's hash (none when no session asks).
-# ARGV: the asking session's id ('' = none), touch interval. Returns id,
-# expire_at, fields, id, expire_at, fields, ... of the live sessions and prunes
-# the rest; nil when the asking session is not live.
+# ARGV: the asking session's id ('' = none), touch interval, its token's end (ms).
+# Returns id, expire_at, fields, id, expire_at, fields, ... of the live sessions
+# and prunes the rest; nil when the asking session is not live.
 LIST = """
-local caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2]
-if caller ~= '' and not live(KEYS[2], caller, touch) then return false end
+local caller, touch, token_end = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[2], caller, touch, token_end) then return false end
 -- A field of an HGETALL reply (name, value, name, value, ...).
 local function field(flat, name)
   for f = 1, #flat, 2 do
@@ -152,11 +159,11 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval. Returns 1 when it existed, 0 when not, -1 when the asking
-# session is not live (nothing revoked).
+# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
+# -1 when the asking session is not live (nothing revoked).
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 if existed == 1 then emit('session.revoked', {id}) end

@@ -39,6 +39,8 @@ from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_E
 from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
+# Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
+ratelimit.limiter.exempt(bp)
 ENDPOINT = "verify.verify_session"  # the view's endpoint: the fast path counts under it too
 
 # nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
@@ -153,7 +155,7 @@ class VerifyFastPath:
 
     def _refused(self, error: SessionsvcError) -> Response:
         """Build an error's answer as errors.py's handler does."""
-        return answer(self.json, error.status, error_body(error.code, error.message), {})
+        return answer(self.json, error.status, error_body(error.code, error.message), error.headers)
 
     def _live_session(self, environ: dict[str, Any]) -> tuple[str, str] | None:
         """Return the (user id, session id) of a verify request with a valid access token.
@@ -163,7 +165,7 @@ class VerifyFastPath:
         if environ.get("REQUEST_METHOD") not in self.methods:
             return None
         path = environ.get("PATH_INFO", "")
-        # The verify routes, without a repeated slash (werkzeug redirects those).
+        # The verify routes, without a repeated slash (Flask's 404, merge_slashes is off).
         if not path.startswith(self.path) or "//" in path:
             return None
         rest = path[len(self.path) :]
@@ -181,7 +183,7 @@ class VerifyFastPath:
         if claims is None or claims.get("type") != "access":
             return None
         user_id, session_id = session_claims(claims)
-        if not self.store.is_live(user_id, session_id):
+        if not self.store.is_live(user_id, session_id, token_expiry=claims["exp"]):
             raise TokenRevoked()
         return user_id, session_id
 
@@ -201,7 +203,7 @@ class FastPathConflict(ConfigError):
 
 # The hooks that run on a verify request in Flask, and what the fast path does instead:
 # the request id and the metrics it adds itself, an oversized request it hands to
-# Flask, the rate limiter has nothing to do (verify is never limited, ratelimit.py),
+# Flask, the rate limiter has nothing to do (verify's blueprint is exempt),
 # and the error code it repeats with the same function.
 KNOWN_HOOKS: dict[str, frozenset[object]] = {
     "before_request": frozenset(
