@@ -361,3 +361,20 @@ def test_admin_api_is_not_exposed(gateway, app):
 
     assert (status, body["code"]) == (404, "NOT_FOUND")
     assert len(gw.upstream) == 0
+
+
+@pytest.mark.parametrize("path", ["/api/account/sessions", "/api/ui/sessionsvc-client.js"])
+def test_the_devices_page_and_its_client_pass_unchecked_with_their_headers(gateway, app, path):
+    gw = gateway(app)
+    connection = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=15)
+    try:
+        connection.request("GET", path)  # no token: the page signs in with its cookie
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+
+    assert response.status == 200
+    assert "default-src 'self'" in response.getheader("Content-Security-Policy")
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert len(gw.upstream) == 0  # sessionsvc answered it, not the protected service
