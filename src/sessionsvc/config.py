@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
     "REDIS_WAIT_REPLICAS": 0,
     "REDIS_WAIT_TIMEOUT": 0.5,  # seconds; below REDIS_SOCKET_TIMEOUT
+    # The signing keys: a JWK Set, as a file's path or as JSON (keys.py, docs/keys.md).
+    "JWT_KEYS": None,
+    # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
     "JWT_SECRET_KEY": None,
     "SERVICE_KEY": None,
     "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)
@@ -55,7 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
 }
 
-SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
+# Generated in development when missing. JWT_SECRET_KEY is not: without it (or
+# JWT_KEYS) development signs with a generated Ed25519 key (keys.py).
+SECRET_KEYS = ("SERVICE_KEY",)
 
 
 def instance_path() -> str:
@@ -71,21 +76,6 @@ class ConfigError(RuntimeError):
     """The configuration cannot run a service."""
 
 
-def apply_jwt_settings(config: dict[str, Any]) -> None:
-    """Pin flask-jwt-extended to our token format: headers only, HS256, iss and aud."""
-    config.update(
-        JWT_TOKEN_LOCATION=["headers"],
-        JWT_ALGORITHM="HS256",
-        JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
-        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
-        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_ENCODE_NBF=False,
-        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
-    )
-
-
 def trusted_proxies(config: dict[str, Any]) -> int:
     """Return ``TRUSTED_PROXIES`` as a hop count, refusing anything but an integer >= 0."""
     hops = config["TRUSTED_PROXIES"]
@@ -96,16 +86,19 @@ def trusted_proxies(config: dict[str, Any]) -> int:
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
     """Fill missing secrets from the instance folder in development; refuse in production."""
-    for key in SECRET_KEYS:
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             raise ConfigError(f"SESSIONSVC_{key} must be a string (quote it as JSON)")
     missing = [key for key in SECRET_KEYS if not config.get(key)]
+    if config["ENV"] == "production":
+        names = [f"SESSIONSVC_{key}" for key in missing]
+        if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
+            names.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
+        if names:
+            raise ConfigError(f"{', '.join(names)} must be set when SESSIONSVC_ENV=production")
     if not missing:
         return
-    if config["ENV"] == "production":
-        names = ", ".join(f"SESSIONSVC_{key}" for key in missing)
-        raise ConfigError(f"{names} must be set when SESSIONSVC_ENV=production")
     path = Path(instance_path) / "secrets.json"
     stored = _load_or_create_secrets(path)
     for key in missing:

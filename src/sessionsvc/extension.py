@@ -13,6 +13,7 @@ from . import embedded
 from .config import ConfigError
 from .connection import LazyClient, connector
 from .geo import Locator
+from .keys import KeyRing, load_ring
 from .metrics import Metrics, new_metrics
 from .store import SessionStore
 
@@ -28,6 +29,7 @@ class Sessionsvc:
     ready: LazyClient  # /readyz's own client: one try, READY_TIMEOUT
     locator: Locator
     metrics: Metrics
+    keys: KeyRing  # the signing keys (keys.py)
 
     def close(self) -> None:
         """Close the Redis connections made so far, and the GeoIP database."""
@@ -73,10 +75,20 @@ def init_app(app: Flask) -> None:
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)
     app.extensions["sessionsvc"] = Sessionsvc(
-        connect=connect, store=store, ready=ready, locator=locator, metrics=new_metrics()
+        connect=connect,
+        store=store,
+        ready=ready,
+        locator=locator,
+        metrics=new_metrics(),
+        keys=load_ring(config, app.instance_path),
     )
 
 
 def get_store() -> SessionStore:
     """Return the current app's session store."""
     return current_app.extensions["sessionsvc"].store
+
+
+def get_keys() -> KeyRing:
+    """Return the current app's key ring."""
+    return current_app.extensions["sessionsvc"].keys

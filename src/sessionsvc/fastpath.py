@@ -50,8 +50,7 @@ class VerifyFastPath:
         self.header_key = "HTTP_" + config["JWT_HEADER_NAME"].upper().replace("-", "_")
         self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
-        with app.app_context():
-            self.settings = decode_settings()
+        self.settings = decode_settings(app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app
 
+from .auth import REFRESH_TOKEN_PATTERN
 from .store import MAX_FIELD_LENGTH, SESSION_ID_PATTERN, USER_ID_PATTERN
 
 bp = Blueprint("openapi", __name__)
@@ -25,6 +26,7 @@ bp = Blueprint("openapi", __name__)
 JSON = "application/json"
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
 # The same patterns the views check ids against before they become Redis keys.
 USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
@@ -198,7 +200,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
         },
         "additionalProperties": False,
     },
@@ -207,7 +209,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken", "session"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
             "session": _ref("schemas", "Session"),
         },
         "additionalProperties": False,
@@ -234,13 +236,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A session's access token (HS256 JWT of type access).",
+        "description": "A session's access token (a JWT of type access, signed with the "
+        "active key; its kid names a key of /.well-known/jwks.json).",
     },
     "refreshToken": {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "A session's refresh token (HS256 JWT of type refresh); single use.",
+        "description": "A session's refresh token (opaque: rt1.<user>.<session>.<secret>); "
+        "single use.",
     },
     "serviceKey": {
         "type": "apiKey",

@@ -12,6 +12,7 @@ from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
 from limits.storage import RedisStorage, Storage
 
+from .auth import presented_refresh
 from .connection import Client
 
 F = TypeVar("F", bound=Callable)
@@ -30,6 +31,11 @@ def _user_key() -> str:
     if request.endpoint == "sessions.create_session":
         body = request.get_json(silent=True)
         return str(body.get("userId")) if isinstance(body, dict) else ""
+    if request.endpoint == "sessions.refresh_session":
+        # An opaque refresh token is only checked by the rotation itself: its
+        # allowance is its session's, whose id only the session's holder knows.
+        presented = presented_refresh()
+        return f"{presented.user_id}/{presented.session_id}"
     return get_jwt()["sub"]
 
 

@@ -13,7 +13,14 @@ from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
 
-from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
+from .auth import (
+    issue_tokens,
+    new_refresh_secret,
+    presented_refresh,
+    service_key_required,
+    session_claims,
+    session_required,
+)
 from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_store
@@ -107,17 +114,17 @@ def _login_body() -> tuple[str, str, str]:
 
 def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
     """Record a login and return its tokens and session, as the create endpoint answers."""
-    refresh_jti = new_jti()
+    refresh_secret = new_refresh_secret()
     session, evicted = get_store().create(
         user_id,
         device=parse_device(user_agent),
         ip=ip,
         location=get_locator().locate(ip),
-        refresh_jti=refresh_jti,
+        refresh_jti=refresh_secret,
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
-    tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_jti)
+    tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_secret)
     return tokens | {"session": session_json(session, session.id)}
 
 
@@ -130,13 +137,14 @@ def create_session():
 
 
 @bp.post("/sessions/refresh")
-@session_required(refresh=True)
 @limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
-    claims = get_jwt()
-    user_id, session_id = session_claims(claims)
-    refresh = get_store().rotate_refresh(user_id, session_id, claims["jti"], new_jti())
+    presented = presented_refresh()
+    user_id, session_id = presented.user_id, presented.session_id
+    refresh = get_store().rotate_refresh(
+        user_id, session_id, presented.secret, new_refresh_secret()
+    )
     if refresh.rotation is Rotation.REUSED:
         get_metrics().theft_detected.inc()
         log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
