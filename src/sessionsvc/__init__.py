@@ -16,6 +16,7 @@ from . import (
     extension,
     fastpath,
     health,
+    jwks,
     logs,
     metrics,
     openapi,
@@ -43,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     app.register_blueprint(openapi.bp, url_prefix=prefix)
     fastpath.init_app(app)

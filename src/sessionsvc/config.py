@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "JWT_KEYS": None,
     # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
     "JWT_SECRET_KEY": None,
+    # Seconds a JWKS reader may cache the public keys; a rotation waits this out twice.
+    "JWKS_MAX_AGE": 300,
     "SERVICE_KEY": None,
     "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)
     "SESSION_IDLE_TIMEOUT": 0,  # seconds without use after which a session dies; 0 = off

@@ -141,7 +141,7 @@ def _read_jwks(source: Any) -> Any:
     if isinstance(source, dict):
         return source
     if not isinstance(source, str):
-        raise ConfigError("JWT_KEYS must be a path to a JWK Set file or a JWK Set in JSON")
+        raise ConfigError("JWT_KEYS: must be the path of a JWK Set file, or a JWK Set in JSON")
     text = source
     if not source.lstrip().startswith("{"):
         try:
@@ -151,14 +151,14 @@ def _read_jwks(source: Any) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise ConfigError("JWT_KEYS is not valid JSON (a JWK Set is expected)") from None
+        raise ConfigError("JWT_KEYS: not valid JSON (a JWK Set is expected)") from None
 
 
 def ring_from_jwks(jwks: Any) -> KeyRing:
     """Build a ring from a JWK Set; raise ConfigError naming every fault at once."""
     entries = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ConfigError('JWT_KEYS must be a JWK Set: {"keys": [...]} with at least one key')
+        raise ConfigError('JWT_KEYS: must be a JWK Set, {"keys": [...]}, with at least one key')
     faults: list[str] = []
     keys: dict[str, SigningKey] = {}
     for number, entry in enumerate(entries, 1):

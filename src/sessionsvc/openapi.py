@@ -214,6 +214,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": False,
     },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kty", "kid", "alg", "use"],
+                    "properties": {
+                        "kty": {"enum": ["OKP", "EC", "RSA"]},
+                        "kid": {"type": "string"},
+                        "alg": {"enum": ["EdDSA", "ES256", "RS256"]},
+                        "use": {"const": "sig"},
+                    },
+                    "not": {"required": ["d"]},
+                },
+            }
+        },
+    },
     "Status": {
         "type": "object",
         "required": ["status"],
@@ -474,6 +494,16 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {"200": _ok("The OpenAPI 3.1 document.", {"type": "object"})}
             | SIZE_ERRORS
             | {"500": _ref("responses", "InternalError")},
+        }
+    },
+    "jwks.jwks": {
+        "get": {
+            "operationId": "jwks",
+            "tags": ["gateway"],
+            "summary": "The public keys that verify access tokens (a JWK Set): active and "
+            "verify-only, never an HMAC secret; cacheable for JWKS_MAX_AGE seconds.",
+            "security": [],
+            "responses": {"200": _ok("A JWK Set.", _ref("schemas", "JWKS"))} | SIZE_ERRORS,
         }
     },
     "health.healthz": {

@@ -1,0 +1,21 @@
+"""The JWKS: the ring's public keys at ``<URL_PREFIX>/.well-known/jwks.json``.
+
+A gateway or a downstream service checks access tokens' signatures locally
+with these keys (docs/gateway.md). It may cache them for ``JWKS_MAX_AGE``
+seconds, which docs/keys.md's rotation waits out before a new key signs.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from .extension import get_keys
+
+bp = Blueprint("jwks", __name__)
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks():
+    """Publish every public key of the ring, active and verify-only; never an HMAC secret."""
+    headers = {"Cache-Control": f"public, max-age={current_app.config['JWKS_MAX_AGE']}"}
+    return get_keys().jwks(), 200, headers

@@ -1,0 +1,299 @@
+"""Signing keys: the key ring's checks, tokens of every algorithm, the JWKS, and rotation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+from jwt.utils import base64url_decode, base64url_encode
+
+from conftest import auth, login
+from sessionsvc import create_app
+from sessionsvc.config import ConfigError
+from sessionsvc.keys import new_ed25519_jwk
+
+VERIFY = "/api/sessions/verify"
+JWKS = "/api/.well-known/jwks.json"
+ASYMMETRIC = ("EdDSA", "ES256", "RS256")
+
+
+def new_jwk(alg: str, kid: str | None = None, *, active: bool = False, **extra: Any) -> dict:
+    """Return a new private JWK of the algorithm, with kid, alg and active."""
+    kid = kid or f"{alg.lower()}-key"
+    if alg == "EdDSA":
+        return new_ed25519_jwk(kid, active=active) | extra
+    if alg == "HS256":
+        jwk = pyjwt.algorithms.HMACAlgorithm.to_jwk(b"h" * 32, as_dict=True)
+    elif alg == "ES256":
+        jwk = pyjwt.algorithms.ECAlgorithm.to_jwk(
+            ec.generate_private_key(ec.SECP256R1()), as_dict=True
+        )
+    else:
+        bits = extra.pop("bits", 2048)
+        private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        jwk = pyjwt.algorithms.RSAAlgorithm.to_jwk(private, as_dict=True)
+    return jwk | {"kid": kid, "alg": alg, "active": active} | extra
+
+
+def public(jwk: dict) -> dict:
+    """Return the JWK without its private members: a verify-only key."""
+    return {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+
+
+def ring(*keys: dict) -> str:
+    return json.dumps({"keys": list(keys)})
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, dict]:
+    """One active key of each algorithm, made once (RSA key generation is slow)."""
+    return {alg: new_jwk(alg, active=True) for alg in (*ASYMMETRIC, "HS256")}
+
+
+# --- The ring's checks: one clear message naming the key --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([new_jwk("EdDSA", "a"), new_jwk("EdDSA", "b")], "no key is active"),
+        (
+            [new_jwk("EdDSA", "a", active=True), new_jwk("EdDSA", "b", active=True)],
+            "only one key may be active, not 'a', 'b'",
+        ),
+        ([new_jwk("EdDSA", "a", active=True), new_jwk("EdDSA", "a")], "key 'a': duplicate kid"),
+        ([new_jwk("RS256", "small", active=True, bits=1024)], "key 'small': an RSA key must be"),
+        (
+            [new_jwk("HS256", "short", active=True, k="c2hvcnQ")],
+            "key 'short': an HMAC secret must be at least 32 bytes",
+        ),
+        ([new_jwk("EdDSA", "bad", active=True) | {"x": "AAAA"}], "key 'bad': malformed"),
+        ([public(new_jwk("EdDSA", "pub", active=True))], "key 'pub': the active key must hold"),
+        ([new_jwk("EdDSA", "x", active=True) | {"alg": "HS512"}], "key 'x': alg must be one of"),
+        ([new_jwk("EdDSA", "x", active=True) | {"alg": "ES256"}], "key 'x': ES256 needs kty 'EC'"),
+        ([new_jwk("EdDSA", "a b", active=True)], "key 'a b': kid must be"),
+        ([new_jwk("EdDSA", "x", active="yes")], "key 'x': active must be true or false"),
+        (["not a key"], "key #1: must be a JSON object"),
+        ([], "must be a JWK Set"),
+    ],
+    ids=[
+        "no active key",
+        "two active keys",
+        "duplicate kid",
+        "RSA under 2048 bits",
+        "HMAC under 32 bytes",
+        "malformed key",
+        "active key without its private part",
+        "unsupported alg",
+        "alg of another key type",
+        "kid with a space",
+        "active not a boolean",
+        "not an object",
+        "no keys",
+    ],
+)
+def test_a_bad_key_ring_is_refused_with_one_clear_message(entries, message):
+    with pytest.raises(ConfigError, match=f"^JWT_KEYS: .*{message}") as refused:
+        create_app({"ENV": "production", "SERVICE_KEY": "s" * 32, "JWT_KEYS": ring(*entries)})
+
+    assert "Traceback" not in str(refused.value)
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("d"), str):
+            assert entry["d"] not in str(refused.value)  # never a private part in a message
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("/nonexistent/jwks.json", "cannot read /nonexistent/jwks.json"), ("{not json", "not valid")],
+)
+def test_an_unreadable_key_ring_is_refused(source, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app({"SERVICE_KEY": "s" * 32, "JWT_KEYS": source})
+
+
+def test_the_ring_is_read_from_a_file(make_app, keys, tmp_path):
+    path = tmp_path / "jwks.json"
+    path.write_text(ring(keys["ES256"]))
+
+    token = login(make_app(JWT_KEYS=str(path)).test_client())["accessToken"]
+
+    assert pyjwt.get_unverified_header(token)["kid"] == keys["ES256"]["kid"]
+
+
+# --- Tokens of every algorithm, and the JWKS that checks them ---------------------------
+
+
+@pytest.mark.parametrize("alg", [*ASYMMETRIC, "HS256"])
+def test_tokens_carry_the_active_kid_and_pass_every_path(make_app, keys, alg):
+    client = make_app(JWT_KEYS=ring(keys[alg])).test_client()
+    body = login(client)
+
+    header = pyjwt.get_unverified_header(body["accessToken"])
+    assert (header["kid"], header["alg"]) == (keys[alg]["kid"], alg)
+    assert client.get(VERIFY, headers=auth(body["accessToken"])).status_code == 200  # fast path
+    assert client.get("/api/sessions", headers=auth(body["accessToken"])).status_code == 200
+    refreshed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    assert refreshed.status_code == 200
+    assert pyjwt.get_unverified_header(refreshed.json["accessToken"])["kid"] == keys[alg]["kid"]
+
+
+# RFC 9864 (2025) names Ed25519 "Ed25519" and deprecates "EdDSA", which joserfc
+# says; gateways and PyJWT know "EdDSA" (docs/keys.md).
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+@pytest.mark.parametrize("alg", ASYMMETRIC)
+def test_a_token_verifies_against_the_jwks_alone_with_another_jose_library(make_app, keys, alg):
+    client = make_app(JWT_KEYS=ring(keys[alg])).test_client()
+    token = login(client)["accessToken"]
+
+    published = KeySet.import_key_set(client.get(JWKS).json)
+    decoded = jose_jwt.decode(token, published, algorithms=[alg])
+
+    assert decoded.header["kid"] == keys[alg]["kid"]
+    assert decoded.claims["sub"] == "alice"
+
+
+def test_the_jwks_holds_every_public_key_and_no_secret(make_app, keys):
+    verify_only = public(new_jwk("EdDSA", "old-ed25519"))
+    entries = [keys["EdDSA"] | {"active": False}, keys["ES256"], keys["RS256"] | {"active": False}]
+    client = make_app(JWT_KEYS=ring(*entries, verify_only, keys["HS256"] | {"active": False}))
+
+    response = client.test_client().get(JWKS)
+
+    assert response.status_code == 200
+    published = response.json["keys"]
+    assert [key["kid"] for key in published] == [
+        keys["EdDSA"]["kid"],
+        keys["ES256"]["kid"],
+        keys["RS256"]["kid"],
+        "old-ed25519",
+    ]
+    for key in published:
+        assert key["use"] == "sig"
+        assert key["kty"] != "oct"
+        assert not {"d", "p", "q", "dp", "dq", "qi", "k", "active"} & set(key)
+    assert keys["HS256"]["k"] not in response.get_data(as_text=True)
+    # Readers may cache it for less than a rotation's wait (docs/keys.md: twice the max-age).
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_an_hmac_ring_publishes_no_key(client):
+    assert client.get(JWKS).json == {"keys": []}
+
+
+# --- Rotation: no session ends; a removed key ends exactly its own tokens ---------------
+
+
+def test_a_rotation_logs_nobody_out(make_app, keys):
+    old, new = keys["EdDSA"], new_jwk("ES256", "new-key", active=True)
+    before = make_app(JWT_KEYS=ring(old)).test_client()
+    body = login(before)
+    # 1. the new key verifies only; 2. it signs, the old one verifies only; 3. the old one goes.
+    steps = [
+        ring(old, public(new) | {"active": False}),
+        ring(old | {"active": False}, new),
+        ring(new),
+    ]
+    apps = [make_app(JWT_KEYS=step).test_client() for step in steps]
+
+    assert apps[0].get(VERIFY, headers=auth(body["accessToken"])).status_code == 200
+    assert apps[1].get(VERIFY, headers=auth(body["accessToken"])).status_code == 200
+    refreshed = apps[1].post("/api/sessions/refresh", headers=auth(body["refreshToken"])).json
+    assert pyjwt.get_unverified_header(refreshed["accessToken"])["kid"] == "new-key"
+    # The old key removed: its access tokens end, the session does not.
+    again = apps[2].post("/api/sessions/refresh", headers=auth(refreshed["refreshToken"]))
+    assert again.status_code == 200
+    assert apps[2].get(VERIFY, headers=auth(again.json["accessToken"])).status_code == 200
+
+
+def test_a_compromised_key_removed_at_once_ends_exactly_its_tokens(make_app, keys):
+    leaked, other = keys["EdDSA"] | {"active": False}, keys["ES256"]
+    signed_by_leaked = login(make_app(JWT_KEYS=ring(leaked | {"active": True})).test_client())
+    signed_by_other = login(make_app(JWT_KEYS=ring(other)).test_client())
+    after = make_app(JWT_KEYS=ring(other)).test_client()
+
+    for path in (VERIFY, "/api/sessions"):
+        refused = after.get(path, headers=auth(signed_by_leaked["accessToken"]))
+        assert (refused.status_code, refused.json["code"]) == (401, "INVALID_TOKEN")
+        assert after.get(path, headers=auth(signed_by_other["accessToken"])).status_code == 200
+    # The session itself lives on: its refresh token (no signature) gets a token of the new key.
+    refreshed = after.post("/api/sessions/refresh", headers=auth(signed_by_leaked["refreshToken"]))
+    assert refreshed.status_code == 200
+    assert after.get(VERIFY, headers=auth(refreshed.json["accessToken"])).status_code == 200
+
+
+# --- Bad key headers: 401 INVALID_TOKEN, no Redis command, nothing written --------------
+
+
+def signed(claims: dict, jwk: dict, headers: dict | None = None) -> str:
+    """Return a token signed with a JWK's private key, its kid and alg, plus ``headers``."""
+    key = pyjwt.PyJWK(jwk, jwk["alg"]).key
+    return pyjwt.encode(claims, key, jwk["alg"], headers={"kid": jwk["kid"]} | (headers or {}))
+
+
+def hmac_signed(secret: bytes, kid: str) -> Callable[[dict], str]:
+    """Return a maker of HS256 tokens with this secret, by hand: PyJWT refuses key-like secrets."""
+
+    def make(claims: dict) -> str:
+        header = {"alg": "HS256", "typ": "JWT", "kid": kid}
+        parts = [base64url_encode(json.dumps(part).encode()) for part in (header, claims)]
+        signing_input = b".".join(parts)
+        signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
+        return (signing_input + b"." + base64url_encode(signature)).decode()
+
+    return make
+
+
+ACTIVE = new_jwk("EdDSA", "active", active=True)
+VERIFY_ONLY = public(new_jwk("ES256", "verify-only"))
+BAD_HEADERS: dict[str, Callable[[dict], str]] = {
+    "unknown kid": lambda claims: signed(claims, ACTIVE | {"kid": "nobody"}),
+    "kid of a key of another algorithm": lambda claims: signed(claims, new_jwk("ES256", "active")),
+    "alg none": lambda claims: pyjwt.encode(claims, None, "none", headers={"kid": "active"}),
+    "HMAC with the public key's bytes": hmac_signed(base64url_decode(ACTIVE["x"]), "active"),
+    "HMAC with a JWKS-only key's JSON": hmac_signed(
+        json.dumps(VERIFY_ONLY).encode(), "verify-only"
+    ),
+    "huge kid": lambda claims: signed(claims, ACTIVE | {"kid": "k" * 4000}),
+    "no kid": lambda claims: pyjwt.encode(claims, pyjwt.PyJWK(ACTIVE).key, "EdDSA"),
+    # Correctly signed, yet naming a key elsewhere: never fetched, never trusted.
+    "jku header": lambda claims: signed(claims, ACTIVE, {"jku": "https://attacker.example/k"}),
+    "x5u header": lambda claims: signed(claims, ACTIVE, {"x5u": "https://attacker.example/c"}),
+    "jwk header": lambda claims: signed(claims, ACTIVE, {"jwk": public(ACTIVE)}),
+}
+
+
+@pytest.fixture
+def counted_ring(make_app, own_valkey):
+    """A client of an app with a two-key ring on the test's own server, and that server."""
+    import redis as redis_py
+
+    app = make_app(REDIS_URL=own_valkey.connection_url, JWT_KEYS=ring(ACTIVE, VERIFY_ONLY))
+    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
+    yield app.test_client(), server
+    server.close()
+
+
+@pytest.mark.parametrize("bad", BAD_HEADERS)
+@pytest.mark.parametrize("path", [VERIFY, "/api/sessions"])
+def test_a_bad_key_header_is_refused_without_a_redis_command(counted_ring, bad, path):
+    client, server = counted_ring
+    body = login(client)
+    claims = pyjwt.decode(body["accessToken"], options={"verify_signature": False})
+    token = BAD_HEADERS[bad](claims)
+    before = server.info("commandstats")
+
+    response = client.get(path, headers=auth(token))
+
+    assert (response.status_code, response.json["code"]) == (401, "INVALID_TOKEN")
+    after = server.info("commandstats")
+    after.pop("cmdstat_info")
+    before.pop("cmdstat_info", None)
+    assert after == before  # not one command: nothing read, nothing written
