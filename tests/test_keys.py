@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import signal
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
@@ -297,3 +301,71 @@ def test_a_bad_key_header_is_refused_without_a_redis_command(counted_ring, bad, 
     after.pop("cmdstat_info")
     before.pop("cmdstat_info", None)
     assert after == before  # not one command: nothing read, nothing written
+
+
+# --- A rotation under gunicorn: SIGHUP re-reads the ring, no request fails --------------
+
+
+def workers(server) -> set[int]:
+    """Return the pids of the gunicorn master's worker processes."""
+    pid = server.process.pid
+    return set(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+
+
+def reload(server, path: Path, jwks: str) -> None:
+    """Write the ring whole, SIGHUP the master, and wait until every worker is a new one."""
+    staged = path.with_suffix(".new")
+    staged.write_text(jwks)
+    staged.replace(path)
+    old = workers(server)
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = workers(server)
+        if len(current) == 2 and not current & old:  # the fixture's WEB_CONCURRENCY
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the workers were not replaced:\n{server.log_text()}")
+
+
+@pytest.mark.slow
+def test_a_rotation_by_sighup_fails_no_request(gunicorn, keys, tmp_path):
+    old, new = keys["EdDSA"], new_jwk("ES256", "new-key", active=True)
+    path = tmp_path / "jwks.json"
+    path.write_text(ring(old))
+    server = gunicorn(SESSIONSVC_JWT_KEYS=str(path))
+    before = server.login()
+    tokens = [before["accessToken"]]
+    answers: list[int | str] = []
+    stop = threading.Event()
+
+    def gateway() -> None:  # verify, without a pause, every token minted so far
+        while not stop.is_set():
+            for token in list(tokens):
+                try:
+                    answers.append(server.call("GET", VERIFY, auth(token))[0])
+                except OSError as error:
+                    answers.append(repr(error))
+
+    checking = threading.Thread(target=gateway)
+    checking.start()
+    try:
+        # docs/keys.md's steps: the new key verifies everywhere, then signs.
+        reload(server, path, ring(old, public(new) | {"active": False}))
+        assert pyjwt.get_unverified_header(server.login()["accessToken"])["kid"] == old["kid"]
+        reload(server, path, ring(old | {"active": False}, new))
+        after = server.login()
+        assert pyjwt.get_unverified_header(after["accessToken"])["kid"] == "new-key"
+        tokens.append(after["accessToken"])
+        status, _, refreshed = server.call(
+            "POST", "/api/sessions/refresh", auth(before["refreshToken"])
+        )
+        assert status == 200
+        assert pyjwt.get_unverified_header(refreshed["accessToken"])["kid"] == "new-key"
+        time.sleep(1)  # both keys' tokens checked for a while on the new workers
+    finally:
+        stop.set()
+        checking.join()
+
+    assert answers.count(200) == len(answers) > 20, sorted(set(map(str, answers)))
+    assert server.call("GET", VERIFY, auth(tokens[0]))[0] == 200  # the old key still verifies
