@@ -67,6 +67,33 @@ def test_the_refresh_token_is_opaque_and_names_its_session(client):
     assert len(secret) == 22 and secret not in body["accessToken"]
 
 
+def test_a_refresh_jwt_of_the_previous_version_is_rotated_to_an_opaque_token(client):
+    body = login(client)
+    secret = body["refreshToken"].rsplit(".", 1)[1]  # what the session holds, as a jti did
+    legacy = forge(valid_claims(body["session"], jti=secret, type="refresh"))
+
+    response = client.post("/api/sessions/refresh", headers=auth(legacy))
+
+    assert response.status_code == 200
+    assert response.json["refreshToken"].startswith("rt1.")
+    again = client.post("/api/sessions/refresh", headers=auth(response.json["refreshToken"]))
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changes", [{"type": "access"}, {"jti": "x" * 22}], ids=["an access token", "another jti"]
+)
+def test_a_legacy_refresh_jwt_is_checked_like_any_refresh_token(make_app, changes):
+    client = make_app(REFRESH_REUSE_GRACE=0).test_client()
+    body = login(client)
+    secret = body["refreshToken"].rsplit(".", 1)[1]
+    forged = forge(valid_claims(body["session"], jti=secret, type="refresh") | changes)
+
+    response = client.post("/api/sessions/refresh", headers=auth(forged))
+
+    assert response.status_code == 401
+
+
 def test_refresh_rotates_both_tokens(client):
     body = login(client)
 

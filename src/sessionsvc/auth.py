@@ -180,7 +180,7 @@ def _bearer_token() -> str:
 def _parse_refresh(token: str) -> PresentedRefresh:
     match = REFRESH_TOKEN_PATTERN.fullmatch(token)
     if match is None:
-        raise InvalidToken("The token is not a refresh token.")
+        return _legacy_refresh(token)
     user, session_id, secret = match.groups()
     try:
         user_id = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
@@ -189,6 +189,33 @@ def _parse_refresh(token: str) -> PresentedRefresh:
     if not is_valid_user_id(user_id):
         raise InvalidToken("The refresh token names no valid user.")
     return PresentedRefresh(user_id, session_id, secret)
+
+
+def _legacy_refresh(token: str) -> PresentedRefresh:
+    """Read a refresh JWT of the service's versions before opaque refresh tokens.
+
+    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
+    session holds. Accepted once, it is rotated to an opaque token, so upgrading
+    ends no session (docs/keys.md).
+    """
+    keys, config = get_keys(), current_app.config
+    try:
+        key = keys.key_for(pyjwt.get_unverified_header(token))
+        if key is not keys.keyless:  # a kid: an access token of ours, or a forgery
+            raise pyjwt.InvalidTokenError("not a refresh token")
+        claims = pyjwt.decode(
+            token,
+            key.verifying,
+            algorithms=["HS256"],
+            audience=config["JWT_AUDIENCE"],
+            issuer=config["JWT_ISSUER"],
+        )
+    except pyjwt.PyJWTError:
+        raise InvalidToken("The token is not a refresh token.") from None
+    if claims.get("type") != "refresh":
+        raise InvalidToken("The token is not a refresh token.")
+    user_id, session_id = session_claims(claims)
+    return PresentedRefresh(user_id, session_id, claims["jti"])
 
 
 def issue_tokens(

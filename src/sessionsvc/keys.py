@@ -5,14 +5,16 @@ Kubernetes secret mounted as a file, a Vault agent template) or as the JSON
 itself (``SESSIONSVC_JWT_KEYS='{"keys": [...]}'``). Each key has a ``kid``, an
 ``alg`` (EdDSA with Ed25519, ES256, RS256 or HS256) and, on exactly one of
 them, ``"active": true``: the key that signs. The others only verify, and
-need no private part. Without ``JWT_KEYS``, ``JWT_SECRET_KEY`` is the ring's
-one HS256 key (kid ``jwt-secret-key``), as before keys had ids; with neither, a
-development instance generates an Ed25519 key into the instance folder once,
-and production refuses to start. See docs/keys.md.
+need no private part. ``JWT_SECRET_KEY``, the one HS256 secret of the service
+before keys had ids, checks the tokens that carry no kid; without
+``JWT_KEYS`` it is also the ring's one key (kid ``jwt-secret-key``). With
+neither, a development instance generates an Ed25519 key into the instance
+folder once, and production refuses to start. See docs/keys.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -115,16 +117,13 @@ class KeyRing:
 
 def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
     """Return the configured key ring; raise ConfigError naming every fault at once."""
-    source = config.get("JWT_KEYS")
-    if source:
-        return ring_from_jwks(_read_jwks(source))
-    secret = config.get("JWT_SECRET_KEY")
-    if secret:
-        if config["ENV"] == "production" and len(secret.encode()) < MIN_HMAC_BYTES:
-            raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_HMAC_BYTES} bytes")
-        key = secret.encode()
-        legacy = SigningKey(LEGACY_KID, "HS256", key, key, active=True)
-        return KeyRing({LEGACY_KID: legacy}, legacy, keyless=legacy)
+    legacy = _legacy_key(config)
+    if source := config.get("JWT_KEYS"):
+        # JWT_SECRET_KEY beside JWT_KEYS only checks the tokens minted before (docs/keys.md).
+        return dataclasses.replace(ring_from_jwks(_read_jwks(source)), keyless=legacy)
+    if legacy is not None:
+        active = dataclasses.replace(legacy, active=True)
+        return KeyRing({LEGACY_KID: active}, active, keyless=active)
     # Production never gets here: config.ensure_secrets refuses to start without keys.
     path = Path(instance_path) / DEV_KEYS_FILE
     made = _ensure_dev_keys(path)
@@ -134,6 +133,16 @@ def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
         "development signing key %s (%s) %s %s", ring.active.kid, ring.active.alg, how, path
     )
     return ring
+
+
+def _legacy_key(config: Mapping[str, Any]) -> SigningKey | None:
+    """Return ``JWT_SECRET_KEY`` as an HS256 key, the one tokens without a kid are checked with."""
+    secret = config.get("JWT_SECRET_KEY")
+    if not secret:
+        return None
+    if config["ENV"] == "production" and len(secret.encode()) < MIN_HMAC_BYTES:
+        raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_HMAC_BYTES} bytes")
+    return SigningKey(LEGACY_KID, "HS256", secret.encode(), secret.encode())
 
 
 def _read_jwks(source: Any) -> Any:
