@@ -33,3 +33,25 @@ def test_create_session_explains_an_unreachable_store(make_app):
 
     assert result.exit_code == 1
     assert "unavailable" in result.output
+
+
+def test_new_key_prints_a_private_jwk_the_ring_takes(make_app):
+    result = (
+        make_app()
+        .test_cli_runner()
+        .invoke(args=["new-key", "--kid", "2026-12", "--alg", "ES256", "--active"])
+    )
+
+    assert result.exit_code == 0, result.output
+    jwk = json.loads(result.output)
+    assert (jwk["kid"], jwk["alg"], jwk["crv"]) == ("2026-12", "ES256", "P-256")
+    assert jwk["active"] is True
+    ring = make_app(JWT_KEYS={"keys": [jwk]}).extensions["sessionsvc"].keys
+    assert ring.active.kid == "2026-12"
+
+
+def test_new_key_rejects_a_bad_kid(app):
+    result = app.test_cli_runner().invoke(args=["new-key", "--kid", "a b"])
+
+    assert result.exit_code != 0
+    assert "--kid" in result.output

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 from jwt.utils import base64url_decode, base64url_encode
@@ -22,7 +22,7 @@ from jwt.utils import base64url_decode, base64url_encode
 from conftest import auth, login
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
-from sessionsvc.keys import new_ed25519_jwk
+from sessionsvc.keys import new_jwk as new_private_jwk
 
 VERIFY = "/api/sessions/verify"
 JWKS = "/api/.well-known/jwks.json"
@@ -30,21 +30,13 @@ ASYMMETRIC = ("EdDSA", "ES256", "RS256")
 
 
 def new_jwk(alg: str, kid: str | None = None, *, active: bool = False, **extra: Any) -> dict:
-    """Return a new private JWK of the algorithm, with kid, alg and active."""
+    """Return a new private JWK of the algorithm (a kid of its name unless given)."""
     kid = kid or f"{alg.lower()}-key"
-    if alg == "EdDSA":
-        return new_ed25519_jwk(kid, active=active) | extra
-    if alg == "HS256":
-        jwk = pyjwt.algorithms.HMACAlgorithm.to_jwk(b"h" * 32, as_dict=True)
-    elif alg == "ES256":
-        jwk = pyjwt.algorithms.ECAlgorithm.to_jwk(
-            ec.generate_private_key(ec.SECP256R1()), as_dict=True
-        )
-    else:
-        bits = extra.pop("bits", 2048)
+    if bits := extra.pop("bits", None):  # an RSA key of another size
         private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         jwk = pyjwt.algorithms.RSAAlgorithm.to_jwk(private, as_dict=True)
-    return jwk | {"kid": kid, "alg": alg, "active": active} | extra
+        return jwk | {"kid": kid, "alg": alg, "active": active} | extra
+    return new_private_jwk(alg, kid, active=active) | extra
 
 
 def public(jwk: dict) -> dict:

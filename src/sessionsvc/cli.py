@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .errors import SessionsvcError
+from .keys import ALGORITHMS, KID_PATTERN, KID_RULE, new_jwk
 from .store import USER_ID_RULE, is_valid_user_id
 from .views import start_session
 
@@ -30,5 +31,17 @@ def create_session_command(user_id: str, user_agent: str, ip: str) -> None:
     click.echo(json.dumps(body, indent=2))
 
 
+@click.command("new-key")
+@click.option("--kid", required=True, help=f"The key's id: {KID_RULE}.")
+@click.option("--alg", type=click.Choice(list(ALGORITHMS)), default="EdDSA", show_default=True)
+@click.option("--active", is_flag=True, help="Mark it the key that signs.")
+def new_key_command(kid: str, alg: str, active: bool) -> None:
+    """Print a new private JWK, for a JWT_KEYS JWK Set (docs/keys.md)."""
+    if not KID_PATTERN.fullmatch(kid):
+        raise click.BadParameter(KID_RULE, param_hint="--kid")
+    click.echo(json.dumps(new_jwk(alg, kid, active=active), indent=2))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_session_command)
+    app.cli.add_command(new_key_command)

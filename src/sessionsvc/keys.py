@@ -21,14 +21,14 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from .config import ConfigError
 
@@ -225,10 +225,16 @@ def _signing_key(entry: Any) -> SigningKey:
     return SigningKey(kid, alg, parsed if private else None, public, active)
 
 
-def new_ed25519_jwk(kid: str, *, active: bool = True) -> dict[str, Any]:
-    """Return a new Ed25519 private JWK with its kid, alg and active flag."""
-    jwk = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
-    return jwk | {"kid": kid, "alg": "EdDSA", "active": active}
+def new_jwk(alg: str, kid: str, *, active: bool = False) -> dict[str, Any]:
+    """Return a new private JWK of the algorithm, with its kid, alg and active flag."""
+    make_key: dict[str, Callable[[], Any]] = {
+        "EdDSA": Ed25519PrivateKey.generate,
+        "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS),
+        "HS256": lambda: secrets.token_bytes(MIN_HMAC_BYTES),
+    }
+    jwk = jwt.get_algorithm_by_name(alg).to_jwk(make_key[alg](), as_dict=True)
+    return jwk | {"kid": kid, "alg": alg, "active": active}
 
 
 def _ensure_dev_keys(path: Path) -> bool:
@@ -242,7 +248,7 @@ def _ensure_dev_keys(path: Path) -> bool:
     kid = f"dev-{secrets.token_hex(4)}"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".jwt-keys-")  # created 0600
     with os.fdopen(fd, "w") as handle:
-        json.dump({"keys": [new_ed25519_jwk(kid)]}, handle)
+        json.dump({"keys": [new_jwk("EdDSA", kid, active=True)]}, handle)
     # link() fails if another worker won the race; then everyone reads the winner's.
     try:
         os.link(tmp, path)
