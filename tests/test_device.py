@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CHROME_LINUX, POSTMAN
 from sessionsvc.device import MAX_USER_AGENT_LENGTH, parse_device
-from sessionsvc.store import Device
+from sessionsvc.models import Device
+from support import CHROME_LINUX, POSTMAN
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "

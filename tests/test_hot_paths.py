@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 
 import flask
 import pytest
-import redis as redis_py
 import werkzeug.test
 
-from conftest import auth, free_port, login
+from conftest import commands_run
+from sessionsvc import verify
 from sessionsvc.auth import remembered_claims
+from sessionsvc.ratelimit import limited
+from support import auth, free_port, login
 
 VERIFY = "/api/sessions/verify"
 
@@ -82,7 +85,7 @@ def test_only_access_tokens_are_remembered(client):
     assert remembered_claims.cache_info().currsize == 1
 
 
-# --- Verify in front of Flask (fastpath.py): Flask's answers, without its request cycle ------
+# --- Verify in front of Flask (verify.py): Flask's answers, without its request cycle ------
 
 
 @pytest.fixture
@@ -196,9 +199,65 @@ def test_verify_without_flask_counts_in_the_same_metrics(both_paths):
 
     metrics = served.get("/metrics").get_data(as_text=True)
 
-    labels = '{endpoint="sessions.verify_session",status="200"}'
+    labels = '{endpoint="verify.verify_session",status="200"}'
     assert f"sessionsvc_http_requests_total{labels} 2.0" in metrics
     assert f"sessionsvc_http_request_duration_seconds_count{labels} 2.0" in metrics
+
+
+# --- The tripwire: no work on verify that the fast path would skip --------------------------
+
+
+def audit(*args):
+    """Stand for a hook somebody adds (an audit log, say)."""
+    return args[0] if args else None
+
+
+@pytest.mark.parametrize("kind", ["before_request", "after_request"])
+def test_an_app_refuses_to_start_when_verify_gains_a_hook(make_app, monkeypatch, kind):
+    # A copy of the blueprint's hooks with one more, as @verify.bp.<kind> would add it.
+    funcs = f"{kind}_funcs"
+    hooks = defaultdict(list, {k: list(v) for k, v in getattr(verify.bp, funcs).items()})
+    hooks[None].append(audit)
+    monkeypatch.setattr(verify.bp, funcs, hooks)
+
+    with pytest.raises(verify.FastPathConflict, match=rf"{kind} hook test_hot_paths\.audit"):
+        make_app()
+
+
+def test_an_app_refuses_to_start_when_it_gains_a_hook(make_app):
+    app = make_app()
+    assert verify.check_fast_path(app) is None  # the app as created passes
+
+    app.before_request(audit)
+
+    with pytest.raises(verify.FastPathConflict, match=r"before_request hook test_hot_paths\.audit"):
+        verify.check_fast_path(app)
+
+
+def unwrapped(view):
+    """Stand for a decorator that does not use functools.wraps."""
+    return lambda *args, **kwargs: view(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("decorator", "named"),
+    [(limited, r"sessionsvc\.ratelimit\.limited\.<locals>\.wrapper"), (unwrapped, "unwrapped")],
+    ids=["wraps", "no wraps"],
+)
+def test_an_app_refuses_to_start_when_verify_gains_a_decorator(make_app, decorator, named):
+    app = make_app()
+    app.view_functions[verify.ENDPOINT] = decorator(app.view_functions[verify.ENDPOINT])
+
+    with pytest.raises(verify.FastPathConflict, match=rf"decorator [^;]*{named}"):
+        verify.check_fast_path(app)
+
+
+def test_a_hook_of_another_blueprint_is_not_verifys(make_app):
+    # A hook of another blueprint never runs on verify: nothing for the fast path to skip.
+    app = make_app()
+    app.before_request_funcs["admin"].append(audit)
+
+    assert verify.check_fast_path(app) is None
 
 
 # --- List and revoke check the caller's session inside their own script ---------------------
@@ -239,7 +298,7 @@ def test_a_revoked_caller_cannot_list(client):
     assert response.json["code"] == "TOKEN_REVOKED"
 
 
-def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, key_prefix):
+def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, store):
     client = make_app(SESSION_IDLE_TIMEOUT=1).test_client()
     idle = login(client)
     time.sleep(1.2)
@@ -249,34 +308,11 @@ def test_an_idle_caller_cannot_list_and_its_session_is_pruned(make_app, redis, k
 
     assert response.status_code == 401
     assert response.json["code"] == "TOKEN_REVOKED"
-    index = redis.zrange(f"{key_prefix}u:{{alice}}", 0, -1)
+    index = redis.zrange(store.index_key("alice"), 0, -1)
     assert index == [fresh["session"]["_id"]]
 
 
-# --- Round trips, counted by the server itself (see test_verify.py) -------------------------
-
-
-@pytest.fixture
-def counted(make_app, own_valkey):
-    app = make_app(REDIS_URL=own_valkey.connection_url)
-    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
-    yield app.test_client(), server
-    server.close()
-
-
-def top_level_commands(server: redis_py.Redis, action) -> dict[str, int]:
-    """Run ``action``; return the commands the server ran meanwhile that a client sent."""
-
-    def calls() -> dict[str, int]:
-        stats = server.info("commandstats")
-        return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
-
-    before = calls()
-    action()
-    after = calls()
-    delta = {name: count - before.get(name, 0) for name, count in after.items()}
-    # A script's own commands are counted too; a client sent only the EVALSHA.
-    return {name: n for name, n in delta.items() if n and name in {"evalsha", "eval", "multi"}}
+# --- Round trips, counted by the server itself (conftest: counted, commands_run) ----------
 
 
 def test_list_is_one_round_trip(counted):
@@ -285,8 +321,10 @@ def test_list_is_one_round_trip(counted):
     login(client)
     client.get("/api/sessions", headers=auth(token))  # loads the script once
 
-    ran = top_level_commands(
-        server, lambda: [client.get("/api/sessions", headers=auth(token)) for _ in range(5)]
+    ran = commands_run(
+        server,
+        lambda: [client.get("/api/sessions", headers=auth(token)) for _ in range(5)],
+        top_level=True,
     )
 
     assert ran == {"evalsha": 5}
@@ -305,4 +343,4 @@ def test_revoke_is_one_round_trip(counted):
             )
             assert response.status_code == 200
 
-    assert top_level_commands(server, revoke_two) == {"evalsha": 2}
+    assert commands_run(server, revoke_two, top_level=True) == {"evalsha": 2}

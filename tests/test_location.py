@@ -13,9 +13,10 @@ from flask import Flask
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from conftest import SERVICE_KEY, auth, login
 from sessionsvc.config import ConfigError
-from sessionsvc.geo import MAX_LOCATION_BYTES, Locator, country_name, get_locator
+from sessionsvc.extension import get_locator, sessionsvc
+from sessionsvc.geo import MAX_LOCATION_BYTES, Locator, country_name
+from support import SERVICE_KEY, auth, login
 
 LONG_CITY = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch North"
 
@@ -197,7 +198,7 @@ def test_the_database_is_opened_once_per_app(geo_app):
         first = get_locator()
     with app.app_context():
         assert get_locator() is first
-    assert geo_app().extensions["sessionsvc"].locator is not first
+    assert sessionsvc(geo_app()).locator is not first
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SERVICE_KEY, auth, login
+from support import SERVICE_KEY, auth, login
 
 
 @pytest.fixture

@@ -13,9 +13,11 @@ import pytest
 import redis as redis_py
 from flask import Flask
 
-from conftest import CLUSTER, SERVICE_KEY, app_config, auth, login
+from conftest import CLUSTER, app_config
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
+from sessionsvc.extension import sessionsvc
+from support import SERVICE_KEY, auth, login
 from topologies import Replicated, SentinelGroup, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -100,7 +102,7 @@ def test_sentinel_settings_are_read_without_connecting():
         REDIS_URL="redis://:secret@unused:6379/3",
     )
 
-    pool = app.extensions["sessionsvc"].connect().connection_pool
+    pool = sessionsvc(app).connect().connection_pool
     assert pool.service_name == "main"
     assert [
         (

@@ -5,11 +5,16 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
 
-from conftest import auth
+import pytest
+
+from support import ROOT, Gunicorn, auth
+
+pytestmark = pytest.mark.slow  # each test starts gunicorn
 
 
 def hammer(server, token: str, stop: threading.Event, results: Counter) -> None:
@@ -71,3 +76,24 @@ def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
 
     assert results == [200, 200]
     assert server.process.wait(timeout=30) == 0
+
+
+def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_path):
+    # Production with no secrets, no Redis and a bad hop count: the master refuses.
+    bad = {
+        "SESSIONSVC_ENV": "production",
+        "SESSIONSVC_INSTANCE_PATH": str(tmp_path),
+        "SESSIONSVC_TRUSTED_PROXIES": "-1",
+    }
+    server = Gunicorn(tmp_path, bad)
+
+    result = subprocess.run(
+        server.args, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 1
+    assert "SESSIONSVC_JWT_SECRET_KEY, SESSIONSVC_SERVICE_KEY must be set" in result.stderr
+    assert "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set" in result.stderr
+    assert "TRUSTED_PROXIES must be an integer >= 0, not -1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "valkey").exists()  # no embedded server was started

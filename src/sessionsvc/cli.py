@@ -10,8 +10,8 @@ from flask.cli import with_appcontext
 
 from .errors import SessionsvcError
 from .keys import ALGORITHMS, KID_PATTERN, KID_RULE, new_jwk
-from .store import USER_ID_RULE, is_valid_user_id
-from .views import start_session
+from .models import USER_ID_RULE, is_valid_user_id
+from .service import start_session
 
 
 @click.command("create-session")

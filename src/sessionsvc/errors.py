@@ -6,13 +6,16 @@ import json
 import logging
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .connection import ERRORS
-from .metrics import Metrics, get_metrics
+
+if TYPE_CHECKING:  # metrics.py declares its OpenAPI operation, whose parts import this module
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +109,11 @@ def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Respons
     return jsonify(error_body(code, message)), status
 
 
-def _code_for(http_error: HTTPException) -> str:
-    # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"
-    return re.sub(r"[^A-Z0-9]+", "_", (http_error.name or "error").upper()).strip("_")
+def http_error_code(http_error: HTTPException | type[HTTPException]) -> str:
+    """Return the code a werkzeug error (or error class) is answered with: ``NOT_FOUND``."""
+    # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"; HTTPException.name is this, per instance.
+    name = HTTP_STATUS_CODES.get(http_error.code or 0, "Unknown Error")
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
 def refuse_oversized_requests() -> None:
@@ -143,20 +148,20 @@ _BODY_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 def note_error(error: SessionsvcError, metrics: Metrics, request_id: str | None = None) -> None:
     """Log a failure of ours (a 5xx) and count a store outage, as every answer of one does."""
     if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        # Outside a request context (fastpath.py), the caller knows the request's id.
+        # Outside a request context (verify.py's fast path), the caller knows the request's id.
         extra = {} if request_id is None else {"request_id": request_id}
         log.error("%s: %s", error.code, error.__cause__.__class__.__name__, extra=extra)
     if isinstance(error, StoreUnavailable):
         metrics.store_errors.inc()
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     """Answer every error, ours or Werkzeug's, with the JSON shape and never a traceback."""
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
     def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
-        note_error(error, get_metrics())
+        note_error(error, metrics)
         return error_response(error.code, error.message, error.status)
 
     def handle_redis_error(error: Exception) -> tuple[Response, int]:
@@ -173,7 +178,7 @@ def register_error_handlers(app: Flask) -> None:
         # Keep Werkzeug's headers (Allow on 405, Retry-After on 429); replace only the body.
         response = error.get_response()
         response.data = json.dumps(
-            error_body(_code_for(error), error.description), separators=(",", ":")
+            error_body(http_error_code(error), error.description), separators=(",", ":")
         )
         response.content_type = "application/json"
         return response

@@ -10,7 +10,6 @@ from typing import Any
 from flask import Flask, current_app
 
 from . import embedded
-from .config import ConfigError
 from .connection import LazyClient, connector
 from .geo import Locator
 from .keys import KeyRing, load_ring
@@ -19,10 +18,12 @@ from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
+NAME = "sessionsvc"  # the key in app.extensions
+
 
 @dataclass(frozen=True)
 class Sessionsvc:
-    """Everything an app holds, under ``app.extensions["sessionsvc"]``."""
+    """Everything an app holds, under ``app.extensions["sessionsvc"]``; see sessionsvc()."""
 
     connect: LazyClient  # the first call may connect (Cluster detection)
     store: SessionStore
@@ -49,11 +50,6 @@ def events_stream(config: Mapping[str, Any]) -> str | None:
 def init_app(app: Flask) -> None:
     """Create the Redis client and store (connecting lazily) and register them on the app."""
     config = app.config
-    if config["REDIS_WAIT_REPLICAS"] and (
-        config["REDIS_WAIT_TIMEOUT"] >= config["REDIS_SOCKET_TIMEOUT"]
-    ):
-        # Else the read would time out first and be retried: the revoke would run twice.
-        raise ConfigError("REDIS_WAIT_TIMEOUT must be below REDIS_SOCKET_TIMEOUT")
     default_url = embedded.socket_url(app.instance_path)
     connect = connector(config, default_url)
     # A probe must answer within its short timeout and without retries, where the
@@ -74,7 +70,7 @@ def init_app(app: Flask) -> None:
     )
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)
-    app.extensions["sessionsvc"] = Sessionsvc(
+    app.extensions[NAME] = Sessionsvc(
         connect=connect,
         store=store,
         ready=ready,
@@ -84,11 +80,26 @@ def init_app(app: Flask) -> None:
     )
 
 
+def sessionsvc(app: Flask | None = None) -> Sessionsvc:
+    """Return an app's per-app objects: the current app's, unless one is given."""
+    return (current_app if app is None else app).extensions[NAME]
+
+
 def get_store() -> SessionStore:
     """Return the current app's session store."""
-    return current_app.extensions["sessionsvc"].store
+    return sessionsvc().store
+
+
+def get_locator() -> Locator:
+    """Return the current app's locator."""
+    return sessionsvc().locator
+
+
+def get_metrics() -> Metrics:
+    """Return the current app's metrics."""
+    return sessionsvc().metrics
 
 
 def get_keys() -> KeyRing:
     """Return the current app's key ring."""
-    return current_app.extensions["sessionsvc"].keys
+    return sessionsvc().keys

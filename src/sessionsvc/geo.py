@@ -10,9 +10,6 @@ from typing import Any
 import iptocc
 import maxminddb
 import pycountry
-from flask import current_app
-
-from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +26,9 @@ class Locator:
     def __init__(self, database: str | None = None) -> None:
         self._reader: maxminddb.Reader | None = None
         self._ip_version = 6
-        if database:
-            try:
-                # Opened once per app and memory-mapped: a lookup reads no file.
-                self._reader = maxminddb.open_database(database, maxminddb.MODE_AUTO)
-            except (OSError, maxminddb.InvalidDatabaseError) as error:
-                raise ConfigError(f"GEOIP_DATABASE {database!r}: {error}") from error
+        if database:  # config.validate() opened it once already
+            # Opened once per app and memory-mapped: a lookup reads no file.
+            self._reader = maxminddb.open_database(database, maxminddb.MODE_AUTO)
             self._ip_version = self._reader.metadata().ip_version
 
     @property
@@ -119,8 +113,3 @@ def _fit(city: str | None, country: str | None) -> str:
             return place
     # Too long with its city: the country alone says more than a cut-off city.
     return country.encode()[:MAX_LOCATION_BYTES].decode(errors="ignore")
-
-
-def get_locator() -> Locator:
-    """Return the current app's locator."""
-    return current_app.extensions["sessionsvc"].locator

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
+
+from .extension import sessionsvc
+from .openapi import operation
+from .openapi_components import META, SIZE_ERRORS, STORE_ERRORS, ok, ref
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation(
+    "healthz",
+    summary="Liveness: 200 while the process serves requests; touches nothing else.",
+    responses={"200": ok("Alive.", ref("schemas", "Status"))} | SIZE_ERRORS,
+    **META,
+)
 def healthz():
     """Answer 200 while the process serves requests; touch nothing else."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@operation(
+    "readyz",
+    summary="Readiness: 200 when Redis answers PING within READY_TIMEOUT.",
+    responses={"200": ok("Ready.", ref("schemas", "Status"))} | STORE_ERRORS,
+    **META,
+)
 def readyz():
     """Answer 200 when Redis answers PING within ``READY_TIMEOUT``, else 503 STORE_UNAVAILABLE."""
     # A failure is answered by errors.py's handler for Redis errors: 503 STORE_UNAVAILABLE.
-    current_app.extensions["sessionsvc"].ready().ping()
+    sessionsvc().ready().ping()
     return {"status": "ok"}
 
 

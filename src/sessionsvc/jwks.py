@@ -10,11 +10,21 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from .extension import get_keys
+from .openapi import operation
+from .openapi_components import SIZE_ERRORS, ok, ref
 
 bp = Blueprint("jwks", __name__)
 
 
 @bp.get("/.well-known/jwks.json")
+@operation(
+    "jwks",
+    tags=["gateway"],
+    summary="The public keys that verify access tokens (a JWK Set): active and verify-only, "
+    "never an HMAC secret; cacheable for JWKS_MAX_AGE seconds.",
+    security=[],
+    responses={"200": ok("A JWK Set.", ref("schemas", "JWKS"))} | SIZE_ERRORS,
+)
 def jwks():
     """Publish every public key of the ring, active and verify-only; never an HMAC secret."""
     headers = {"Cache-Control": f"public, max-age={current_app.config['JWKS_MAX_AGE']}"}

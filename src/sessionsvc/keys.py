@@ -30,8 +30,6 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .config import ConfigError
-
 log = logging.getLogger(__name__)
 
 # alg -> (kty, crv): the only algorithms a ring may hold.
@@ -50,6 +48,10 @@ KID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -"
 ACCEPTED_HEADERS = frozenset({"alg", "typ", "kid"})
 LEGACY_KID = "jwt-secret-key"
 DEV_KEYS_FILE = "jwt-keys.json"
+
+
+class KeyRingError(ValueError):
+    """The configured keys cannot be used; the message names every faulty key."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +117,15 @@ class KeyRing:
         return {"keys": [jwk for key in self.keys.values() if (jwk := key.public_jwk)]}
 
 
+def check_ring(config: Mapping[str, Any]) -> None:
+    """Raise KeyRingError if ``JWT_KEYS`` or ``JWT_SECRET_KEY`` cannot be used (config.validate)."""
+    _legacy_key(config)
+    if source := config.get("JWT_KEYS"):
+        ring_from_jwks(_read_jwks(source))
+
+
 def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
-    """Return the configured key ring; raise ConfigError naming every fault at once."""
+    """Return the configured key ring; raise KeyRingError naming every fault at once."""
     legacy = _legacy_key(config)
     if source := config.get("JWT_KEYS"):
         # JWT_SECRET_KEY beside JWT_KEYS only checks the tokens minted before (docs/keys.md).
@@ -124,7 +133,7 @@ def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
     if legacy is not None:
         active = dataclasses.replace(legacy, active=True)
         return KeyRing({LEGACY_KID: active}, active, keyless=active)
-    # Production never gets here: config.ensure_secrets refuses to start without keys.
+    # Production never gets here: config.validate refuses to start without keys.
     path = Path(instance_path) / DEV_KEYS_FILE
     made = _ensure_dev_keys(path)
     ring = ring_from_jwks(_read_jwks(str(path)))
@@ -138,10 +147,10 @@ def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
 def _legacy_key(config: Mapping[str, Any]) -> SigningKey | None:
     """Return ``JWT_SECRET_KEY`` as an HS256 key, the one tokens without a kid are checked with."""
     secret = config.get("JWT_SECRET_KEY")
-    if not secret:
+    if not (secret and isinstance(secret, str)):  # not a string: config.validate says so
         return None
     if config["ENV"] == "production" and len(secret.encode()) < MIN_HMAC_BYTES:
-        raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_HMAC_BYTES} bytes")
+        raise KeyRingError(f"JWT_SECRET_KEY must be at least {MIN_HMAC_BYTES} bytes")
     return SigningKey(LEGACY_KID, "HS256", secret.encode(), secret.encode())
 
 
@@ -150,24 +159,24 @@ def _read_jwks(source: Any) -> Any:
     if isinstance(source, dict):
         return source
     if not isinstance(source, str):
-        raise ConfigError("JWT_KEYS: must be the path of a JWK Set file, or a JWK Set in JSON")
+        raise KeyRingError("JWT_KEYS: must be the path of a JWK Set file, or a JWK Set in JSON")
     text = source
     if not source.lstrip().startswith("{"):
         try:
             text = Path(source).read_text()
         except OSError as error:
-            raise ConfigError(f"JWT_KEYS: cannot read {source}: {error.strerror}") from None
+            raise KeyRingError(f"JWT_KEYS: cannot read {source}: {error.strerror}") from None
     try:
         return json.loads(text)
     except ValueError:
-        raise ConfigError("JWT_KEYS: not valid JSON (a JWK Set is expected)") from None
+        raise KeyRingError("JWT_KEYS: not valid JSON (a JWK Set is expected)") from None
 
 
 def ring_from_jwks(jwks: Any) -> KeyRing:
-    """Build a ring from a JWK Set; raise ConfigError naming every fault at once."""
+    """Build a ring from a JWK Set; raise KeyRingError naming every fault at once."""
     entries = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ConfigError('JWT_KEYS: must be a JWK Set, {"keys": [...]}, with at least one key')
+        raise KeyRingError('JWT_KEYS: must be a JWK Set, {"keys": [...]}, with at least one key')
     faults: list[str] = []
     keys: dict[str, SigningKey] = {}
     for number, entry in enumerate(entries, 1):
@@ -190,7 +199,7 @@ def ring_from_jwks(jwks: Any) -> KeyRing:
             else f"only one key may be active, not {named}"
         )
     if faults:
-        raise ConfigError("JWT_KEYS: " + "; ".join(faults))
+        raise KeyRingError("JWT_KEYS: " + "; ".join(faults))
     return KeyRing(keys, active[0])
 
 

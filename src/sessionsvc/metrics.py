@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,6 +22,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+# The module, not its names: extension.py imports this one to build the per-app Metrics.
+from . import extension
+from .openapi import operation
+from .openapi_components import META, SIZE_ERRORS
 
 # A request is one Redis round trip (about a millisecond); a dead Redis costs
 # up to the store's worst wait (about 3.3 s), so the buckets span both.
@@ -99,18 +104,13 @@ def new_metrics() -> Metrics:
     )
 
 
-def get_metrics() -> Metrics:
-    """Return the current app's metrics."""
-    return current_app.extensions["sessionsvc"].metrics
-
-
 def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
 def _observe(response: Response) -> Response:
     started = g.pop("metrics_started", None)
-    get_metrics().observe(
+    extension.get_metrics().observe(
         request.endpoint or UNMATCHED,
         response.status_code,
         None if started is None else time.perf_counter() - started,
@@ -118,6 +118,18 @@ def _observe(response: Response) -> Response:
     return response
 
 
+@operation(
+    "metrics",
+    summary="Prometheus metrics (text exposition format), summed over all workers.",
+    responses={
+        "200": {
+            "description": "The metrics.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+    | SIZE_ERRORS,
+    **META,
+)
 def exposition() -> Response:
     """Answer ``GET /metrics``: every worker's metrics in Prometheus's text format."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -125,7 +137,7 @@ def exposition() -> Response:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = get_metrics().registry
+        registry = extension.get_metrics().registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

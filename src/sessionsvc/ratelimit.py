@@ -14,6 +14,7 @@ from limits.storage import RedisStorage, Storage
 
 from .auth import presented_refresh
 from .connection import Client
+from .extension import sessionsvc
 
 F = TypeVar("F", bound=Callable)
 
@@ -112,7 +113,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS",
         {
-            "connect": app.extensions["sessionsvc"].connect,
+            "connect": sessionsvc(app).connect,
             "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
         },
     )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
-import time
 from http import HTTPStatus
-from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 from flask_jwt_extended import get_jwt
-from werkzeug.exceptions import MethodNotAllowed
 
 from .auth import (
     issue_tokens,
@@ -21,13 +17,31 @@ from .auth import (
     session_claims,
     session_required,
 )
-from .device import parse_device
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
-from .extension import get_store
-from .geo import get_locator
-from .metrics import get_metrics
+from .extension import get_metrics, get_store
+from .models import USER_ID_RULE, Rotation, is_valid_session_id, is_valid_user_id
+from .openapi import operation
+from .openapi_components import (
+    ACCESS,
+    ACCESS_REFUSED,
+    JSON,
+    LIMITED,
+    LOGIN_LINKS,
+    NO_STORE_HEADER,
+    REFRESH,
+    REFRESH_ERRORS,
+    SERVICE,
+    SERVICE_KEY_REFUSED,
+    SESSION_NOT_FOUND,
+    STORE_ERRORS,
+    coded,
+    error,
+    ok,
+    ref,
+    unauthorized,
+)
 from .ratelimit import limited
-from .store import USER_ID_RULE, Rotation, Session, is_valid_session_id, is_valid_user_id
+from .service import session_json, start_session
 
 bp = Blueprint("sessions", __name__)
 log = logging.getLogger(__name__)
@@ -35,36 +49,9 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
-
-
-@functools.lru_cache(maxsize=8192)
-def iso(ms: int) -> str:
-    """Format epoch milliseconds like the seed: ``2020-12-21T02:23:36.380Z``."""
-    # 30 times per list of 10, mostly the same values again (createdAt and expireAt
-    # never change): remembered, and strftime on a struct_time, a third of datetime's cost.
-    seconds, millis = divmod(ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
-
-
-def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
-    """Render a session in the seed's shape (and key order), plus our extra fields."""
-    device = session.device
-    return {
-        "device": {
-            "browser": device.browser,
-            "version": device.version,
-            "platform": device.platform,
-            "os": device.os,
-            "isDev": device.is_dev,
-        },
-        "location": session.location,
-        "_id": session.id,
-        "expireAt": iso(session.expire_at),
-        "createdAt": iso(session.created_at),
-        "lastActiveAt": iso(session.last_active_at),
-        "ip": session.ip,
-        "current": session.id == current_session_id,
-    }
+# The seed's confirmations, as documented responses (admin.py answers them too).
+REVOKED_RESPONSE = ok("The session is revoked.", coded(SESSION_REVOKED["code"]))
+ALL_REVOKED_RESPONSE = ok("The sessions are revoked.", coded(ALL_SESSIONS_REVOKED["code"]))
 
 
 def _address(value: object) -> str | None:
@@ -112,23 +99,25 @@ def _login_body() -> tuple[str, str, str]:
     return user_id, user_agent, ip
 
 
-def start_session(user_id: str, user_agent: str, ip: str) -> dict[str, Any]:
-    """Record a login and return its tokens and session, as the create endpoint answers."""
-    refresh_secret = new_refresh_secret()
-    session, evicted = get_store().create(
-        user_id,
-        device=parse_device(user_agent),
-        ip=ip,
-        location=get_locator().locate(ip),
-        refresh_jti=refresh_secret,
-    )
-    get_metrics().sessions_created.inc()
-    get_metrics().sessions_evicted.inc(len(evicted))
-    tokens = issue_tokens(user_id, session.id, session.expire_at, refresh_secret)
-    return tokens | {"session": session_json(session, session.id)}
-
-
 @bp.post("/sessions")
+@operation(
+    "createSession",
+    tags=["sessions"],
+    summary="Record a login (called by the trusted login service) and issue its tokens.",
+    security=SERVICE,
+    requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
+    responses={
+        "201": ok("The session and its tokens.", ref("schemas", "Login"), NO_STORE_HEADER)
+        | {"links": LOGIN_LINKS},
+        "400": error(
+            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            InvalidRequest,
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @service_key_required
 @limited
 def create_session():
@@ -137,6 +126,18 @@ def create_session():
 
 
 @bp.post("/sessions/refresh")
+@operation(
+    "refreshSession",
+    tags=["sessions"],
+    summary="Rotate the tokens; a rotated-out refresh token presented again revokes the session.",
+    security=REFRESH,
+    responses={
+        "200": ok("A new token pair.", ref("schemas", "Tokens"), NO_STORE_HEADER),
+        "401": unauthorized(REFRESH_ERRORS),
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
@@ -156,47 +157,18 @@ def refresh_session():
     return tokens, HTTPStatus.OK, NO_STORE
 
 
-# nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
-# original request's method and appends its path to the configured path prefix.
-# OPTIONS is routed here only to be refused: flask-jwt-extended checks no token
-# on OPTIONS, and any automatic OPTIONS answer is a 200 a gateway takes for a pass.
-VERIFY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-VERIFY = {"methods": [*VERIFY_METHODS, "OPTIONS"], "provide_automatic_options": False}
-
-
-def verified(user_id: str, session_id: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Return verify's 200 body and headers for a live session (fastpath.py answers the same)."""
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
-    return {"userId": user_id, "sessionId": session_id}, headers
-
-
-@bp.route("/sessions/verify", **VERIFY)
-@bp.route("/sessions/verify/", **VERIFY)
-@bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
-@session_required()
-def verify_session(_original_path: str = ""):
-    """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
-
-    The token check (one Redis round trip) is all the work; a dead session never
-    gets here (401).
-    """
-    if request.method == "OPTIONS":
-        raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    body, headers = verified(*session_claims(get_jwt()))
-    return body, HTTPStatus.OK, headers
-
-
-@bp.after_request
-def repeat_verify_error_code(response: Response) -> Response:
-    """Repeat a verify error's code in ``X-Error-Code``: nginx's auth_request drops the body."""
-    if request.endpoint == "sessions.verify_session" and response.status_code >= 400:
-        body = response.get_json(silent=True)
-        if isinstance(body, dict) and isinstance(body.get("code"), str):
-            response.headers["X-Error-Code"] = body["code"]
-    return response
-
-
 @bp.get("/sessions")
+@operation(
+    "listSessions",
+    tags=["sessions"],
+    summary="List the caller's live sessions, newest first.",
+    security=ACCESS,
+    responses={
+        "200": ok("The caller's sessions.", ref("schemas", "SessionList")),
+        "401": ACCESS_REFUSED,
+        **STORE_ERRORS,
+    },
+)
 @session_required(view_checks_session=True)
 def list_sessions():
     """List the caller's live sessions, newest first."""
@@ -208,6 +180,19 @@ def list_sessions():
 
 
 @bp.delete("/sessions/<session_id>")
+@operation(
+    "revokeSession",
+    tags=["sessions"],
+    summary="Revoke one of the caller's sessions.",
+    security=ACCESS,
+    responses={
+        "200": REVOKED_RESPONSE,
+        "401": ACCESS_REFUSED,
+        "404": SESSION_NOT_FOUND,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @session_required(view_checks_session=True)
 @limited
 def revoke_session(session_id: str):
@@ -228,6 +213,28 @@ def revoke_session(session_id: str):
 
 
 @bp.delete("/sessions")
+@operation(
+    "revokeAllSessions",
+    tags=["sessions"],
+    summary="Revoke every session of the caller, or all but its own with `?keep=current`.",
+    security=ACCESS,
+    parameters=[
+        {
+            "name": "keep",
+            "in": "query",
+            "required": False,
+            "description": "`current` keeps the caller's own session.",
+            "schema": {"type": "string", "enum": ["current"]},
+        }
+    ],
+    responses={
+        "200": ALL_REVOKED_RESPONSE,
+        "400": error("keep is neither absent nor `current`.", InvalidRequest),
+        "401": ACCESS_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
 @session_required()
 @limited
 def revoke_all_sessions():

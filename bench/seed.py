@@ -1,0 +1,171 @@
+"""The benchmark's sessions: logins through the store's own scripts, and bulk loads into Valkey."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import redis
+
+from sessionsvc.auth import issue_tokens, new_refresh_secret
+from sessionsvc.device import parse_device
+from sessionsvc.encoding import SEPARATOR
+from sessionsvc.extension import get_locator, get_store
+from sessionsvc.models import now_ms
+from sessionsvc.store import SessionStore
+
+if TYPE_CHECKING:
+    from load import Bench
+
+PREFIX = "sessionsvc:"
+
+# The login bodies' User-Agents: common browsers with their build numbers
+# varied, so ua-parser sees thousands of distinct strings (its cache rarely hits).
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{a}.0.{b}.{c} Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.{c} Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{c} like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.{c} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{a}.0.{b}.{c} Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:{a}.0) Gecko/20100101 Firefox/{a}.{c}",
+    "PostmanRuntime/7.{c}.{b}",
+]
+IPS = ["81.2.69.160", "203.0.113.7", "2a02:8108:1:2::7", "89.160.20.112", "216.160.83.56"]
+
+
+def user_agent(i: int) -> str:
+    template = USER_AGENTS[i % len(USER_AGENTS)]
+    return template.format(a=100 + i % 31, b=4000 + i % 997, c=i % 89)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    user_id: str
+    session_id: str
+    access: str
+    refresh: str
+
+
+def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
+    """Log each user in once through the store's own create script, pipelined."""
+    out: list[Seeded] = []
+    config = app.config
+    with app.app_context():
+        base = get_store()
+        locate = get_locator().locate
+        for start in range(0, len(users), 1000):
+            pipe = base.redis.pipeline(transaction=False)
+            # A store on the pipeline: its scripts queue instead of running one by one.
+            store = SessionStore(
+                pipe,
+                prefix=base.prefix,
+                lifetime=config["SESSION_LIFETIME"],
+                max_sessions=config["MAX_SESSIONS_PER_USER"],
+                events_stream=base.events_stream if events else None,
+            )
+            pending = []
+            for i, user_id in enumerate(users[start : start + 1000], start):
+                jti = new_refresh_secret()
+                ip = IPS[i % len(IPS)]
+                session, _ = store.create(
+                    user_id,
+                    device=parse_device(user_agent(i)),
+                    ip=ip,
+                    location=locate(ip),
+                    refresh_jti=jti,
+                )
+                pending.append((user_id, session, jti))
+            pipe.execute()
+            for user_id, session, jti in pending:
+                tokens = issue_tokens(user_id, session.id, session.expire_at, jti)
+                out.append(
+                    Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"])
+                )
+    return out
+
+
+def session_key(user_id: str, session_id: str) -> str:
+    return SessionStore.SESSION_KEY.format(prefix=PREFIX, user_id=user_id, session_id=session_id)
+
+
+def index_key(user_id: str) -> str:
+    return SessionStore.INDEX_KEY.format(prefix=PREFIX, user_id=user_id)
+
+
+def write_lines(path: Path, rows: list[tuple[str, ...]]) -> Path:
+    path.write_text("".join("\t".join(row) + "\n" for row in rows))
+    return path
+
+
+# The packed description (field x, see store._encode) of the sessions below: a
+# Chrome on Windows in Germany; browser, version, platform (unknown), os,
+# location, ip and isDev (no).
+DESCRIPTION = SEPARATOR.join(
+    ["Chrome", "120.0.6099.109", "", "Windows", "Germany", "89.160.20.112", ""]
+)
+
+# Other users' sessions in the store's layout (see store.py), written straight into
+# the server: ARGV = prefix, first user number, count, now (ms), expireAt (ms), x.
+LOAD_OTHERS = """
+local prefix, first, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, exp, description = ARGV[4], ARGV[5], ARGV[6]
+for n = first, first + count - 1 do
+  local user = 'other-' .. n
+  local id = string.format('%022d', n)
+  local key = prefix .. 's:{' .. user .. '}' .. id
+  redis.call('HSET', key, 'c', now, 'x', description, 'r', string.format('%022d', n))
+  redis.call('PEXPIREAT', key, exp)
+  redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, id)
+  redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
+end
+return count
+"""
+
+# Many sessions of one user, in the same layout: ARGV = prefix, user, now (ms),
+# expireAt (ms), x, ids...
+LOAD_USER = """
+local prefix, user = ARGV[1], ARGV[2]
+local now, exp, description = ARGV[3], ARGV[4], ARGV[5]
+for i = 6, #ARGV do
+  local key = prefix .. 's:{' .. user .. '}' .. ARGV[i]
+  redis.call('HSET', key, 'c', now, 'x', description, 'r', ARGV[i])
+  redis.call('PEXPIREAT', key, exp)
+  redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, ARGV[i])
+end
+redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
+return #ARGV - 5
+"""
+
+
+def load_others(client: redis.Redis, count: int) -> float:
+    """Write ``count`` other users' sessions (one each) into the server; return seconds."""
+    started = time.monotonic()
+    now = now_ms()
+    load = client.register_script(LOAD_OTHERS)
+    batch = 20_000
+    for first in range(0, count, batch):
+        load(args=[PREFIX, first, min(batch, count - first), now, now + 1_209_600_000, DESCRIPTION])
+    return time.monotonic() - started
+
+
+def seed_all(bench: Bench) -> dict[str, list[Seeded]]:
+    app = bench.app
+    per_run = (
+        bench.args.duration * bench.args.rounds * 1500 + 2000
+    )  # single-use tokens: plenty for a run
+    r = bench.run_id
+    return {
+        # A gateway checks each token many times (every request of its user for
+        # up to 30 minutes): 200 users' tokens, each seen again and again.
+        "verify": seed(app, [f"verify-{r}-{i}" for i in range(200)]),
+        # 200 users with 10 sessions each; one token per user.
+        "list": seed(app, [f"list-{r}-{i % 200}" for i in range(2000)])[-200:],
+        "refresh": seed(app, [f"refresh-{r}-{i}" for i in range(per_run)]),
+        "delete": seed(app, [f"delete-{r}-{i}" for i in range(per_run)]),
+        "count": seed(app, [f"count-{r}-{i}" for i in range(600)]),
+    }

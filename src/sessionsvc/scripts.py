@@ -1,0 +1,194 @@
+"""The store's Lua scripts: each change of a user's sessions is one atomic script.
+
+Every script starts with the same head, which reads the arguments all
+scripts share, ``ARGV[1]`` to ``ARGV[HEAD_ARGC]`` (see ``SessionStore._run``):
+
+    NOW     the time, in ms since the epoch
+    USER    the user id
+    PREFIX  a session hash's key without the session id: the {userId} hash tag
+            keeps ``PREFIX .. id`` in the slot of the user's index
+    STREAM  the events stream's key; '' for none, and in a Cluster, where the
+            stream lives in another slot and the store appends the event itself
+    MAXLEN  the stream's approximate length cap
+    IDLE    the idle timeout in ms (0 = none)
+
+A script's own arguments follow, from ``ARGV[HEAD_ARGC + 1]``. ``KEYS[1]`` is
+always the user's index; the session hashes a script names come after it.
+The hash's fields are listed in encoding.py.
+"""
+
+from __future__ import annotations
+
+HEAD_ARGC = 6  # the shared arguments above
+
+_HEAD = f"""
+local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local HEAD = {HEAD_ARGC}  -- a script's own arguments are ARGV[HEAD + 1], ARGV[HEAD + 2], ...
+local function emit(kind, ids, expire_at)
+  if STREAM == '' or #ids == 0 then return end
+  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+    'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
+end
+-- When the session was last active: field a, absent until the first touch
+-- (the session was last active when created, field c).
+local function last_active(created, active)
+  return tonumber(active or created)
+end
+local function idle(last)
+  return IDLE > 0 and NOW - last > IDLE
+end
+-- Delete a session: its hash and its index entry.
+local function drop(key, id)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], id)
+end
+-- Is the session (its hash key and id) live? An idle one is deleted; activity
+-- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
+-- so a dead session is never re-created as a key without a TTL.
+local function live(key, id, touch)
+  local seen = redis.call('HMGET', key, 'c', 'a')
+  if not seen[1] then return false end
+  local last = last_active(seen[1], seen[2])
+  if idle(last) then
+    drop(key, id)
+    return false
+  end
+  if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  return true
+end
+"""
+
+# create. KEYS: the index, the new session's hash. ARGV: session id, expire_at,
+# max sessions (0 = no cap), then the hash's field/value pairs.
+# Returns the ids evicted by the cap.
+CREATE = """
+local id, expire_at, cap = ARGV[HEAD + 1], ARGV[HEAD + 2], tonumber(ARGV[HEAD + 3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+redis.call('HSET', KEYS[2], unpack(ARGV, HEAD + 4))
+redis.call('PEXPIREAT', KEYS[2], expire_at)
+redis.call('ZADD', KEYS[1], expire_at, id)
+emit('session.created', {id}, expire_at)
+local evicted = {}
+local excess = redis.call('ZCARD', KEYS[1]) - cap
+if cap > 0 and excess > 0 then
+  evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
+  redis.call('ZREM', KEYS[1], unpack(evicted))
+  emit('session.evicted', evicted)
+end
+-- The index lives exactly as long as the user's last session.
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return evicted
+"""
+
+# check. KEYS: the index, the session's hash. ARGV: session id, touch interval.
+# Returns 1 when the session is live.
+CHECK = """
+if live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2]) then return 1 end
+return 0
+"""
+
+# rotate. KEYS: the index, the session's hash. ARGV: session id, presented jti,
+# new jti, grace (ms). Returns {outcome, current jti, expire_at}; outcomes as in
+# models.Rotation.
+ROTATE = """
+local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
+local new, grace = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4])
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a')
+if not cur[1] then return {0, false, false} end
+if idle(last_active(cur[4], cur[5])) then
+  drop(KEYS[2], id)
+  return {0, false, false}
+end
+local expire_at = redis.call('PEXPIRETIME', KEYS[2])
+if cur[1] == presented then
+  redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
+  emit('session.refreshed', {id}, expire_at)
+  return {1, new, expire_at}
+end
+if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
+  redis.call('HSET', KEYS[2], 'a', NOW)
+  emit('session.refreshed', {id}, expire_at)
+  return {2, cur[1], expire_at}
+end
+drop(KEYS[2], id)
+emit('session.theft_detected', {id}, expire_at)
+return {-1, false, expire_at}
+"""
+
+# list. KEYS: the index, the asking session's hash (none when no session asks).
+# ARGV: the asking session's id ('' = none), touch interval. Returns id,
+# expire_at, fields, id, expire_at, fields, ... of the live sessions and prunes
+# the rest; nil when the asking session is not live.
+LIST = """
+local caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2]
+if caller ~= '' and not live(KEYS[2], caller, touch) then return false end
+-- A field of an HGETALL reply (name, value, name, value, ...).
+local function field(flat, name)
+  for f = 1, #flat, 2 do
+    if flat[f] == name then return flat[f + 1] end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+local out = {}
+local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  local id = index[i]
+  local fields = redis.call('HGETALL', PREFIX .. id)
+  if #fields == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+    drop(PREFIX .. id, id)
+  else
+    out[#out + 1] = id
+    out[#out + 1] = index[i + 1]
+    out[#out + 1] = fields
+  end
+end
+return out
+"""
+
+# revoke. KEYS: the index, the session's hash, the asking session's hash (none
+# when no session asks). ARGV: session id, the asking session's id ('' = none),
+# touch interval. Returns 1 when it existed, 0 when not, -1 when the asking
+# session is not live (nothing revoked).
+REVOKE = """
+local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[3], caller, touch) then return -1 end
+local existed = redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], id)
+if existed == 1 then emit('session.revoked', {id}) end
+return existed
+"""
+
+# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none).
+# Returns the revoked ids. One script, so a login racing with it either lands
+# before (and is revoked) or after (and is indexed): never a live session
+# missing from the index.
+REVOKE_ALL = """
+local keep = ARGV[HEAD + 1]
+local revoked = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id ~= keep then
+    if redis.call('DEL', PREFIX .. id) == 1 then revoked[#revoked + 1] = id end
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+emit('sessions.revoked_all', revoked)
+return revoked
+"""
+
+# Each script's whole source, by the name SessionStore runs it by.
+SCRIPTS = {
+    name: _HEAD + body
+    for name, body in {
+        "create": CREATE,
+        "check": CHECK,
+        "rotate": ROTATE,
+        "list": LIST,
+        "revoke": REVOKE,
+        "revoke_all": REVOKE_ALL,
+    }.items()
+}
