@@ -11,9 +11,9 @@ import redis
 
 from sessionsvc.auth import issue_tokens, new_refresh_secret
 from sessionsvc.device import parse_device
-from sessionsvc.encoding import SEPARATOR
+from sessionsvc.encoding import encode_session
 from sessionsvc.extension import get_locator, get_store
-from sessionsvc.models import now_ms
+from sessionsvc.models import Device, Session, now_ms
 from sessionsvc.store import SessionStore
 
 if TYPE_CHECKING:
@@ -89,12 +89,9 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
     return out
 
 
-def session_key(user_id: str, session_id: str) -> str:
-    return SessionStore.SESSION_KEY.format(prefix=PREFIX, user_id=user_id, session_id=session_id)
-
-
-def index_key(user_id: str) -> str:
-    return SessionStore.INDEX_KEY.format(prefix=PREFIX, user_id=user_id)
+# The store's own key functions and hash encoding, for sessions written in bulk.
+KEYS = SessionStore(redis.Redis(), prefix=PREFIX)  # never connects: only its key functions
+session_key, index_key = KEYS.session_key, KEYS.index_key
 
 
 def write_lines(path: Path, rows: list[tuple[str, ...]]) -> Path:
@@ -102,54 +99,56 @@ def write_lines(path: Path, rows: list[tuple[str, ...]]) -> Path:
     return path
 
 
-# The packed description (field x, see store._encode) of the sessions below: a
-# Chrome on Windows in Germany; browser, version, platform (unknown), os,
-# location, ip and isDev (no).
-DESCRIPTION = SEPARATOR.join(
-    ["Chrome", "120.0.6099.109", "", "Windows", "Germany", "89.160.20.112", ""]
-)
+# The sessions loaded in bulk: a Chrome on Windows in Germany.
+DEVICE = Device(browser="Chrome", version="120.0.6099.109", os="Windows")
 
-# Other users' sessions in the store's layout (see store.py), written straight into
-# the server: ARGV = prefix, first user number, count, now (ms), expireAt (ms), x.
-LOAD_OTHERS = """
-local prefix, first, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, exp, description = ARGV[4], ARGV[5], ARGV[6]
-for n = first, first + count - 1 do
-  local user = 'other-' .. n
-  local id = string.format('%022d', n)
-  local key = prefix .. 's:{' .. user .. '}' .. id
-  redis.call('HSET', key, 'c', now, 'x', description, 'r', string.format('%022d', n))
-  redis.call('PEXPIREAT', key, exp)
-  redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, id)
-  redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
+# Sessions written straight into the server, knowing nothing of the layout:
+# KEYS = hash, index, hash, index, ...; ARGV per session = id, expireAt (ms),
+# field count, then the fields and values the store's encoding gave.
+WRITE_SESSIONS = """
+local a = 1
+for k = 1, #KEYS, 2 do
+  local id, exp, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  redis.call('HSET', KEYS[k], unpack(ARGV, a + 3, a + 2 + 2 * n))
+  redis.call('PEXPIREAT', KEYS[k], exp)
+  redis.call('ZADD', KEYS[k + 1], exp, id)
+  redis.call('PEXPIREAT', KEYS[k + 1], exp)
+  a = a + 3 + 2 * n
 end
-return count
+return #KEYS / 2
 """
 
-# Many sessions of one user, in the same layout: ARGV = prefix, user, now (ms),
-# expireAt (ms), x, ids...
-LOAD_USER = """
-local prefix, user = ARGV[1], ARGV[2]
-local now, exp, description = ARGV[3], ARGV[4], ARGV[5]
-for i = 6, #ARGV do
-  local key = prefix .. 's:{' .. user .. '}' .. ARGV[i]
-  redis.call('HSET', key, 'c', now, 'x', description, 'r', ARGV[i])
-  redis.call('PEXPIREAT', key, exp)
-  redis.call('ZADD', prefix .. 'u:{' .. user .. '}', exp, ARGV[i])
-end
-redis.call('PEXPIREAT', prefix .. 'u:{' .. user .. '}', exp)
-return #ARGV - 5
-"""
+
+def write_sessions(client: redis.Redis, sessions: list[tuple[str, str]], now: int) -> int:
+    """Write (user id, session id) pairs as sessions made ``now``, in batches; return the expiry."""
+    expire_at = now + 1_209_600_000
+    write = client.register_script(WRITE_SESSIONS)
+    for start in range(0, len(sessions), 10_000):
+        keys: list[str] = []
+        args: list[str | int] = []
+        for user_id, session_id in sessions[start : start + 10_000]:
+            session = Session(
+                id=session_id,
+                user_id=user_id,
+                created_at=now,
+                expire_at=expire_at,
+                last_active_at=now,
+                device=DEVICE,
+                location="Germany",
+                ip="89.160.20.112",
+            )
+            fields = encode_session(session, refresh_jti=session_id)
+            keys += [session_key(user_id, session_id), index_key(user_id)]
+            args += [session_id, expire_at, len(fields)]
+            args += [item for pair in fields.items() for item in pair]
+        write(keys=keys, args=args)
+    return expire_at
 
 
 def load_others(client: redis.Redis, count: int) -> float:
     """Write ``count`` other users' sessions (one each) into the server; return seconds."""
     started = time.monotonic()
-    now = now_ms()
-    load = client.register_script(LOAD_OTHERS)
-    batch = 20_000
-    for first in range(0, count, batch):
-        load(args=[PREFIX, first, min(batch, count - first), now, now + 1_209_600_000, DESCRIPTION])
+    write_sessions(client, [(f"other-{n}", f"{n:022d}") for n in range(count)], now_ms())
     return time.monotonic() - started
 
 

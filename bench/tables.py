@@ -11,9 +11,6 @@ import time
 import redis
 from load import Bench, Load, Result, Row, check, count_commands, wrk
 from seed import (
-    DESCRIPTION,
-    LOAD_USER,
-    PREFIX,
     Seeded,
     index_key,
     load_others,
@@ -21,6 +18,7 @@ from seed import (
     session_key,
     user_agent,
     write_lines,
+    write_sessions,
 )
 from servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 
@@ -74,9 +72,9 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
     user = f"bulk-{bench.run_id}"
     ids = [new_session_id() for _ in range(1000)]
     now = now_ms()
-    client.eval(LOAD_USER, 0, PREFIX, user, now, now + 1_209_600_000, DESCRIPTION, *ids)
+    expire_at = write_sessions(client, [(user, session_id) for session_id in ids], now)
     with bench.app.app_context():
-        token = issue_tokens(user, ids[0], now + 1_209_600_000, new_refresh_secret())["accessToken"]
+        token = issue_tokens(user, ids[0], expire_at, new_refresh_secret())["accessToken"]
     timings: list[float] = []
 
     def revoke_all() -> None:

@@ -49,6 +49,15 @@ def login(
     return response.json
 
 
+def logins_in_order(client: FlaskClient, count: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """Log in ``count`` times a millisecond apart: sessions of one millisecond have no order."""
+    bodies = []
+    for _ in range(count):
+        bodies.append(login(client, **kwargs))
+        time.sleep(0.002)
+    return bodies
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import CLUSTER
-from support import auth, login
+from support import auth, login, logins_in_order
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "consume_events.py"
 
@@ -20,8 +20,7 @@ def events(redis, key_prefix):
 
 def test_each_change_appends_its_event(make_app, redis, key_prefix):
     client = make_app(MAX_SESSIONS_PER_USER=2, REFRESH_REUSE_GRACE=0).test_client()
-    first, second = login(client), login(client)
-    third = login(client)  # the cap evicts the first
+    first, second, third = logins_in_order(client, 3)  # the cap evicts the first
     client.post("/api/sessions/refresh", headers=auth(second["refreshToken"]))
     time.sleep(0.01)  # a grace of 0 still forgives a reuse within the same millisecond
     client.post("/api/sessions/refresh", headers=auth(second["refreshToken"]))  # reuse: theft

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 
 import pytest
 
-from support import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login
+from support import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login, logins_in_order
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -289,10 +288,7 @@ def test_verify_refuses_what_is_not_a_live_access_token(client, token):
 
 def test_cap_evicts_the_oldest_sessions(make_app):
     client = make_app(MAX_SESSIONS_PER_USER=3).test_client()
-    logins = []
-    for _ in range(5):
-        logins.append(login(client))
-        time.sleep(0.002)  # in the same millisecond, the newest and oldest would be a tie
+    logins = logins_in_order(client, 5)
 
     sessions = client.get("/api/sessions", headers=auth(logins[-1]["accessToken"])).json
     assert [s["_id"] for s in sessions["sessions"]] == [b["session"]["_id"] for b in logins[:1:-1]]

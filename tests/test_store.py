@@ -12,7 +12,7 @@ from redis.connection import Connection
 from conftest import CLUSTER, assert_store_invariants
 from sessionsvc.connection import close, cluster_client, redis_client
 from sessionsvc.errors import StoreUnavailable
-from sessionsvc.models import Device, Rotation, is_valid_session_id
+from sessionsvc.models import Device, Rotation, is_valid_session_id, now_ms
 from sessionsvc.store import SessionStore
 
 DEVICE = Device(browser="Chrome", version="87", os="Linux")
@@ -224,6 +224,21 @@ def test_revoke_all_keeps_other_users(store, redis):
     assert len(store.revoke_all("alice")) == 3
     assert live_hashes(redis, store, "alice") == set()
     assert [s.id for s in store.list("bob")] == [bob.id]
+
+
+def test_the_cap_never_evicts_the_session_it_makes(redis, key_prefix):
+    # Sessions of one millisecond share a score in the index: whatever its id
+    # sorts like, the new one survives and the older one goes.
+    store = SessionStore(redis, prefix=key_prefix, max_sessions=1)
+    now = now_ms()
+    previous = create(store, now=now)
+    for _ in range(20):
+        session, evicted = store.create(
+            "alice", device=DEVICE, ip="127.0.0.1", location="unknown", refresh_jti="r", now=now
+        )
+        assert evicted == [previous.id]
+        assert store.is_live("alice", session.id)
+        previous = session
 
 
 def test_idle_sessions_die(redis, key_prefix):

@@ -72,7 +72,11 @@ emit('session.created', {id}, expire_at)
 local evicted = {}
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if cap > 0 and excess > 0 then
-  evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  -- The oldest first, never the session just made: one made in the same
+  -- millisecond as an older one has the same score and may sort before it.
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
+    if old ~= id and #evicted < excess then evicted[#evicted + 1] = old end
+  end
   for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
   redis.call('ZREM', KEYS[1], unpack(evicted))
   emit('session.evicted', evicted)
