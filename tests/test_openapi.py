@@ -101,7 +101,7 @@ def test_document_describes_security_and_headers(client):
     assert paths["/api/sessions/refresh"]["post"]["security"] == [{"refreshToken": []}]
     assert paths["/api/sessions"]["get"]["security"] == [{"accessToken": []}]
     verify_headers = paths["/api/sessions/verify"]["get"]["responses"]["200"]["headers"]
-    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "Cache-Control"}
+    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "X-Session-Claims", "Cache-Control"}
 
 
 def response_codes(node: Any) -> set[str]:

@@ -25,6 +25,7 @@ import jwt as pyjwt
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, jwt_required
 
+from .claims import CLAIM, Claims
 from .errors import (
     InvalidServiceKey,
     InvalidToken,
@@ -213,19 +214,23 @@ def _legacy_refresh(token: str) -> PresentedRefresh:
 
 
 def issue_tokens(
-    user_id: str, session_id: str, expire_at: int, refresh_secret: str
+    user_id: str,
+    session_id: str,
+    expire_at: int,
+    refresh_secret: str,
+    session_claims: Claims | None = None,
 ) -> dict[str, str]:
     """Mint an access token (signed with the active key) and the session's refresh token.
 
-    The access token never outlives the session: its expiry is capped at ``expireAt`` (ms).
+    The access token never outlives the session: its expiry is capped at ``expireAt``
+    (ms). The session's claims, if any, go in it under ``claims.CLAIM``.
     """
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    claims = {"sid": session_id, "exp": min(access_end, expire_at // 1000)}
+    if session_claims:
+        claims[CLAIM] = session_claims
     return {
-        "accessToken": create_access_token(
-            user_id,
-            additional_claims={"sid": session_id, "exp": min(access_end, expire_at // 1000)},
-            expires_delta=False,
-        ),
+        "accessToken": create_access_token(user_id, additional_claims=claims, expires_delta=False),
         "refreshToken": refresh_token(user_id, session_id, refresh_secret),
     }
 

@@ -11,9 +11,28 @@ from flask import Blueprint, current_app
 
 from .extension import get_keys
 from .openapi import operation
-from .openapi_components import SIZE_ERRORS, ok, ref
+from .openapi_components import SIZE_ERRORS, ok
 
 bp = Blueprint("jwks", __name__)
+JWKS = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kty", "kid", "alg", "use"],
+                "properties": {
+                    "kty": {"enum": ["OKP", "EC", "RSA"]},
+                    "alg": {"enum": ["EdDSA", "ES256", "RS256"]},
+                    "use": {"const": "sig"},
+                },
+                "not": {"required": ["d"]},  # never a private part
+            },
+        }
+    },
+}
 
 
 @bp.get("/.well-known/jwks.json")
@@ -23,7 +42,7 @@ bp = Blueprint("jwks", __name__)
     summary="The public keys that verify access tokens (a JWK Set): active and verify-only, "
     "never an HMAC secret; cacheable for JWKS_MAX_AGE seconds.",
     security=[],
-    responses={"200": ok("A JWK Set.", ref("schemas", "JWKS"))} | SIZE_ERRORS,
+    responses={"200": ok("A JWK Set.", JWKS)} | SIZE_ERRORS,
 )
 def jwks():
     """Publish every public key of the ring, active and verify-only; never an HMAC secret."""

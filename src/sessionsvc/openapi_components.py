@@ -12,6 +12,8 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
+from .claims import CLAIM, NAME_PATTERN, NAME_RULE, RESERVED
+from .claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from .encoding import MAX_FIELD_LENGTH
 from .errors import (
     HeadersTooLarge,
@@ -206,6 +208,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
+            "claims": ref("schemas", "Claims"),
+        },
+    },
+    "Claims": {
+        "type": "object",
+        "description": "What the login service says of the session (a role, a tenant, ...): "
+        f"at most {MAX_CLAIMS_BYTES} bytes as compact JSON, names {NAME_RULE}, none of "
+        f"{', '.join(sorted(RESERVED))}. In every access token under `{CLAIM}`.",
+        "propertyNames": {
+            "pattern": f"^{NAME_PATTERN.pattern}$",
+            "not": {"enum": sorted(RESERVED)},
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": {"type": "string"}},
+            ]
         },
     },
     "Tokens": {
@@ -227,26 +246,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": False,
     },
-    "JWKS": {
-        "type": "object",
-        "required": ["keys"],
-        "properties": {
-            "keys": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["kty", "kid", "alg", "use"],
-                    "properties": {
-                        "kty": {"enum": ["OKP", "EC", "RSA"]},
-                        "kid": {"type": "string"},
-                        "alg": {"enum": ["EdDSA", "ES256", "RS256"]},
-                        "use": {"const": "sig"},
-                    },
-                    "not": {"required": ["d"]},
-                },
-            }
-        },
-    },
     "Status": {
         "type": "object",
         "required": ["status"],
@@ -259,6 +258,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "userId": USER_ID,
             "sessionId": SESSION_ID,
+            "claims": ref("schemas", "Claims"),  # present when the session has claims
         },
         "additionalProperties": False,
     },
@@ -321,6 +321,12 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "The token's session, for the gateway to forward.",
         "required": True,
         "schema": SESSION_ID,
+    },
+    "SessionClaims": {
+        "description": "The session's claims as one line of ASCII JSON ({} for none), read "
+        "with the session: a claim changed by the admin API shows on the next verify.",
+        "required": True,
+        "schema": {"type": "string"},
     },
 }
 

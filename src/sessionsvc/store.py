@@ -212,9 +212,10 @@ class SessionStore:
         ip: str,
         location: str,
         refresh_jti: str,
+        claims: str = "",
         now: int | None = None,
     ) -> tuple[Session, list[str]]:
-        """Store a new session; return it and the ids of sessions evicted by the cap."""
+        """Store a new session (``claims`` as JSON); return it and the sessions the cap evicted."""
         now = now_ms() if now is None else now
         session = Session(
             id=new_session_id(),
@@ -226,7 +227,7 @@ class SessionStore:
             location=location,
             ip=ip,
         )
-        fields = encode_session(session, refresh_jti)
+        fields = encode_session(session, refresh_jti) | ({"k": claims} if claims else {})
         evicted = self._run(
             "create",
             user_id,
@@ -243,17 +244,34 @@ class SessionStore:
 
     def is_live(self, user_id: str, session_id: str) -> bool:
         """Tell whether the session exists and is not idle; note the activity."""
-        live = self._run(
+        return self.check(user_id, session_id) is not None
+
+    def check(self, user_id: str, session_id: str) -> str | None:
+        """Return a live session's claims as JSON ('' for none), None if it is not live.
+
+        As ``is_live``, in the same one round trip.
+        """
+        return self._run(
             "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
         )
-        return bool(live)
+
+    def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
+        """Replace the claims (JSON, '' for none) of one session, or of all the user's.
+
+        Return the ids of the live sessions changed.
+        """
+        now = now_ms()
+        ids = (session_id,) if session_id else ()
+        changed = self._run("set_claims", user_id, ids, session_id or "", claims, now=now)
+        self._append_event("session.claims_changed", user_id, changed, now)
+        return changed
 
     def rotate_refresh(
         self, user_id: str, session_id: str, presented_jti: str, new_jti: str
     ) -> Refresh:
         """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
         now = now_ms()
-        outcome, current, expire_at = self._run(
+        outcome, current, expire_at, *claims = self._run(
             "rotate",
             user_id,
             (session_id,),
@@ -268,7 +286,7 @@ class SessionStore:
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
-        return Refresh(Rotation(outcome), current, int(expire_at))
+        return Refresh(Rotation(outcome), current, int(expire_at), *claims)
 
     def _asking(self, caller: str | None) -> tuple[tuple[str, ...], tuple[str, int]]:
         """Return the session keys and script arguments that check the asking session.

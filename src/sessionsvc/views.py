@@ -17,6 +17,7 @@ from .auth import (
     session_claims,
     session_required,
 )
+from .claims import Claims, decode, parse_claims
 from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_metrics, get_store
 from .models import USER_ID_RULE, Rotation, is_valid_session_id, is_valid_user_id
@@ -79,7 +80,7 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def _login_body() -> tuple[str, str, str]:
+def _login_body() -> tuple[str, str, str, Claims | None]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -96,7 +97,7 @@ def _login_body() -> tuple[str, str, str]:
     else:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
-    return user_id, user_agent, ip
+    return user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
 
 
 @bp.post("/sessions")
@@ -153,7 +154,9 @@ def refresh_session():
     if refresh.rotation is Rotation.GONE:
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
-    tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
+    tokens = issue_tokens(
+        user_id, session_id, refresh.expire_at, refresh.refresh_jti, decode(refresh.claims)
+    )
     return tokens, HTTPStatus.OK, NO_STORE
 
 
