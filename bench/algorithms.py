@@ -137,6 +137,21 @@ def table(medians: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def section(redis_url: str, *, sessions: int = 300, rounds: int = 5) -> list[str]:
+    """Return make bench's section: the table, and how it was measured."""
+    medians = measure(redis_url, sessions=sessions, rounds=rounds)
+    return [
+        "### Token work by signing algorithm",
+        "",
+        f"In process (the app's WSGI callable, the verify fast path included), one app per "
+        f"algorithm with a one-key ring, on the same Valkey; {sessions} sessions per round, "
+        f"{rounds} rounds alternating between the algorithms, the median round; "
+        "ratios against HS256 in the same run (bench/algorithms.py).",
+        "",
+        *table(medians),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=300, help="sessions per round")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import support_path  # noqa: F401 (first: puts tests/ on sys.path for tests/support.py)
+from algorithms import section as algorithms_section
 from load import TARGETS, Bench, Load, loads
 from profiles import profile
 from seed import Seeded, seed_all
@@ -71,7 +72,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of: throughput (round trips, profiles too),workers,scaling,memory,profile",
+        help="comma list of: throughput (round trips, profiles too),workers,scaling,memory,"
+        "profile,algorithms",
     )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
@@ -148,6 +150,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "workers" not in skip:
         print("worker classes:", flush=True)
         sections += ["### Worker class and count", "", *workers_table(bench, all_loads), ""]
+    if "algorithms" not in skip:
+        print("token work by signing algorithm:", flush=True)
+        sections += [*algorithms_section(bench.valkey.connection_url), ""]
     return sections
 
 
