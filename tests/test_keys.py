@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from conftest import commands_run
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
 from sessionsvc.keys import new_jwk as new_private_jwk
-from support import auth, login
+from support import ROOT, Gunicorn, auth, login
 
 VERIFY = "/api/sessions/verify"
 JWKS = "/api/.well-known/jwks.json"
@@ -358,3 +359,21 @@ def test_a_rotation_by_sighup_fails_no_request(gunicorn, keys, tmp_path):
 
     assert answers.count(200) == len(answers) > 20, sorted(set(map(str, answers)))
     assert server.call("GET", VERIFY, auth(tokens[0]))[0] == 200  # the old key still verifies
+
+
+@pytest.mark.slow
+def test_a_bad_ring_stops_gunicorn_with_one_error_naming_the_key(tmp_path):
+    two_active = [
+        new_jwk("EdDSA", "2026-06", active=True),
+        new_jwk("EdDSA", "2026-12", active=True),
+    ]
+    server = Gunicorn(tmp_path, {"SESSIONSVC_JWT_KEYS": ring(*two_active)})
+
+    result = subprocess.run(
+        server.args, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 1
+    assert "- JWT_KEYS: only one key may be active, not '2026-06', '2026-12'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(jwk["d"] in result.stderr + result.stdout for jwk in two_active)
