@@ -61,15 +61,49 @@ def test_tokens_never_outlive_the_session(make_app):
 def test_the_refresh_token_is_opaque_and_names_its_session(client):
     body = login(client)
 
-    kind, user, session_id, secret = body["refreshToken"].split(".")
+    kind, user, session_id, secret, tag = body["refreshToken"].split(".")
 
     assert (kind, user, session_id) == ("rt1", "YWxpY2U", body["session"]["_id"])  # b64 "alice"
-    assert len(secret) == 22 and secret not in body["accessToken"]
+    assert len(secret) == len(tag) == 22 and secret not in body["accessToken"]
+
+
+def secret_of(refresh_token: str) -> str:
+    return refresh_token.split(".")[3]
+
+
+def test_a_guessed_refresh_secret_is_refused_and_ends_nothing(client, snapshot):
+    body = login(client)
+    kind, user, session_id, _, tag = body["refreshToken"].split(".")
+    guess = ".".join((kind, user, session_id, "g" * 22, tag))  # the tag does not fit the guess
+    before = snapshot()
+
+    response = client.post("/api/sessions/refresh", headers=auth(guess))
+
+    assert (response.status_code, response.json["code"]) == (401, "INVALID_TOKEN")
+    assert snapshot() == before  # not taken for theft: the session lives on
+    refreshed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    assert refreshed.status_code == 200
+
+
+def test_a_new_service_key_ends_no_session_and_only_softens_theft_detection(make_app):
+    body = login(make_app().test_client())
+    after = make_app(SERVICE_KEY="another-service-key-" + "b" * 32, REFRESH_REUSE_GRACE=0)
+    client = after.test_client()
+
+    refreshed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    assert refreshed.status_code == 200  # its tag is the old key's, its secret the session's
+    time.sleep(0.01)
+    replayed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+
+    # Rotated out, and no longer provably the service's: refused, but not taken for theft.
+    assert (replayed.status_code, replayed.json["code"]) == (401, "INVALID_TOKEN")
+    again = client.post("/api/sessions/refresh", headers=auth(refreshed.json["refreshToken"]))
+    assert again.status_code == 200
 
 
 def test_a_refresh_jwt_of_the_previous_version_is_rotated_to_an_opaque_token(client):
     body = login(client)
-    secret = body["refreshToken"].rsplit(".", 1)[1]  # what the session holds, as a jti did
+    secret = secret_of(body["refreshToken"])  # what the session holds, as a jti did
     legacy = forge(valid_claims(body["session"], jti=secret, type="refresh"))
 
     response = client.post("/api/sessions/refresh", headers=auth(legacy))
@@ -86,7 +120,7 @@ def test_a_refresh_jwt_of_the_previous_version_is_rotated_to_an_opaque_token(cli
 def test_a_legacy_refresh_jwt_is_checked_like_any_refresh_token(make_app, changes):
     client = make_app(REFRESH_REUSE_GRACE=0).test_client()
     body = login(client)
-    secret = body["refreshToken"].rsplit(".", 1)[1]
+    secret = secret_of(body["refreshToken"])
     forged = forge(valid_claims(body["session"], jti=secret, type="refresh") | changes)
 
     response = client.post("/api/sessions/refresh", headers=auth(forged))

@@ -141,7 +141,21 @@ def new_refresh_secret() -> str:
 def refresh_token(user_id: str, session_id: str, secret: str) -> str:
     """Return the opaque refresh token naming a session and holding its current secret."""
     user = base64.urlsafe_b64encode(user_id.encode()).rstrip(b"=").decode()
-    return f"rt1.{user}.{session_id}.{secret}"
+    return f"rt1.{user}.{session_id}.{secret}.{_tag(user_id, session_id, secret)}"
+
+
+def _tag(user_id: str, session_id: str, secret: str) -> str:
+    """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
+
+    Its key derives from SERVICE_KEY. The tag decides only whether a secret the
+    session does not hold is theft (the session ends) or a guess (refused, nothing
+    changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
+    before it, until their next refresh, as guesses.
+    """
+    key = hmac.digest(current_app.config["SERVICE_KEY"].encode(), b"sessionsvc:refresh", "sha256")
+    message = "\0".join((user_id, session_id, secret)).encode()
+    digest = hmac.digest(key, message, "sha256")[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,7 @@ class PresentedRefresh:
     user_id: str
     session_id: str
     secret: str
+    issued: bool  # provably issued by the service: a secret it no longer holds is theft
 
 
 def presented_refresh() -> PresentedRefresh:
@@ -176,14 +191,15 @@ def _parse_refresh(token: str) -> PresentedRefresh:
     match = REFRESH_TOKEN_PATTERN.fullmatch(token)
     if match is None:
         return _legacy_refresh(token)
-    user, session_id, secret = match.groups()
+    user, session_id, secret, tag = match.groups()
     try:
         user_id = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         user_id = None
     if not is_valid_user_id(user_id):
         raise InvalidToken("The refresh token names no valid user.")
-    return PresentedRefresh(user_id, session_id, secret)
+    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret))
+    return PresentedRefresh(user_id, session_id, secret, issued)
 
 
 def _legacy_refresh(token: str) -> PresentedRefresh:
@@ -210,7 +226,7 @@ def _legacy_refresh(token: str) -> PresentedRefresh:
     if claims.get("type") != "refresh":
         raise InvalidToken("The token is not a refresh token.")
     user_id, session_id = session_claims(claims)
-    return PresentedRefresh(user_id, session_id, claims["jti"])
+    return PresentedRefresh(user_id, session_id, claims["jti"], issued=True)  # signed
 
 
 def issue_tokens(

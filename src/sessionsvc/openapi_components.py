@@ -275,8 +275,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "refreshToken": {
         "type": "http",
         "scheme": "bearer",
-        "description": "A session's refresh token (opaque: rt1.<user>.<session>.<secret>); "
-        "single use.",
+        "description": "A session's refresh token (opaque: "
+        "rt1.<user>.<session>.<secret>.<tag>); single use.",
     },
     "serviceKey": {
         "type": "apiKey",

@@ -95,11 +95,12 @@ return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2])
 """
 
 # rotate. KEYS: the index, the session's hash. ARGV: session id, presented
-# refresh secret, new secret, grace (ms). Returns {outcome, current secret,
-# expire_at, claims}; outcomes as in models.Rotation.
+# refresh secret, new secret, grace (ms), issued ('1' when the token is provably
+# the service's: only then is a mismatch theft). Returns {outcome, current
+# secret, expire_at, claims}; outcomes as in models.Rotation.
 ROTATE = """
 local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
-local new, grace = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4])
+local new, grace, issued = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5]
 local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a', 'k')
 if not cur[1] then return {0, false, false} end
 if idle(last_active(cur[4], cur[5])) then
@@ -122,6 +123,8 @@ if matches(cur[2]) and NOW - tonumber(cur[3]) <= grace then
   emit('session.refreshed', {id}, expire_at)
   return {2, cur[1], expire_at, cur[6] or ''}
 end
+-- A guess at a session's secret is refused, and ends nothing.
+if issued ~= '1' then return {-2, false, false} end
 drop(KEYS[2], id)
 emit('session.theft_detected', {id}, expire_at)
 return {-1, false, expire_at}

@@ -267,9 +267,19 @@ class SessionStore:
         return changed
 
     def rotate_refresh(
-        self, user_id: str, session_id: str, presented_jti: str, new_jti: str
+        self,
+        user_id: str,
+        session_id: str,
+        presented_jti: str,
+        new_jti: str,
+        *,
+        issued: bool = True,
     ) -> Refresh:
-        """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
+        """Swap the session's refresh secret for ``new_jti`` if ``presented_jti`` is current.
+
+        Another secret is theft (the session ends) only when the token was ``issued``
+        by the service, provably; else it is refused (``Rotation.UNKNOWN``).
+        """
         now = now_ms()
         outcome, current, expire_at, *claims = self._run(
             "rotate",
@@ -279,6 +289,7 @@ class SessionStore:
             presented_jti,
             new_jti,
             self.refresh_grace_ms,
+            int(issued),
             now=now,
         )
         if outcome == Rotation.REUSED.value:

@@ -18,7 +18,7 @@ from .auth import (
     session_required,
 )
 from .claims import Claims, decode, parse_claims
-from .errors import InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
+from .errors import InvalidRequest, InvalidToken, RefreshTokenReused, SessionNotFound, TokenRevoked
 from .extension import get_metrics, get_store
 from .models import USER_ID_RULE, Rotation, is_valid_session_id, is_valid_user_id
 from .openapi import operation
@@ -145,8 +145,10 @@ def refresh_session():
     presented = presented_refresh()
     user_id, session_id = presented.user_id, presented.session_id
     refresh = get_store().rotate_refresh(
-        user_id, session_id, presented.secret, new_refresh_secret()
+        user_id, session_id, presented.secret, new_refresh_secret(), issued=presented.issued
     )
+    if refresh.rotation is Rotation.UNKNOWN:
+        raise InvalidToken("The refresh token is not valid.")
     if refresh.rotation is Rotation.REUSED:
         get_metrics().theft_detected.inc()
         log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
