@@ -247,19 +247,13 @@ class SessionStore:
         return self.check(user_id, session_id) is not None
 
     def check(self, user_id: str, session_id: str) -> str | None:
-        """Return a live session's claims as JSON ('' for none), None if it is not live.
-
-        As ``is_live``, in the same one round trip.
-        """
+        """As ``is_live``; return a live session's claims (JSON, '' for none), else None."""
         return self._run(
             "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
         )
 
     def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
-        """Replace the claims (JSON, '' for none) of one session, or of all the user's.
-
-        Return the ids of the live sessions changed.
-        """
+        """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
         now = now_ms()
         ids = (session_id,) if session_id else ()
         changed = self._run("set_claims", user_id, ids, session_id or "", claims, now=now)
@@ -267,15 +261,9 @@ class SessionStore:
         return changed
 
     def rotate_refresh(
-        self,
-        user_id: str,
-        session_id: str,
-        presented_jti: str,
-        new_jti: str,
-        *,
-        issued: bool = True,
+        self, user_id: str, session_id: str, presented: str, new: str, *, issued: bool = True
     ) -> Refresh:
-        """Swap the session's refresh secret for ``new_jti`` if ``presented_jti`` is current.
+        """Swap the session's refresh secret for ``new`` if ``presented`` is current.
 
         Another secret is theft (the session ends) only when the token was ``issued``
         by the service, provably; else it is refused (``Rotation.UNKNOWN``).
@@ -286,8 +274,8 @@ class SessionStore:
             user_id,
             (session_id,),
             session_id,
-            presented_jti,
-            new_jti,
+            presented,
+            new,
             self.refresh_grace_ms,
             int(issued),
             now=now,
