@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from support import auth
 
 
@@ -55,3 +57,25 @@ def test_new_key_rejects_a_bad_kid(app):
 
     assert result.exit_code != 0
     assert "--kid" in result.output
+
+
+def test_create_session_takes_claims(app, client):
+    result = app.test_cli_runner().invoke(
+        args=["create-session", "alice", "--claims", '{"role": "admin"}']
+    )
+
+    assert result.exit_code == 0, result.output
+    token = json.loads(result.output)["accessToken"]
+    assert client.get("/api/sessions/verify", headers=auth(token)).json["claims"] == {
+        "role": "admin"
+    }
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"), [("{role", "not valid JSON"), ('{"sub": 1}', "sub")]
+)
+def test_create_session_rejects_bad_claims(app, claims, message):
+    result = app.test_cli_runner().invoke(args=["create-session", "alice", "--claims", claims])
+
+    assert result.exit_code != 0
+    assert "--claims" in result.output and message in result.output
