@@ -25,7 +25,7 @@ from conftest import commands_run
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
 from sessionsvc.keys import new_jwk as new_private_jwk
-from support import ROOT, Gunicorn, auth, login
+from support import JWT_SECRET, ROOT, Gunicorn, auth, login
 
 VERIFY = "/api/sessions/verify"
 JWKS = "/api/.well-known/jwks.json"
@@ -125,6 +125,20 @@ def test_the_ring_is_read_from_a_file(make_app, keys, tmp_path):
     token = login(make_app(JWT_KEYS=str(path)).test_client())["accessToken"]
 
     assert pyjwt.get_unverified_header(token)["kid"] == keys["ES256"]["kid"]
+
+
+def test_tokens_from_before_key_ids_pass_while_jwt_secret_key_stays(make_app, keys):
+    before = make_app(JWT_KEYS=None).test_client()  # JWT_SECRET_KEY alone, as before
+    body = login(before)
+    claims = pyjwt.decode(body["accessToken"], options={"verify_signature": False})
+    kidless = pyjwt.encode(claims, JWT_SECRET, "HS256")  # as the previous version minted it
+    after = make_app(JWT_KEYS=ring(keys["EdDSA"])).test_client()  # JWT_SECRET_KEY kept
+
+    for path in (VERIFY, "/api/sessions"):
+        assert after.get(path, headers=auth(kidless)).status_code == 200
+    without = make_app(JWT_KEYS=ring(keys["EdDSA"]), JWT_SECRET_KEY=None).test_client()
+    refused = without.get("/api/sessions", headers=auth(kidless))
+    assert (refused.status_code, refused.json["code"]) == (401, "INVALID_TOKEN")
 
 
 # --- Tokens of every algorithm, and the JWKS that checks them ---------------------------

@@ -90,7 +90,9 @@ class KeyRing:
 
     @property
     def algorithms(self) -> list[str]:
-        return sorted({key.alg for key in self.keys.values()})
+        """Return the algorithms of the ring's keys, the one for tokens without a kid included."""
+        keys = [*self.keys.values(), *([self.keyless] if self.keyless else [])]
+        return sorted({key.alg for key in keys})
 
     def key_for(self, header: Mapping[str, Any]) -> SigningKey:
         """Return the key a token's (unverified) header names; refuse any doubt.
