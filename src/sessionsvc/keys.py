@@ -103,10 +103,10 @@ class KeyRing:
         extra = set(header) - ACCEPTED_HEADERS
         if extra:
             raise InvalidKeyHeader(f"header {sorted(extra)[0]!r} is not accepted")
-        kid = header.get("kid")
         if "kid" not in header:
             key = self.keyless
         else:
+            kid = header["kid"]
             key = self.keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidKeyHeader("unknown or missing kid")
