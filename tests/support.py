@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICE_KEY = "test-service-key"
+SERVICE_KEY = "test-service-key-" + "k" * 16  # as long as production requires
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -42,7 +42,7 @@ daemon off;
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log notice;
-events {{ worker_connections 64; }}
+events {{ worker_connections 512; }}
 http {{
     access_log {dir}/access.log;
     client_body_temp_path {dir}/client_body;

@@ -260,6 +260,16 @@ def test_a_hook_of_another_blueprint_is_not_verifys(make_app):
     assert verify.check_fast_path(app) is None
 
 
+def test_default_rate_limits_never_reach_verify(make_app):
+    # The fast path cannot apply a limit, so Flask's path of verify must not either.
+    client = make_app(RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="1 per minute").test_client()
+    codes = [client.get("/api/sessions/verify").json["code"] for _ in range(3)]
+
+    assert codes == ["MISSING_TOKEN"] * 3
+    assert client.get("/api/openapi.json").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 429  # the default limit is in force
+
+
 # --- List and revoke check the caller's session inside their own script ---------------------
 
 

@@ -289,6 +289,14 @@ def test_rotation_outcomes(redis, key_prefix):
     assert store.list("alice") == []
 
 
+def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, refresh_grace=0)
+    for _ in range(20):
+        session = create(store)
+        store.rotate_refresh("alice", session.id, "r0", "r1")
+        assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
+
+
 def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):
     stop = threading.Event()
     logins = []  # list.append is atomic

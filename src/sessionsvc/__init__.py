@@ -28,10 +28,13 @@ from . import (
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then ``SESSIONSVC_*`` environment variables, then test_config."""
     app = Flask(__name__, instance_path=config.instance_path())
+    # No redirect for "//" (werkzeug builds it from the Host header): such paths are 404s.
+    app.url_map.merge_slashes = False
     config.read(app.config, test_config)
     config.validate(app.config)  # every bad setting named at once, before anything uses one
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
+    app.json = errors.JSONProvider(app)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
     metrics.init_app(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from .auth import require_service_key
 from .claims import encode, parse_claims
@@ -13,6 +13,8 @@ from .openapi import operation
 from .openapi_components import (
     BAD_USER_ID,
     JSON,
+    LIMITED,
+    NO_STORE_HEADER,
     ROUTE_NOT_FOUND,
     SERVICE,
     SERVICE_KEY_REFUSED,
@@ -40,6 +42,12 @@ def _require_service_key() -> None:
     require_service_key()
 
 
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # users' IP addresses and locations
+    return response
+
+
 def _checked(user_id: str) -> str:
     if not is_valid_user_id(user_id):
         raise InvalidRequest(f"userId must be {USER_ID_RULE}")
@@ -51,9 +59,10 @@ def _checked(user_id: str) -> str:
     "listUserSessions",
     summary="List a user's live sessions, newest first.",
     responses={
-        "200": ok("The user's sessions.", ref("schemas", "SessionList")),
+        "200": ok("The user's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -72,6 +81,7 @@ def list_user_sessions(user_id: str):
         "200": REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": SESSION_NOT_FOUND,
         **STORE_ERRORS,
     },
@@ -94,6 +104,7 @@ def revoke_user_session(user_id: str, session_id: str):
         "200": ALL_REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },

@@ -38,6 +38,7 @@ from .errors import (
 from .extension import get_keys, get_store, sessionsvc
 from .keys import KeyRing
 from .models import REFRESH_TOKEN_PATTERN, is_valid_session_id, is_valid_user_id, now_ms
+from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -168,13 +169,22 @@ class PresentedRefresh:
     issued: bool  # provably issued by the service: a secret it no longer holds is theft
 
 
-def presented_refresh() -> PresentedRefresh:
-    """Return the request's refresh token, read once per request; refuse a malformed one.
+def refresh_token_required(view: F) -> F:
+    """Read the request's refresh token before the view (and its rate limits); refuse a bad one.
 
-    Nothing here is trusted yet: the store compares the secret with the session's.
+    Nothing in it is trusted yet: the store compares its secret with the session's.
     """
-    if "sessionsvc_refresh" not in g:
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         g.sessionsvc_refresh = _parse_refresh(_bearer_token())
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def presented_refresh() -> PresentedRefresh:
+    """Return the refresh token ``refresh_token_required`` read."""
     return g.sessionsvc_refresh
 
 
@@ -265,10 +275,15 @@ def session_claims(jwt_data: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def require_service_key() -> None:
-    """Refuse the request unless it carries the service key (compared in constant time)."""
+    """Refuse the request unless it carries the service key (compared in constant time).
+
+    Wrong keys are counted per client address; once too many, 429 to every try.
+    """
+    refuse_service_key_guessing()
     presented = request.headers.get("X-Service-Key", "").encode()
     expected = current_app.config["SERVICE_KEY"].encode()
     if not hmac.compare_digest(presented, expected):
+        count_service_key_failure()
         raise InvalidServiceKey()
 
 
@@ -298,14 +313,22 @@ def key_id_header(_identity: Any) -> dict[str, str]:
 
 
 @jwt.decode_key_loader
-def verifying_key(header: dict, _payload: dict) -> Any:
-    """Return the key the token's kid names; an unknown kid, or another alg, is refused."""
+def verifying_key(header: dict, payload: dict) -> Any:
+    """Return the key the token's kid names; refuse an unknown kid, another alg, or no access token.
+
+    Only access tokens come this way (refresh tokens are opaque). The library
+    itself refuses only a refresh token where an access token is due: any type
+    but access is refused here, before the signature or the session is checked.
+    """
+    if payload.get("type", "access") != "access":  # the library's default: access
+        raise pyjwt.InvalidTokenError("not an access token")
     return get_keys().key_for(header).verifying
 
 
 @jwt.token_in_blocklist_loader
 def session_is_revoked(_header: dict, jwt_data: dict) -> bool:
-    return not get_store().is_live(*session_claims(jwt_data))
+    user_id, session_id = session_claims(jwt_data)
+    return not get_store().is_live(user_id, session_id, token_expiry=jwt_data["exp"])
 
 
 @jwt.unauthorized_loader

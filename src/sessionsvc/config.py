@@ -24,9 +24,10 @@ DEFAULTS: dict[str, Any] = {
     # None: the embedded Valkey's socket under the instance folder (see embedded.py).
     "REDIS_URL": None,
     "REDIS_KEY_PREFIX": "sessionsvc:",
-    # Worst wait for a dead or hung Redis: (1 + retries) x timeout + backoff, about 3.3 s.
+    # Worst wait for a hung Redis: one timeout (connection.CircuitBreaker); for a
+    # dead one, (1 + retries) connection attempts with backoff, well under a second.
     "REDIS_SOCKET_TIMEOUT": 1.0,
-    "REDIS_RETRIES": 2,
+    "REDIS_RETRIES": 2,  # on connection errors only: a timeout is not retried
     # None: detect a Cluster node on first use (INFO cluster); true/false: force.
     "REDIS_CLUSTER": None,
     # "host:port,host:port": ask these Sentinels for the primary (REDIS_URL's host unused).
@@ -55,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     # Flask-Limiter syntax; each endpoint that writes has its own allowance per user and per IP.
     "RATE_LIMIT_PER_USER": "30 per minute",
     "RATE_LIMIT_PER_IP": "120 per minute",
+    # Wrong X-Service-Key values a client address may send; then 429, right key or not.
+    "RATE_LIMIT_SERVICE_KEY_FAILURES": "20 per minute",
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,  # bytes of body; more gets 413
     "MAX_HEADER_BYTES": 8 * 1024,  # bytes of all headers together; more gets 431
@@ -70,6 +73,15 @@ DEFAULTS: dict[str, Any] = {
 # Generated in development when missing. JWT_SECRET_KEY is not: without it (or
 # JWT_KEYS) development signs with a generated Ed25519 key (keys.py).
 SECRET_KEYS = ("SERVICE_KEY",)
+ENVIRONMENTS = ("development", "production")
+# Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
+# and as many characters for the service key; a short one is guessed offline
+# from one token (HS256) or online (the service key).
+MIN_SECRET_LENGTH = 32
+MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+# In production, an idle timeout shorter than this would end sessions between
+# two clicks (development takes any, to try it out).
+MIN_IDLE_TIMEOUT = 60
 
 
 def instance_path() -> str:
@@ -86,11 +98,16 @@ class ConfigError(RuntimeError):
 
 
 def read(config: Config, test_config: Mapping[str, Any] | None = None) -> None:
-    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config."""
+    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config.
+
+    ``ENV`` is taken in lower case: ``Production`` is production, never development.
+    """
     config.from_mapping(DEFAULTS)
     config.from_prefixed_env("SESSIONSVC")
     if test_config is not None:
         config.from_mapping(test_config)
+    if isinstance(config["ENV"], str):
+        config["ENV"] = config["ENV"].lower()
 
 
 def from_environment() -> Config:
@@ -126,16 +143,44 @@ def validate(config: Mapping[str, Any]) -> None:
 
 
 @check
+def _environment(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["ENV"] not in ENVIRONMENTS:
+        # Anything else once fell back to development, and its generated secrets.
+        yield f"SESSIONSVC_ENV must be one of {', '.join(ENVIRONMENTS)}, not {config['ENV']!r}"
+
+
+@check
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
     for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
+    if config["ENV"] != "production":
+        return  # development generates strong ones (ensure_secrets)
     missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
     if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
         missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
-    if missing and config["ENV"] == "production":
+    if missing:
         yield f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production"
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
+        secret = config.get(key)
+        if isinstance(secret, str) and secret and len(secret.encode()) < MIN_SECRET_LENGTH:
+            yield (
+                f"SESSIONSVC_{key} must be at least {MIN_SECRET_LENGTH} bytes long when"
+                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
+            )
+
+
+@check
+def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
+    timeout = config["SESSION_IDLE_TIMEOUT"]
+    shortest = MIN_IDLE_TIMEOUT if config["ENV"] == "production" else 1
+    whole = isinstance(timeout, int) and not isinstance(timeout, bool)
+    if not (whole and (timeout == 0 or timeout >= shortest)):
+        yield (
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
+            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
+        )
 
 
 @check

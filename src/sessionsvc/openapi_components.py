@@ -303,12 +303,12 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 
 HEADERS: dict[str, dict[str, Any]] = {
     "RetryAfter": {
-        "description": "Seconds until the limit lets a request through again.",
+        "description": "Seconds to wait before trying again.",
         "required": True,
         "schema": {"type": "integer", "minimum": 0},
     },
     "NoStore": {
-        "description": "Tokens must not be cached.",
+        "description": "Tokens and personal data (IP addresses, locations) must not be cached.",
         "required": True,
         "schema": {"type": "string", "enum": ["no-store"]},
     },
@@ -335,12 +335,19 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "TooLarge": error("The declared body is over MAX_CONTENT_LENGTH.", RequestTooLarge),
     "HeadersTooLarge": error("The headers are over MAX_HEADER_BYTES.", HeadersTooLarge),
     "TooManyRequests": {
-        **error("Over the per-user or per-IP rate limit.", TooManyRequests),
+        **error(
+            "Over the per-user or per-IP rate limit, or too many wrong service keys from"
+            " this address.",
+            TooManyRequests,
+        ),
         "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
     },
-    "StoreUnavailable": error(
-        "Redis is unreachable or not answering; never a pass (fail closed).", StoreUnavailable
-    ),
+    "StoreUnavailable": {
+        **error(
+            "Redis is unreachable or not answering; never a pass (fail closed).", StoreUnavailable
+        ),
+        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+    },
 }
 
 DESCRIPTION = """\

@@ -43,13 +43,17 @@ local function drop(key, id)
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], id)
 end
--- Is the session (its hash key and id) live? An idle one is deleted; activity
--- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
--- so a dead session is never re-created as a key without a TTL. Returns false,
--- or the session's claims (field k, '' for none), read in the same HMGET.
-local function live(key, id, touch)
+-- Is the session (its hash key and id) live for a token expiring at `token_end`
+-- (ms; 0: no token)? An idle one is deleted; activity is noted at most every
+-- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
+-- never re-created as a key without a TTL. A token outliving its session was
+-- never issued here (tokens end with their session at the latest): refused.
+-- Returns false, or the session's claims (field k, '' for none), read in the
+-- same HMGET.
+local function live(key, id, touch, token_end)
   local seen = redis.call('HMGET', key, 'c', 'a', 'k')
   if not seen[1] then return false end
+  if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
   if idle(last) then
     drop(key, id)
@@ -88,10 +92,11 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return evicted
 """
 
-# check. KEYS: the index, the session's hash. ARGV: session id, touch interval.
-# Returns the live session's claims ('' for none); nil when it is not live.
+# check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
+# the token's end (ms, 0 = none). Returns the live session's claims ('' for
+# none); nil when it is not live.
 CHECK = """
-return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2])
+return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 """
 
 # rotate. KEYS: the index, the session's hash. ARGV: session id, presented
@@ -118,7 +123,7 @@ if matches(cur[1]) then
   emit('session.refreshed', {id}, expire_at)
   return {1, new, expire_at, cur[6] or ''}
 end
-if matches(cur[2]) and NOW - tonumber(cur[3]) <= grace then
+if matches(cur[2]) and NOW - tonumber(cur[3]) < grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
   return {2, cur[1], expire_at, cur[6] or ''}
@@ -131,12 +136,12 @@ return {-1, false, expire_at}
 """
 
 # list. KEYS: the index, the asking session's hash (none when no session asks).
-# ARGV: the asking session's id ('' = none), touch interval. Returns id,
-# expire_at, fields, id, expire_at, fields, ... of the live sessions and prunes
-# the rest; nil when the asking session is not live.
+# ARGV: the asking session's id ('' = none), touch interval, its token's end (ms).
+# Returns id, expire_at, fields, id, expire_at, fields, ... of the live sessions
+# and prunes the rest; nil when the asking session is not live.
 LIST = """
-local caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2]
-if caller ~= '' and not live(KEYS[2], caller, touch) then return false end
+local caller, touch, token_end = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[2], caller, touch, token_end) then return false end
 -- A field of an HGETALL reply (name, value, name, value, ...).
 local function field(flat, name)
   for f = 1, #flat, 2 do
@@ -164,11 +169,11 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval. Returns 1 when it existed, 0 when not, -1 when the asking
-# session is not live (nothing revoked).
+# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
+# -1 when the asking session is not live (nothing revoked).
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 if existed == 1 then emit('session.revoked', {id}) end

@@ -1,4 +1,4 @@
-"""Starting a session, and what the API says about one: for the views, the CLI and the benchmark.
+"""Starting a session, and what the API says about one: for the views and the CLI.
 
 Needs an app context (the store, the locator, the metrics and the JWT settings
 are the app's), not a request: nothing here imports a blueprint.

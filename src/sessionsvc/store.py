@@ -65,6 +65,9 @@ class SessionStore:
     SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
     TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
+    # ... and at most every tenth of the idle timeout: a session used more often
+    # than every 0.9 x the timeout is never taken for idle.
+    TOUCH_PER_IDLE_TIMEOUT = 10
 
     def __init__(
         self,
@@ -89,6 +92,10 @@ class SessionStore:
         self._index_key_pattern = _key_pattern(self.INDEX_KEY, prefix)
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
+        self.touch_interval_ms = min(
+            self.TOUCH_INTERVAL_MS,
+            self.idle_timeout_ms // self.TOUCH_PER_IDLE_TIMEOUT or self.TOUCH_INTERVAL_MS,
+        )
         self.refresh_grace_ms = int(refresh_grace * 1000)
         self.max_sessions = max_sessions
         self.events_stream = events_stream
@@ -242,15 +249,18 @@ class SessionStore:
         self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
-    def is_live(self, user_id: str, session_id: str) -> bool:
-        """Tell whether the session exists and is not idle; note the activity."""
-        return self.check(user_id, session_id) is not None
+    def is_live(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> bool:
+        """Tell whether the session exists and is not idle (``check``); note the activity."""
+        return self.check(user_id, session_id, token_expiry=token_expiry) is not None
 
-    def check(self, user_id: str, session_id: str) -> str | None:
-        """As ``is_live``; return a live session's claims (JSON, '' for none), else None."""
-        return self._run(
-            "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
-        )
+    def check(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> str | None:
+        """Return a live session's claims (JSON, '' for none), else None; note the activity.
+
+        With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
+        its token is not live for it: this service never issued such a token.
+        """
+        args = (session_id, self.touch_interval_ms, token_expiry * 1000)
+        return self._run("check", user_id, (session_id,), *args, now=now_ms())
 
     def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
         """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
@@ -287,22 +297,27 @@ class SessionStore:
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
         return Refresh(Rotation(outcome), current, int(expire_at), *claims)
 
-    def _asking(self, caller: str | None) -> tuple[tuple[str, ...], tuple[str, int]]:
+    def _asking(
+        self, caller: str | None, token_expiry: int
+    ) -> tuple[tuple[str, ...], tuple[str, int, int]]:
         """Return the session keys and script arguments that check the asking session.
 
         No caller: no key, and an empty id, which the scripts take as "no check".
         """
         if caller is None:
-            return (), ("", 0)
-        return (caller,), (caller, self.TOUCH_INTERVAL_MS)
+            return (), ("", 0, 0)
+        return (caller,), (caller, self.touch_interval_ms, token_expiry * 1000)
 
-    def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
+    def list(
+        self, user_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> list[Session] | None:
         """Return the user's live sessions, newest first.
 
         With ``caller``, the session asking is checked (and its activity noted) in
-        the same round trip, as ``is_live`` would: None when it is not live.
+        the same round trip, as ``is_live`` would (for its token's ``token_expiry``):
+        None when it is not live.
         """
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         flat = self._run("list", user_id, ids, *asking, now=now_ms())
         if flat is None:
             return None
@@ -313,14 +328,17 @@ class SessionStore:
             sessions.append(decode_session(user_id, session_id, expire_at, fields))
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
-    def revoke(self, user_id: str, session_id: str, *, caller: str | None = None) -> bool | None:
+    def revoke(
+        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> bool | None:
         """Delete one session; return whether it existed.
 
         With ``caller``, the session asking is checked first in the same round
-        trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
+        trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
+        nothing deleted) when it is not live.
         """
         now = now_ms()
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         existed = self._run(
             "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
         )

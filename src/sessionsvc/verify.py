@@ -41,6 +41,8 @@ from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_E
 from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
+# Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
+ratelimit.limiter.exempt(bp)
 ENDPOINT = "verify.verify_session"  # the view's endpoint: the fast path counts under it too
 
 # nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
@@ -118,8 +120,9 @@ def verify_session(_original_path: str = "") -> Response:
     """
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    user_id, session_id = session_claims(get_jwt())
-    held = get_store().check(user_id, session_id)
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    held = get_store().check(user_id, session_id, token_expiry=claims["exp"])
     if held is None:
         raise TokenRevoked()
     return verified(current_app.json, user_id, session_id, held)
@@ -175,7 +178,7 @@ class VerifyFastPath:
 
     def _refused(self, error: SessionsvcError) -> Response:
         """Build an error's answer as errors.py's handler does."""
-        return answer(self.json, error.status, error_body(error.code, error.message), {})
+        return answer(self.json, error.status, error_body(error.code, error.message), error.headers)
 
     def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
         """Return the (user id, session id, claims) of a verify request with a valid access token.
@@ -185,7 +188,7 @@ class VerifyFastPath:
         if environ.get("REQUEST_METHOD") not in self.methods:
             return None
         path = environ.get("PATH_INFO", "")
-        # The verify routes, without a repeated slash (werkzeug redirects those).
+        # The verify routes, without a repeated slash (Flask's 404, merge_slashes is off).
         if not path.startswith(self.path) or "//" in path:
             return None
         rest = path[len(self.path) :]
@@ -203,7 +206,7 @@ class VerifyFastPath:
         if claims is None or claims.get("type") != "access":
             return None
         user_id, session_id = session_claims(claims)
-        held = self.store.check(user_id, session_id)
+        held = self.store.check(user_id, session_id, token_expiry=claims["exp"])
         if held is None:
             raise TokenRevoked()
         return user_id, session_id, held
@@ -224,7 +227,7 @@ class FastPathConflict(ConfigError):
 
 # The hooks that run on a verify request in Flask, and what the fast path does instead:
 # the request id and the metrics it adds itself, an oversized request it hands to
-# Flask, the rate limiter has nothing to do (verify is never limited, ratelimit.py),
+# Flask, the rate limiter has nothing to do (verify's blueprint is exempt),
 # and the error code it repeats with the same function.
 KNOWN_HOOKS: dict[str, frozenset[object]] = {
     "before_request": frozenset(

@@ -13,6 +13,7 @@ from .auth import (
     issue_tokens,
     new_refresh_secret,
     presented_refresh,
+    refresh_token_required,
     service_key_required,
     session_claims,
     session_required,
@@ -139,6 +140,7 @@ def create_session():
         **STORE_ERRORS,
     },
 )
+@refresh_token_required
 @limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
@@ -169,7 +171,7 @@ def refresh_session():
     summary="List the caller's live sessions, newest first.",
     security=ACCESS,
     responses={
-        "200": ok("The caller's sessions.", ref("schemas", "SessionList")),
+        "200": ok("The caller's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "401": ACCESS_REFUSED,
         **STORE_ERRORS,
     },
@@ -177,11 +179,13 @@ def refresh_session():
 @session_required(view_checks_session=True)
 def list_sessions():
     """List the caller's live sessions, newest first."""
-    user_id, session_id = session_claims(get_jwt())
-    sessions = get_store().list(user_id, caller=session_id)
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    sessions = get_store().list(user_id, caller=session_id, token_expiry=claims["exp"])
     if sessions is None:
         raise TokenRevoked()
-    return {"sessions": [session_json(session, session_id) for session in sessions]}
+    body = {"sessions": [session_json(session, session_id) for session in sessions]}
+    return body, HTTPStatus.OK, NO_STORE  # IP addresses and locations: no cache keeps them
 
 
 @bp.delete("/sessions/<session_id>")
@@ -202,13 +206,15 @@ def list_sessions():
 @limited
 def revoke_session(session_id: str):
     """Revoke one of the caller's sessions."""
-    user_id, caller = session_claims(get_jwt())
+    claims = get_jwt()
+    user_id, caller = session_claims(claims)
     store = get_store()
+    asking = {"token_expiry": claims["exp"]}
     # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
     if not is_valid_session_id(session_id):
-        revoked = False if store.is_live(user_id, caller) else None
+        revoked = False if store.is_live(user_id, caller, **asking) else None
     else:
-        revoked = store.revoke(user_id, session_id, caller=caller)
+        revoked = store.revoke(user_id, session_id, caller=caller, **asking)
     if revoked is None:
         raise TokenRevoked()
     if not revoked:
