@@ -59,7 +59,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A worker is killed only when a request takes longer than this. The worst
-# legitimate wait is a hung Redis: one 1 s socket timeout (a timeout is not
+# legitimate wait is a hung Redis: one 0.5 s socket timeout (a timeout is not
 # retried, see connection.CircuitBreaker), after which the app answers 503.
 timeout = 10
 # On SIGTERM or a reload, in-flight requests get this long to finish; above the

@@ -241,6 +241,14 @@ def commands_run(
     }
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m picks tests by their marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts gunicorn as slow: seconds each, and `make test` stays fast."""
+    for item in items:
+        if "gunicorn" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how to run the gateway tests when nginx was missing and they were skipped."""
     skipped = [

@@ -49,7 +49,9 @@ def test_a_graceful_reload_under_load_drops_no_request(gunicorn):
 
 
 def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
-    server = gunicorn(SESSIONSVC_REDIS_URL=own_valkey.connection_url)
+    server = gunicorn(
+        SESSIONSVC_REDIS_URL=own_valkey.connection_url, SESSIONSVC_REDIS_SOCKET_TIMEOUT="2"
+    )
     token = server.login()["accessToken"]
     results: list[int | str] = []
 
@@ -60,7 +62,7 @@ def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
             results.append(type(error).__name__)
 
     # Pause Redis so that requests are surely in flight (waiting on it) when
-    # SIGTERM arrives; resume it well within the 1 s socket timeout.
+    # SIGTERM arrives; resume it well within the 2 s socket timeout.
     os.kill(own_valkey._process.pid, signal.SIGSTOP)
     try:
         requests = [threading.Thread(target=one_request) for _ in range(2)]

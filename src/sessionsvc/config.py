@@ -26,7 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_KEY_PREFIX": "sessionsvc:",
     # Worst wait for a hung Redis: one timeout (connection.CircuitBreaker); for a
     # dead one, (1 + retries) connection attempts with backoff, well under a second.
-    "REDIS_SOCKET_TIMEOUT": 1.0,
+    # Half a second: a request that comes in with a burst on a hung Redis waits
+    # for a thread that long at most, so /healthz answers within a second.
+    "REDIS_SOCKET_TIMEOUT": 0.5,
     "REDIS_RETRIES": 2,  # on connection errors only: a timeout is not retried
     # None: detect a Cluster node on first use (INFO cluster); true/false: force.
     "REDIS_CLUSTER": None,
@@ -35,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SENTINEL_MASTER": "mymaster",
     # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
     "REDIS_WAIT_REPLICAS": 0,
-    "REDIS_WAIT_TIMEOUT": 0.5,  # seconds; below REDIS_SOCKET_TIMEOUT
+    "REDIS_WAIT_TIMEOUT": 0.25,  # seconds; below REDIS_SOCKET_TIMEOUT
     # The signing keys: a JWK Set, as a file's path or as JSON (keys.py, docs/keys.md).
     "JWT_KEYS": None,
     # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
@@ -67,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
     "LOG_LEVEL": "INFO",
-    "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
+    "READY_TIMEOUT": 0.25,  # seconds /readyz waits for Redis's PING (no retries)
 }
 
 # Generated in development when missing. JWT_SECRET_KEY is not: without it (or

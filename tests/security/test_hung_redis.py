@@ -112,6 +112,6 @@ def test_thirty_verifies_on_a_hung_redis_under_gunicorn(gunicorn, own_valkey, pa
     assert all(headers["Retry-After"] == "1" for _, headers, _ in answers)
     assert max(took for _, _, took in answers) < 5.0
     # A probe that arrives with the burst may wait for a thread, freed after one
-    # socket timeout (1 s) at most, never after a queue of them; later ones at once.
-    assert len(health) > 2 and health[0] < 1.5 and max(health[1:]) < 1.0, health
+    # socket timeout (0.5 s) at most, never after a queue of them; later ones at once.
+    assert len(health) > 2 and max(health) < 1.0, health
     assert status == 200 and back_after < 2.0
