@@ -163,3 +163,13 @@ def test_verify_with_claims_is_still_one_round_trip(counted):
     ran = commands_run(server, lambda: [verified(client, token) for _ in range(3)])
 
     assert ran == {"evalsha": 3, "hmget": 3, "pexpiretime": 3}  # as without claims
+
+
+def test_a_claims_change_is_an_event(client, redis, key_prefix):
+    sessions = [login(client, claims=ROLE)["session"]["_id"] for _ in range(2)]
+
+    client.put("/api/admin/users/alice/claims", json={"claims": {}}, headers=ADMIN)
+
+    *_, (_, last) = redis.xrange(f"{key_prefix}events")
+    assert (last["type"], last["userId"]) == ("session.claims_changed", "alice")
+    assert sorted(last["sessionIds"].split(",")) == sorted(sessions)
