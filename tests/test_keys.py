@@ -333,7 +333,7 @@ def reload(server, path: Path, jwks: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_rotation_by_sighup_fails_no_request(gunicorn, keys, tmp_path):
+def test_a_rotation_by_sighup_fails_no_request_and_ends_no_session(gunicorn, keys, tmp_path):
     old, new = keys["EdDSA"], new_jwk("ES256", "new-key", active=True)
     path = tmp_path / "jwks.json"
     path.write_text(ring(old))
@@ -372,7 +372,13 @@ def test_a_rotation_by_sighup_fails_no_request(gunicorn, keys, tmp_path):
         checking.join()
 
     assert answers.count(200) == len(answers) > 20, sorted(set(map(str, answers)))
-    assert server.call("GET", VERIFY, auth(tokens[0]))[0] == 200  # the old key still verifies
+    # Last step: the old key goes. Its tokens end; its sessions do not.
+    reload(server, path, ring(new))
+    assert server.call("GET", VERIFY, auth(tokens[0]))[2]["code"] == "INVALID_TOKEN"
+    assert server.call("GET", VERIFY, auth(tokens[1]))[0] == 200
+    status, _, again = server.call("POST", "/api/sessions/refresh", auth(refreshed["refreshToken"]))
+    assert status == 200
+    assert server.call("GET", VERIFY, auth(again["accessToken"]))[0] == 200
 
 
 @pytest.mark.slow
