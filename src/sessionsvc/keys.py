@@ -220,8 +220,9 @@ def _signing_key(entry: Any) -> SigningKey:
         raise ValueError(f"{alg} needs kty {kty!r}" + (f" and crv {crv!r}" if crv else ""))
     try:
         parsed = jwt.PyJWK(entry, alg).key
-    except jwt.PyJWTError as error:
-        raise ValueError(f"malformed {kty} key ({error})") from None
+    except jwt.PyJWTError:
+        # Not the library's words: some quote the key, and this message is logged.
+        raise ValueError(f"malformed {kty} key: its members make no valid key") from None
     if alg == "HS256":
         if len(parsed) < MIN_HMAC_BYTES:
             raise ValueError(f"an HMAC secret must be at least {MIN_HMAC_BYTES} bytes")
