@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import support_path  # noqa: F401 (first: puts tests/ on sys.path for tests/support.py)
+from algorithms import section as algorithms_section
 from load import TARGETS, Bench, Load, loads
 from page import page_table
 from profiles import profile
@@ -73,7 +74,7 @@ def main() -> None:
         "--skip",
         default="",
         help="comma list of: throughput (round trips, profiles too),workers,scaling,memory,"
-        "profile,page",
+        "profile,page,algorithms",
     )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
@@ -153,6 +154,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "page" not in skip:
         print("the devices page in Chromium:", flush=True)
         sections += ['### The "Your devices" page in a browser', "", *page_table(bench), ""]
+    if "algorithms" not in skip:
+        print("token work by signing algorithm:", flush=True)
+        sections += [*algorithms_section(bench.valkey.connection_url), ""]
     return sections
 
 

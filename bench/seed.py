@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from sessionsvc.auth import issue_tokens, new_jti
+from sessionsvc.auth import issue_tokens, new_refresh_secret
 from sessionsvc.device import parse_device
 from sessionsvc.encoding import encode_session
 from sessionsvc.extension import get_locator, get_store
@@ -70,7 +70,7 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
             )
             pending = []
             for i, user_id in enumerate(users[start : start + 1000], start):
-                jti = new_jti()
+                jti = new_refresh_secret()
                 ip = IPS[i % len(IPS)]
                 session, _ = store.create(
                     user_id,

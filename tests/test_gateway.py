@@ -225,10 +225,10 @@ class Gateway:
         finally:
             connection.close()
 
-    def login(self, user_id: str = "alice") -> dict[str, Any]:
+    def login(self, user_id: str = "alice", **extra: Any) -> dict[str, Any]:
         """Log in through the gateway, as the login service behind it would."""
         status, _, body = self.request(
-            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
+            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id, **extra}
         )
         assert status == 201, body
         return body
@@ -271,6 +271,19 @@ def test_valid_token_reaches_the_upstream_with_its_user_id(gateway, app):
     assert reached.headers["x-user-id"] == "alice"
     assert reached.headers["x-session-id"] == session_id
     assert reached.headers["authorization"] == f"Bearer {body['accessToken']}"
+
+
+def test_the_session_claims_reach_the_upstream_and_a_clients_own_never_do(gateway, app):
+    gw = gateway(app)
+    with_claims = gw.login("alice", claims={"role": "editor"})["accessToken"]
+    without = gw.login("bob")["accessToken"]
+    forged = {"X-Session-Claims": '{"role":"admin"}'}
+
+    for token, expected in ((with_claims, {"role": "editor"}), (without, {})):
+        status, _, _ = gw.request("GET", "/orders/7", {**auth(token), **forged})
+
+        assert status == 200
+        assert json.loads(gw.upstream.last().headers["x-session-claims"]) == expected
 
 
 def test_verify_gets_the_token_only_and_the_upstream_gets_the_body(gateway, app):

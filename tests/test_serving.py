@@ -94,7 +94,10 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
     )
 
     assert result.returncode == 1
-    assert "SESSIONSVC_JWT_SECRET_KEY, SESSIONSVC_SERVICE_KEY must be set" in result.stderr
+    assert (
+        "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY), SESSIONSVC_SERVICE_KEY must be set"
+        in result.stderr
+    )
     assert "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set" in result.stderr
     assert "TRUSTED_PROXIES must be an integer >= 0, not -1" in result.stderr
     assert "Traceback" not in result.stderr

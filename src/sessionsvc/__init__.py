@@ -16,6 +16,7 @@ from . import (
     errors,
     extension,
     health,
+    jwks,
     logs,
     metrics,
     openapi,
@@ -34,19 +35,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.validate(app.config)  # every bad setting named at once, before anything uses one
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
-    config.apply_jwt_settings(app.config)
     app.json = errors.JSONProvider(app)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
     metrics.init_app(app)
     errors.register_error_handlers(app, extension.sessionsvc(app).metrics)
-    auth.jwt.init_app(app)
+    auth.init_app(app)  # after extension: the key ring
     ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     openapi.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
     browser.init_app(app)  # the devices page, the refresh cookie's hook, CORS

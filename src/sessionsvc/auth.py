@@ -1,35 +1,32 @@
-"""Tokens: flask-jwt-extended's manager, its loaders, and minting a session's token pair."""
+"""Tokens: minting a session's token pair and checking tokens, on the key ring.
+
+Access tokens are JWTs signed with the ring's active key, with its ``kid`` in
+the header; flask-jwt-extended mints and checks them through its public API
+(its key, header and revocation loaders, ``create_access_token``,
+``jwt_required``). Verify's fast path checks them with PyJWT directly and
+remembers the ones that passed. Refresh tokens are opaque: a random secret
+checked against its session in Redis, so no signing key, rotated or removed,
+ends a session (docs/keys.md).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jwt as pyjwt
-from flask import Response, current_app, g, request
-from flask_jwt_extended import (
-    JWTManager,
-    create_access_token,
-    create_refresh_token,
-    decode_token,
-)
-from flask_jwt_extended.config import config as jwt_config
-from flask_jwt_extended.exceptions import JWTExtendedException
-from flask_jwt_extended.internal_utils import (
-    custom_verification_for_token,
-    verify_token_not_blocklisted,
-    verify_token_type,
-)
-from flask_jwt_extended.tokens import _decode_jwt
-from flask_jwt_extended.view_decorators import _decode_jwt_from_headers
-from jwt import PyJWTError
+from flask import Flask, Response, current_app, g, request
+from flask_jwt_extended import JWTManager, create_access_token, jwt_required
 
 from . import cookies
+from .claims import CLAIM, Claims
 from .errors import (
     InvalidServiceKey,
     InvalidToken,
@@ -39,92 +36,89 @@ from .errors import (
     TokenRevoked,
     error_response,
 )
-from .extension import get_store
-from .models import is_valid_session_id, is_valid_user_id, now_ms
+from .extension import get_keys, get_store, sessionsvc
+from .keys import KeyRing
+from .models import REFRESH_TOKEN_PATTERN, is_valid_session_id, is_valid_user_id, now_ms
 from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 # Tokens verified lately, per worker. A gateway checks the same access token on
 # every request of its user for up to 30 minutes, so most checks are hits.
 VERIFIED_TOKENS_CACHED = 4096
 
+jwt = JWTManager()
 
-@dataclass(frozen=True)
+
+def init_app(app: Flask) -> None:
+    """Set flask-jwt-extended up on the app's key ring: headers only, iss and aud."""
+    ring = sessionsvc(app).keys
+    config = app.config
+    config.update(
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM=ring.active.alg,
+        JWT_DECODE_ALGORITHMS=ring.algorithms,
+        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
+        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
+        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_ENCODE_NBF=False,
+        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
+    )
+    jwt.init_app(app)
+
+
+@dataclass(frozen=True, eq=False)
 class DecodeSettings:
-    """What a token is verified against: flask-jwt-extended's settings, read once."""
+    """What an access token is verified against, fixed when the app is made.
 
-    secret: str
-    algorithms: tuple[str, ...]
+    Compared by identity: remembered tokens are remembered per app.
+    """
+
+    ring: KeyRing
     issuer: str
     audience: str
     leeway: int
-    identity_claim_key: str
-    verify_sub: bool
 
 
-def decode_settings() -> DecodeSettings | None:
-    """Return the current app's decode settings, or None if they are not our pinned kind."""
-    audience, issuer = jwt_config.decode_audience, jwt_config.decode_issuer
-    if not (isinstance(audience, str) and issuer):
-        return None
+def decode_settings(app: Flask) -> DecodeSettings:
+    """Return the app's decode settings."""
     return DecodeSettings(
-        secret=jwt_config.decode_key,
-        algorithms=tuple(jwt_config.decode_algorithms),
-        issuer=issuer,
-        audience=audience,
-        leeway=jwt_config.leeway,
-        identity_claim_key=jwt_config.identity_claim_key,
-        verify_sub=jwt_config.verify_sub,
+        ring=sessionsvc(app).keys,
+        issuer=app.config["JWT_ISSUER"],
+        audience=app.config["JWT_AUDIENCE"],
+        leeway=app.config.get("JWT_DECODE_LEEWAY", 0),
     )
 
 
-def _decoded_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
-    """Return the claims of a token that passes every check, with these settings, now.
-
-    flask-jwt-extended's own verified decode, with its checks (signature, ``alg``
-    pinned to HS256, ``exp``, ``iss``, ``aud``, ``sub``, ``crit``), without the
-    unverified decode the library makes first for a ``decode_key_loader`` (we
-    register none: one HS256 key).
-    """
-    return _decode_jwt(
-        algorithms=list(settings.algorithms),
-        allow_expired=False,
+def decoded_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
+    """Return the claims of a token that passes every check now, with the key its kid names."""
+    key = settings.ring.key_for(pyjwt.get_unverified_header(encoded_token))
+    return pyjwt.decode(
+        encoded_token,
+        key.verifying,
+        algorithms=[key.alg],
         audience=settings.audience,
-        csrf_value=None,
-        encoded_token=encoded_token,
-        identity_claim_key=settings.identity_claim_key,
         issuer=settings.issuer,
         leeway=settings.leeway,
-        secret=settings.secret,
-        verify_aud=True,
-        verify_sub=settings.verify_sub,
     )
 
 
 # Only tokens that pass are remembered (an exception is never cached), keyed by
-# the exact token and the settings that verified it: its bytes cannot change, so
+# the exact token and the app that verified it: its bytes cannot change, so
 # only its expiry needs checking again.
-_remembered_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(_decoded_claims)
+remembered_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(decoded_claims)
 
 
-def verified_claims(
-    encoded_token: str, settings: DecodeSettings | None, *, remember: bool = True
-) -> dict[str, Any] | None:
-    """Return a copy of the claims of a token that passes every check now, else None.
+def verified_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any] | None:
+    """Return a copy of the claims of an access token that passes every check now, else None.
 
-    None says nothing of why: flask-jwt-extended's own path decodes such a token
-    again and answers with the reason (expired, bad signature, ...). With
-    ``remember``, a token that passes is remembered for its next checks; a
-    refresh token is used once, and would only push access tokens out.
+    None says nothing of why: flask-jwt-extended's path checks such a token again
+    and answers with the reason (expired, bad signature, unknown kid, ...).
     """
-    if settings is None:
-        return None
-    decode = _remembered_claims if remember else _decoded_claims
     try:
-        claims = decode(encoded_token, settings)
-    except (PyJWTError, JWTExtendedException):
+        claims = remembered_claims(encoded_token, settings)
+    except pyjwt.PyJWTError:
         return None
     # A hit is re-checked for expiry; tokens without an exp are refused later (session_claims).
     expiry = claims.get("exp")
@@ -133,98 +127,144 @@ def verified_claims(
     return None
 
 
-jwt = JWTManager()
-
-
-@functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
-def _remembered_header(encoded_token: str) -> dict[str, Any]:
-    """Return the header of a token that has just passed verification."""
-    return pyjwt.get_unverified_header(encoded_token)
-
-
-def session_required(
-    *, refresh: bool = False, view_checks_session: bool = False
-) -> Callable[[F], F]:
-    """Require a valid access token whose session is live (or, with ``refresh``, a refresh token).
+def session_required(*, view_checks_session: bool = False) -> Callable[[F], F]:
+    """Require a valid access token whose session is live.
 
     With ``view_checks_session``, the view checks the session itself, in the same
     Redis round trip as its own work (list, revoke): one round trip, not two.
-
-    This is flask-jwt-extended's ``jwt_required()`` for our single token location,
-    made of the library's own parts in the same order (header parsing, decode,
-    type check, revocation loader, custom checks, error handlers) and leaving
-    what ``get_jwt()`` reads. It leaves out what we do not use: other token
-    locations, user loading, and the library's three further reads of the token
-    (an unverified decode and two header reads). An access token that passed is
-    remembered (``verified_claims``); see docs/benchmarks.md.
     """
-
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            # As jwt_required: OPTIONS (a CORS preflight) carries no token.
-            if request.method not in jwt_config.exempt_methods:
-                _verify_request_token(refresh, check_session=not view_checks_session)
-            return current_app.ensure_sync(view)(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
+    return jwt_required(skip_revocation_check=view_checks_session)
 
 
-def _verify_request_token(refresh: bool, *, check_session: bool) -> None:
-    cookie_token = cookies.presented_refresh_token() if refresh else None
-    encoded_token = cookie_token or _decode_jwt_from_headers()[0]
-    claims = verified_claims(encoded_token, decode_settings(), remember=not refresh)
-    if claims is None:
-        claims = decode_token(encoded_token)  # the library's own path raises with the reason
-    if refresh:
-        header = pyjwt.get_unverified_header(encoded_token)
-    else:
-        header = _remembered_header(encoded_token)
-    verify_token_type(claims, refresh)
-    if not refresh and claims.get("type") != "access":
-        # The library refuses only a refresh token here; any other type is no access token.
-        raise InvalidToken("The token is not an access token.")
-    if check_session:
-        verify_token_not_blocklisted(header, claims)
-    else:
-        session_claims(claims)  # what the revocation loader would refuse, refused alike
-    custom_verification_for_token(header, claims)
-    # What verify_jwt_in_request leaves for get_jwt() and get_jwt_header().
-    g._jwt_extended_jwt_user = None  # no user_lookup_loader
-    g._jwt_extended_jwt_header = header
-    g._jwt_extended_jwt = claims
-    g._jwt_extended_jwt_location = "headers"
-
-
-def new_jti() -> str:
+def new_refresh_secret() -> str:
     return secrets.token_urlsafe(16)
 
 
-def issue_tokens(user_id: str, session_id: str, expire_at: int, refresh_jti: str) -> dict[str, str]:
-    """Mint an access token and a refresh token bound to a session.
+def refresh_token(user_id: str, session_id: str, secret: str) -> str:
+    """Return the opaque refresh token naming a session and holding its current secret."""
+    user = base64.urlsafe_b64encode(user_id.encode()).rstrip(b"=").decode()
+    return f"rt1.{user}.{session_id}.{secret}.{_tag(user_id, session_id, secret)}"
 
-    Neither outlives the session: both expiries are capped at its ``expireAt`` (ms).
+
+def _tag(user_id: str, session_id: str, secret: str) -> str:
+    """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
+
+    Its key derives from SERVICE_KEY. The tag decides only whether a secret the
+    session does not hold is theft (the session ends) or a guess (refused, nothing
+    changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
+    before it, until their next refresh, as guesses.
     """
-    session_end = expire_at // 1000
+    key = hmac.digest(current_app.config["SERVICE_KEY"].encode(), b"sessionsvc:refresh", "sha256")
+    message = "\0".join((user_id, session_id, secret)).encode()
+    digest = hmac.digest(key, message, "sha256")[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class PresentedRefresh:
+    """A refresh token as presented: whose session it names, and the secret to check."""
+
+    user_id: str
+    session_id: str
+    secret: str
+    issued: bool  # provably issued by the service: a secret it no longer holds is theft
+
+
+def refresh_token_required(view: F) -> F:
+    """Read the request's refresh token before the view (and its rate limits); refuse a bad one.
+
+    A browser's comes in the refresh cookie (cookies.py), anyone else's as a Bearer
+    header. Nothing in it is trusted yet: the store compares its secret with the session's.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = cookies.presented_refresh_token() or _bearer_token()
+        g.sessionsvc_refresh = _parse_refresh(token)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def presented_refresh() -> PresentedRefresh:
+    """Return the refresh token ``refresh_token_required`` read."""
+    return g.sessionsvc_refresh
+
+
+def _bearer_token() -> str:
+    config = current_app.config
+    header = request.headers.get(config["JWT_HEADER_NAME"], "")
+    kind, _, token = header.partition(" ")
+    if kind != config["JWT_HEADER_TYPE"]:
+        raise MissingToken(f"A Bearer token is required (missing {config['JWT_HEADER_NAME']}).")
+    return token
+
+
+def _parse_refresh(token: str) -> PresentedRefresh:
+    match = REFRESH_TOKEN_PATTERN.fullmatch(token)
+    if match is None:
+        return _legacy_refresh(token)
+    user, session_id, secret, tag = match.groups()
+    try:
+        user_id = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        user_id = None
+    if not is_valid_user_id(user_id):
+        raise InvalidToken("The refresh token names no valid user.")
+    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret))
+    return PresentedRefresh(user_id, session_id, secret, issued)
+
+
+def _legacy_refresh(token: str) -> PresentedRefresh:
+    """Read a refresh JWT of the service's versions before opaque refresh tokens.
+
+    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
+    session holds. Accepted once, it is rotated to an opaque token, so upgrading
+    ends no session (docs/keys.md).
+    """
+    keys, config = get_keys(), current_app.config
+    try:
+        key = keys.key_for(pyjwt.get_unverified_header(token))
+        if key is not keys.keyless:  # a kid: an access token of ours, or a forgery
+            raise pyjwt.InvalidTokenError("not a refresh token")
+        claims = pyjwt.decode(
+            token,
+            key.verifying,
+            algorithms=["HS256"],
+            audience=config["JWT_AUDIENCE"],
+            issuer=config["JWT_ISSUER"],
+        )
+    except pyjwt.PyJWTError:
+        raise InvalidToken("The token is not a refresh token.") from None
+    if claims.get("type") != "refresh":
+        raise InvalidToken("The token is not a refresh token.")
+    user_id, session_id = session_claims(claims)
+    return PresentedRefresh(user_id, session_id, claims["jti"], issued=True)  # signed
+
+
+def issue_tokens(
+    user_id: str,
+    session_id: str,
+    expire_at: int,
+    refresh_secret: str,
+    session_claims: Claims | None = None,
+) -> dict[str, str]:
+    """Mint an access token (signed with the active key) and the session's refresh token.
+
+    The access token never outlives the session: its expiry is capped at ``expireAt``
+    (ms). The session's claims, if any, go in it under ``claims.CLAIM``.
+    """
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    claims = {"sid": session_id}
+    claims = {"sid": session_id, "exp": min(access_end, expire_at // 1000)}
+    if session_claims:
+        claims[CLAIM] = session_claims
     return {
-        "accessToken": create_access_token(
-            user_id,
-            additional_claims=claims | {"exp": min(access_end, session_end)},
-            expires_delta=False,
-        ),
-        "refreshToken": create_refresh_token(
-            user_id,
-            additional_claims=claims | {"exp": session_end, "jti": refresh_jti},
-            expires_delta=False,
-        ),
+        "accessToken": create_access_token(user_id, additional_claims=claims, expires_delta=False),
+        "refreshToken": refresh_token(user_id, session_id, refresh_secret),
     }
 
 
-def session_claims(jwt_data: dict[str, Any]) -> tuple[str, str]:
+def session_claims(jwt_data: Mapping[str, Any]) -> tuple[str, str]:
     """Return the token's (user id, session id), refusing a token without our claims."""
     user_id, session_id = jwt_data.get("sub"), jwt_data.get("sid")
     if not (
@@ -261,33 +301,54 @@ def service_key_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:
+def reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:
     return error_response(error.code, message or error.message, error.status)
 
 
+@jwt.encode_key_loader
+def signing_key(_identity: Any) -> Any:
+    return get_keys().active.signing
+
+
+@jwt.additional_headers_loader
+def key_id_header(_identity: Any) -> dict[str, str]:
+    return {"kid": get_keys().active.kid}
+
+
+@jwt.decode_key_loader
+def verifying_key(header: dict, payload: dict) -> Any:
+    """Return the key the token's kid names; refuse an unknown kid, another alg, or no access token.
+
+    Only access tokens come this way (refresh tokens are opaque). The library
+    itself refuses only a refresh token where an access token is due: any type
+    but access is refused here, before the signature or the session is checked.
+    """
+    if payload.get("type", "access") != "access":  # the library's default: access
+        raise pyjwt.InvalidTokenError("not an access token")
+    return get_keys().key_for(header).verifying
+
+
 @jwt.token_in_blocklist_loader
-def _session_is_revoked(_header: dict, jwt_data: dict) -> bool:
+def session_is_revoked(_header: dict, jwt_data: dict) -> bool:
     user_id, session_id = session_claims(jwt_data)
-    if jwt_data["type"] == "refresh":
-        return False  # the refresh view checks and rotates in one atomic step
     return not get_store().is_live(user_id, session_id, token_expiry=jwt_data["exp"])
 
 
 @jwt.unauthorized_loader
-def _missing_token(reason: str) -> tuple[Response, int]:
-    return _reply(MissingToken, f"A Bearer token is required ({reason}).")
+def missing_token(reason: str) -> tuple[Response, int]:
+    return reply(MissingToken, f"A Bearer token is required ({reason}).")
 
 
 @jwt.invalid_token_loader
-def _invalid_token(reason: str) -> tuple[Response, int]:
-    return _reply(InvalidToken, f"The token is not valid ({reason}).")
+def invalid_token(reason: str) -> tuple[Response, int]:
+    return reply(InvalidToken, f"The token is not valid ({reason}).")
 
 
 @jwt.expired_token_loader
-def _expired_token(_header: dict, _data: dict) -> tuple[Response, int]:
-    return _reply(TokenExpired)
+def expired_token(_header: dict, _data: dict) -> tuple[Response, int]:
+    return reply(TokenExpired)
 
 
 @jwt.revoked_token_loader
-def _revoked_token(_header: dict, _data: dict) -> tuple[Response, int]:
-    return _reply(TokenRevoked)
+def revoked_token(_header: dict, _data: dict) -> tuple[Response, int]:
+    return reply(TokenRevoked)

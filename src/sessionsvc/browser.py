@@ -20,7 +20,7 @@ from .openapi_components import (
     ref,
 )
 from .service import start_session
-from .views import _login_body
+from .views import login_body
 
 # The page and its module, CSS and client load from our own origin only; no
 # inline script or style, no framing (clickjacking a "Sign out" button).
@@ -102,8 +102,10 @@ def dev_sign_in() -> Response:
     """Start a session for a typed user id and User-Agent, as this browser (development only)."""
     if cookies.CSRF_HEADER not in request.headers:
         raise CsrfRejected()
-    tokens = start_session(*_login_body())
-    return cookies.token_response(tokens, HTTPStatus.CREATED, cookie=True)
+    body, session = start_session(*login_body())
+    return cookies.token_response(
+        body, HTTPStatus.CREATED, cookie=True, expire_at=session.expire_at
+    )
 
 
 def add_security_headers(response: Response) -> Response:

@@ -14,6 +14,7 @@ from typing import Any
 import maxminddb
 from flask import Config
 
+from . import keys
 from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,12 @@ DEFAULTS: dict[str, Any] = {
     # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
     "REDIS_WAIT_REPLICAS": 0,
     "REDIS_WAIT_TIMEOUT": 0.25,  # seconds; below REDIS_SOCKET_TIMEOUT
+    # The signing keys: a JWK Set, as a file's path or as JSON (keys.py, docs/keys.md).
+    "JWT_KEYS": None,
+    # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
     "JWT_SECRET_KEY": None,
+    # Seconds a JWKS reader may cache the public keys; a rotation waits this out twice.
+    "JWKS_MAX_AGE": 300,
     "SERVICE_KEY": None,
     "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)
     "SESSION_IDLE_TIMEOUT": 0,  # seconds without use after which a session dies; 0 = off
@@ -72,7 +78,9 @@ DEFAULTS: dict[str, Any] = {
     "UI_LOGIN_URL": "/login",  # where the page sends a signed-out visitor
 }
 
-SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
+# Generated in development when missing. JWT_SECRET_KEY is not: without it (or
+# JWT_KEYS) development signs with a generated Ed25519 key (keys.py).
+SECRET_KEYS = ("SERVICE_KEY",)
 ENVIRONMENTS = ("development", "production")
 # Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
 # and as many characters for the service key; a short one is guessed offline
@@ -152,16 +160,18 @@ def _environment(config: Mapping[str, Any]) -> Iterator[str]:
 
 @check
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
-    for key in SECRET_KEYS:
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
     if config["ENV"] != "production":
         return  # development generates strong ones (ensure_secrets)
     missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
+    if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
+        missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
     if missing:
         yield f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production"
-    for key in SECRET_KEYS:
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         secret = config.get(key)
         if isinstance(secret, str) and secret and len(secret.encode()) < MIN_SECRET_LENGTH:
             yield (
@@ -180,6 +190,14 @@ def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
             f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
             f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
         )
+
+
+@check
+def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        keys.check_ring(config)
+    except keys.KeyRingError as error:
+        yield str(error)
 
 
 @check
@@ -246,21 +264,6 @@ def cors_origins(config: Mapping[str, Any]) -> Any:
     if isinstance(origins, str):
         return [origin.strip() for origin in origins.split(",") if origin.strip()]
     return origins
-
-
-def apply_jwt_settings(config: dict[str, Any]) -> None:
-    """Pin flask-jwt-extended to our token format: headers only, HS256, iss and aud."""
-    config.update(
-        JWT_TOKEN_LOCATION=["headers"],
-        JWT_ALGORITHM="HS256",
-        JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
-        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
-        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_ENCODE_NBF=False,
-        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
-    )
 
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:

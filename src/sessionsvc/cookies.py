@@ -6,7 +6,6 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-import jwt as pyjwt
 from flask import Response, after_this_request, current_app, g, make_response, request
 
 from .errors import CsrfRejected
@@ -55,24 +54,27 @@ def came_in_cookie() -> bool:
     return g.get("sessionsvc_refresh_cookie", False)
 
 
-def token_response(tokens: dict[str, Any], status: HTTPStatus, *, cookie: bool) -> Response:
-    """Answer with tokens, no-store; with ``cookie``, the refresh token as the cookie only."""
+def token_response(
+    tokens: dict[str, Any], status: HTTPStatus, *, cookie: bool, expire_at: int
+) -> Response:
+    """Answer with tokens, no-store; with ``cookie``, the refresh token as the cookie only.
+
+    ``expire_at`` is the session's end (ms), when the cookie expires too.
+    """
     body = dict(tokens)
     refresh_token = body.pop("refreshToken") if cookie else None
     response = make_response(body, status, NO_STORE)
     if refresh_token is not None:
-        set_refresh_cookie(response, refresh_token)
+        set_refresh_cookie(response, refresh_token, expire_at)
     return response
 
 
-def set_refresh_cookie(response: Response, refresh_token: str) -> None:
-    """Set the cookie to the refresh token, expiring when the token (its session) does."""
-    # We minted it a moment ago: its exp needs no second verification.
-    expires = pyjwt.decode(refresh_token, options={"verify_signature": False})["exp"]
+def set_refresh_cookie(response: Response, refresh_token: str, expire_at: int) -> None:
+    """Set the cookie to the refresh token, expiring when its session does (``expire_at``, ms)."""
     response.set_cookie(
         COOKIE_NAME,
         refresh_token,
-        max_age=max(0, expires - int(time.time())),
+        max_age=max(0, expire_at // 1000 - int(time.time())),
         path=refresh_path(),
         secure=True,
         httponly=True,

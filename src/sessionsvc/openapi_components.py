@@ -12,6 +12,8 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
+from .claims import CLAIM, NAME_PATTERN, NAME_RULE, RESERVED
+from .claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from .encoding import MAX_FIELD_LENGTH
 from .errors import (
     HeadersTooLarge,
@@ -28,11 +30,12 @@ from .errors import (
     TokenRevoked,
     http_error_code,
 )
-from .models import SESSION_ID_PATTERN, USER_ID_PATTERN
+from .models import REFRESH_TOKEN_PATTERN, SESSION_ID_PATTERN, USER_ID_PATTERN
 
 JSON = "application/json"
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
 # The same patterns the views check ids against before they become Redis keys.
 USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
@@ -210,6 +213,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
+            "claims": ref("schemas", "Claims"),
+        },
+    },
+    "Claims": {
+        "type": "object",
+        "description": "What the login service says of the session (a role, a tenant, ...): "
+        f"at most {MAX_CLAIMS_BYTES} bytes as compact JSON, names {NAME_RULE}, none of "
+        f"{', '.join(sorted(RESERVED))}. In every access token under `{CLAIM}`.",
+        "propertyNames": {
+            "pattern": f"^{NAME_PATTERN.pattern}$",
+            "not": {"enum": sorted(RESERVED)},
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": {"type": "string"}},
+            ]
         },
     },
     "Tokens": {
@@ -217,7 +237,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
         },
         "additionalProperties": False,
     },
@@ -226,7 +246,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken", "session"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
             "session": ref("schemas", "Session"),
         },
         "additionalProperties": False,
@@ -260,6 +280,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "userId": USER_ID,
             "sessionId": SESSION_ID,
+            "claims": ref("schemas", "Claims"),  # present when the session has claims
         },
         "additionalProperties": False,
     },
@@ -270,13 +291,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A session's access token (HS256 JWT of type access).",
+        "description": "A session's access token (a JWT of type access, signed with the "
+        "active key; its kid names a key of /.well-known/jwks.json).",
     },
     "refreshToken": {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "A session's refresh token (HS256 JWT of type refresh); single use.",
+        "description": "A session's refresh token (opaque: "
+        "rt1.<user>.<session>.<secret>.<tag>); single use.",
     },
     "refreshCookie": {
         "type": "apiKey",
@@ -334,6 +356,12 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "The token's session, for the gateway to forward.",
         "required": True,
         "schema": SESSION_ID,
+    },
+    "SessionClaims": {
+        "description": "The session's claims as one line of ASCII JSON ({} for none), read "
+        "with the session: a claim changed by the admin API shows on the next verify.",
+        "required": True,
+        "schema": {"type": "string"},
     },
 }
 

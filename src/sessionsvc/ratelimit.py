@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
 from limits import parse
@@ -65,6 +65,13 @@ def _user_key() -> str:
     if request.endpoint == "sessions.create_session":
         body = request.get_json(silent=True)
         return str(body.get("userId")) if isinstance(body, dict) else ""
+    if request.endpoint == "sessions.refresh_session":
+        # A refresh token whose tag proves it the service's spends its user's
+        # allowance; any other (a guess) one of its own, never a real user's.
+        presented = g.sessionsvc_refresh  # read by auth.refresh_token_required
+        if presented.issued:
+            return presented.user_id
+        return f"unproven:{presented.user_id}/{presented.session_id}"
     return get_jwt()["sub"]
 
 

@@ -48,8 +48,10 @@ end
 -- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
 -- never re-created as a key without a TTL. A token outliving its session was
 -- never issued here (tokens end with their session at the latest): refused.
+-- Returns false, or the session's claims (field k, '' for none), read in the
+-- same HMGET.
 local function live(key, id, touch, token_end)
-  local seen = redis.call('HMGET', key, 'c', 'a')
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k')
   if not seen[1] then return false end
   if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
@@ -58,7 +60,7 @@ local function live(key, id, touch, token_end)
     return false
   end
   if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
-  return true
+  return seen[3] or ''
 end
 """
 
@@ -91,35 +93,43 @@ return evicted
 """
 
 # check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
-# the token's end (ms, 0 = none). Returns 1 when the session is live.
+# the token's end (ms, 0 = none). Returns the live session's claims ('' for
+# none); nil when it is not live.
 CHECK = """
-if live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]) then return 1 end
-return 0
+return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 """
 
-# rotate. KEYS: the index, the session's hash. ARGV: session id, presented jti,
-# new jti, grace (ms). Returns {outcome, current jti, expire_at}; outcomes as in
-# models.Rotation.
+# rotate. KEYS: the index, the session's hash. ARGV: session id, presented
+# refresh secret, new secret, grace (ms), issued ('1' when the token is provably
+# the service's: only then is a mismatch theft). Returns {outcome, current
+# secret, expire_at, claims}; outcomes as in models.Rotation.
 ROTATE = """
 local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
-local new, grace = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4])
-local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a')
+local new, grace, issued = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5]
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a', 'k')
 if not cur[1] then return {0, false, false} end
 if idle(last_active(cur[4], cur[5])) then
   drop(KEYS[2], id)
   return {0, false, false}
 end
+-- The secrets are compared by their digests: a presented guess's timing
+-- never tells how much of it matched.
+local function matches(held)
+  return held and redis.sha1hex(held) == redis.sha1hex(presented)
+end
 local expire_at = redis.call('PEXPIRETIME', KEYS[2])
-if cur[1] == presented then
+if matches(cur[1]) then
   redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {1, new, expire_at}
+  return {1, new, expire_at, cur[6] or ''}
 end
-if cur[2] == presented and NOW - tonumber(cur[3]) < grace then
+if matches(cur[2]) and NOW - tonumber(cur[3]) < grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {2, cur[1], expire_at}
+  return {2, cur[1], expire_at, cur[6] or ''}
 end
+-- A guess at a session's secret is refused, and ends nothing.
+if issued ~= '1' then return {-2, false, false} end
 drop(KEYS[2], id)
 emit('session.theft_detected', {id}, expire_at)
 return {-1, false, expire_at}
@@ -187,6 +197,24 @@ emit('sessions.revoked_all', revoked)
 return revoked
 """
 
+# set_claims. KEYS: the index, the session's hash (none for all of the user's
+# sessions). ARGV: session id ('' = every session of the user), the claims as
+# JSON ('' = none). Returns the ids of the live sessions changed.
+SET_CLAIMS = """
+local id, claims = ARGV[HEAD + 1], ARGV[HEAD + 2]
+local ids = id ~= '' and {id} or redis.call('ZRANGE', KEYS[1], 0, -1)
+local changed = {}
+for _, each in ipairs(ids) do
+  local key = PREFIX .. each
+  if redis.call('EXISTS', key) == 1 then
+    if claims == '' then redis.call('HDEL', key, 'k') else redis.call('HSET', key, 'k', claims) end
+    changed[#changed + 1] = each
+  end
+end
+emit('session.claims_changed', changed)
+return changed
+"""
+
 # Each script's whole source, by the name SessionStore runs it by.
 SCRIPTS = {
     name: _HEAD + body
@@ -197,5 +225,6 @@ SCRIPTS = {
         "list": LIST,
         "revoke": REVOKE,
         "revoke_all": REVOKE_ALL,
+        "set_claims": SET_CLAIMS,
     }.items()
 }

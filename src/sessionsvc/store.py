@@ -219,9 +219,10 @@ class SessionStore:
         ip: str,
         location: str,
         refresh_jti: str,
+        claims: str = "",
         now: int | None = None,
     ) -> tuple[Session, list[str]]:
-        """Store a new session; return it and the ids of sessions evicted by the cap."""
+        """Store a new session (``claims`` as JSON); return it and the sessions the cap evicted."""
         now = now_ms() if now is None else now
         session = Session(
             id=new_session_id(),
@@ -233,7 +234,7 @@ class SessionStore:
             location=location,
             ip=ip,
         )
-        fields = encode_session(session, refresh_jti)
+        fields = encode_session(session, refresh_jti) | ({"k": claims} if claims else {})
         evicted = self._run(
             "create",
             user_id,
@@ -249,35 +250,44 @@ class SessionStore:
         return session, evicted
 
     def is_live(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> bool:
-        """Tell whether the session exists and is not idle; note the activity.
+        """Tell whether the session exists and is not idle (``check``); note the activity."""
+        return self.check(user_id, session_id, token_expiry=token_expiry) is not None
+
+    def check(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> str | None:
+        """Return a live session's claims (JSON, '' for none), else None; note the activity.
 
         With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
         its token is not live for it: this service never issued such a token.
         """
-        live = self._run(
-            "check",
-            user_id,
-            (session_id,),
-            session_id,
-            self.touch_interval_ms,
-            token_expiry * 1000,
-            now=now_ms(),
-        )
-        return bool(live)
+        args = (session_id, self.touch_interval_ms, token_expiry * 1000)
+        return self._run("check", user_id, (session_id,), *args, now=now_ms())
+
+    def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
+        """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
+        now = now_ms()
+        ids = (session_id,) if session_id else ()
+        changed = self._run("set_claims", user_id, ids, session_id or "", claims, now=now)
+        self._append_event("session.claims_changed", user_id, changed, now)
+        return changed
 
     def rotate_refresh(
-        self, user_id: str, session_id: str, presented_jti: str, new_jti: str
+        self, user_id: str, session_id: str, presented: str, new: str, *, issued: bool = True
     ) -> Refresh:
-        """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
+        """Swap the session's refresh secret for ``new`` if ``presented`` is current.
+
+        Another secret is theft (the session ends) only when the token was ``issued``
+        by the service, provably; else it is refused (``Rotation.UNKNOWN``).
+        """
         now = now_ms()
-        outcome, current, expire_at = self._run(
+        outcome, current, expire_at, *claims = self._run(
             "rotate",
             user_id,
             (session_id,),
             session_id,
-            presented_jti,
-            new_jti,
+            presented,
+            new,
             self.refresh_grace_ms,
+            int(issued),
             now=now,
         )
         if outcome == Rotation.REUSED.value:
@@ -285,7 +295,7 @@ class SessionStore:
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
-        return Refresh(Rotation(outcome), current, int(expire_at))
+        return Refresh(Rotation(outcome), current, int(expire_at), *claims)
 
     def _asking(
         self, caller: str | None, token_expiry: int

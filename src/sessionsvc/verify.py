@@ -30,9 +30,11 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from . import errors, logs, metrics, ratelimit
 from .auth import decode_settings, session_claims, session_required, verified_claims
+from .claims import HEADER as CLAIMS_HEADER
+from .claims import decode
 from .config import ConfigError
 from .errors import SessionsvcError, StoreUnavailable, TokenRevoked, error_body, header_bytes
-from .extension import sessionsvc
+from .extension import get_store, sessionsvc
 from .logs import REQUEST_ID_HEADER, new_request_id
 from .openapi import operation
 from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
@@ -67,10 +69,22 @@ def answer(
     return response
 
 
-def verified(json: JSONProvider, user_id: str, session_id: str) -> Response:
-    """Build verify's 200 for a live session."""
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
-    return answer(json, HTTPStatus.OK, {"userId": user_id, "sessionId": session_id}, headers)
+def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> Response:
+    """Build verify's 200 for a live session with its claims (JSON, '' for none).
+
+    The claims header is always sent ("{}" for none): a gateway that copies it
+    then always replaces one a client sent.
+    """
+    headers = {
+        "X-User-Id": user_id,
+        "X-Session-Id": session_id,
+        CLAIMS_HEADER: claims or "{}",
+        **NO_STORE,
+    }
+    body: dict[str, Any] = {"userId": user_id, "sessionId": session_id}
+    if claims:
+        body["claims"] = decode(claims)
+    return answer(json, HTTPStatus.OK, body, headers)
 
 
 @bp.route("/sessions/verify", **VERIFY)
@@ -86,22 +100,32 @@ def verified(json: JSONProvider, user_id: str, session_id: str) -> Response:
         "200": ok(
             "The session is live.",
             ref("schemas", "Verified"),
-            {"X-User-Id": "UserId", "X-Session-Id": "SessionId", **NO_STORE_HEADER},
+            {
+                "X-User-Id": "UserId",
+                "X-Session-Id": "SessionId",
+                CLAIMS_HEADER: "SessionClaims",
+                **NO_STORE_HEADER,
+            },
         ),
         "401": ACCESS_REFUSED,
         **STORE_ERRORS,
     },
 )
-@session_required()
+@session_required(view_checks_session=True)
 def verify_session(_original_path: str = "") -> Response:
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
 
-    The token check (one Redis round trip) is all the work; a dead session never
-    gets here (401).
+    The session check (one Redis round trip) is all the work, and brings the
+    session's claims along.
     """
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    return verified(current_app.json, *session_claims(get_jwt()))
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    held = get_store().check(user_id, session_id, token_expiry=claims["exp"])
+    if held is None:
+        raise TokenRevoked()
+    return verified(current_app.json, user_id, session_id, held)
 
 
 @bp.after_request
@@ -129,8 +153,7 @@ class VerifyFastPath:
         self.header_key = "HTTP_" + config["JWT_HEADER_NAME"].upper().replace("-", "_")
         self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
-        with app.app_context():
-            self.settings = decode_settings()
+        self.settings = decode_settings(app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -157,8 +180,8 @@ class VerifyFastPath:
         """Build an error's answer as errors.py's handler does."""
         return answer(self.json, error.status, error_body(error.code, error.message), error.headers)
 
-    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str] | None:
-        """Return the (user id, session id) of a verify request with a valid access token.
+    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
+        """Return the (user id, session id, claims) of a verify request with a valid access token.
 
         None when this is not such a request; TokenRevoked when its session is not live.
         """
@@ -183,9 +206,10 @@ class VerifyFastPath:
         if claims is None or claims.get("type") != "access":
             return None
         user_id, session_id = session_claims(claims)
-        if not self.store.is_live(user_id, session_id, token_expiry=claims["exp"]):
+        held = self.store.check(user_id, session_id, token_expiry=claims["exp"])
+        if held is None:
             raise TokenRevoked()
-        return user_id, session_id
+        return user_id, session_id, held
 
     def _bearer_token(self, header: str | None) -> str | None:
         """Return the token of exactly ``<type> <token>``, else None."""

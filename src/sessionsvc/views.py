@@ -10,8 +10,24 @@ from flask import Blueprint, request
 from flask_jwt_extended import get_jwt
 
 from . import cookies, cors
-from .auth import issue_tokens, new_jti, service_key_required, session_claims, session_required
-from .errors import CsrfRejected, InvalidRequest, RefreshTokenReused, SessionNotFound, TokenRevoked
+from .auth import (
+    issue_tokens,
+    new_refresh_secret,
+    presented_refresh,
+    refresh_token_required,
+    service_key_required,
+    session_claims,
+    session_required,
+)
+from .claims import Claims, decode, parse_claims
+from .errors import (
+    CsrfRejected,
+    InvalidRequest,
+    InvalidToken,
+    RefreshTokenReused,
+    SessionNotFound,
+    TokenRevoked,
+)
 from .extension import get_metrics, get_store
 from .models import USER_ID_RULE, Rotation, is_valid_session_id, is_valid_user_id
 from .openapi import operation
@@ -75,7 +91,7 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def _login_body() -> tuple[str, str, str]:
+def login_body() -> tuple[str, str, str, Claims | None]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -92,7 +108,7 @@ def _login_body() -> tuple[str, str, str]:
     else:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
-    return user_id, user_agent, ip
+    return user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
 
 
 @bp.post("/sessions")
@@ -123,8 +139,10 @@ def _login_body() -> tuple[str, str, str]:
 @limited
 def create_session():
     """Record a login (called by the trusted login service) and issue its tokens."""
-    tokens = start_session(*_login_body())
-    return cookies.token_response(tokens, HTTPStatus.CREATED, cookie=cookies.creates_cookie())
+    body, session = start_session(*login_body())
+    return cookies.token_response(
+        body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
+    )
 
 
 @bp.post("/sessions/refresh")
@@ -145,13 +163,17 @@ def create_session():
         **STORE_ERRORS,
     },
 )
-@session_required(refresh=True)
+@refresh_token_required
 @limited
 def refresh_session():
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
-    claims = get_jwt()
-    user_id, session_id = session_claims(claims)
-    refresh = get_store().rotate_refresh(user_id, session_id, claims["jti"], new_jti())
+    presented = presented_refresh()
+    user_id, session_id = presented.user_id, presented.session_id
+    refresh = get_store().rotate_refresh(
+        user_id, session_id, presented.secret, new_refresh_secret(), issued=presented.issued
+    )
+    if refresh.rotation is Rotation.UNKNOWN:
+        raise InvalidToken("The refresh token is not valid.")
     if refresh.rotation is Rotation.REUSED:
         get_metrics().theft_detected.inc()
         log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
@@ -159,8 +181,12 @@ def refresh_session():
     if refresh.rotation is Rotation.GONE:
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
-    tokens = issue_tokens(user_id, session_id, refresh.expire_at, refresh.refresh_jti)
-    return cookies.token_response(tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie())
+    tokens = issue_tokens(
+        user_id, session_id, refresh.expire_at, refresh.refresh_jti, decode(refresh.claims)
+    )
+    return cookies.token_response(
+        tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
+    )
 
 
 @bp.get("/sessions")

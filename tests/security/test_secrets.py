@@ -52,8 +52,10 @@ def test_development_still_generates_strong_secrets(tmp_path, monkeypatch):
 
     app = create_app()
 
-    assert len(app.config["JWT_SECRET_KEY"]) >= 32
     assert len(app.config["SERVICE_KEY"]) >= 32
+    # Tokens are signed with a generated Ed25519 key, not a generated HMAC secret.
+    assert app.config["JWT_SECRET_KEY"] is None
+    assert app.extensions["sessionsvc"].keys.active.alg == "EdDSA"
 
 
 @pytest.mark.parametrize("env", ["Production", "PRODUCTION"])
