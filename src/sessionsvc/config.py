@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import maxminddb
 from flask import Config
 
 from . import keys
+from .instance import write_once
 from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
@@ -272,24 +272,8 @@ def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"
-    stored = _load_or_create_secrets(path)
+    write_once(path, lambda: {key: secrets.token_urlsafe(32) for key in SECRET_KEYS})
+    stored = json.loads(path.read_text())
     for key in missing:
         config[key] = stored[key]
     log.warning("development secrets %s taken from %s", ", ".join(missing), path)
-
-
-def _load_or_create_secrets(path: Path) -> dict[str, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        generated = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")  # created 0600
-        with os.fdopen(fd, "w") as handle:
-            json.dump(generated, handle)
-        # link() fails if another worker won the race; then everyone reads the winner's.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    return json.loads(path.read_text())
