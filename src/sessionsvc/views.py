@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any, NamedTuple, TypeVar
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from flask_jwt_extended import get_jwt
 
 from . import cookies, cors
@@ -54,6 +57,8 @@ from .openapi_components import (
 from .ratelimit import limited
 from .service import session_json, start_session
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 bp = Blueprint("sessions", __name__)
 bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
 log = logging.getLogger(__name__)
@@ -91,7 +96,17 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def login_body() -> tuple[str, str, str, Claims | None]:
+class Login(NamedTuple):
+    """A login as the login service describes it (create's body)."""
+
+    user_id: str
+    user_agent: str
+    ip: str
+    claims: Claims | None
+
+
+def login_body() -> Login:
+    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -108,7 +123,24 @@ def login_body() -> tuple[str, str, str, Claims | None]:
     else:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
-    return user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
+    return Login(
+        user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
+    )
+
+
+def login_body_required(view: F) -> F:
+    """Read and check the login body before the view and its rate limits, which key on it.
+
+    So a body refused (400) spends no allowance, and no unchecked userId becomes
+    a counter's Redis key.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.sessionsvc_login = login_body()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @bp.post("/sessions")
@@ -136,10 +168,11 @@ def login_body() -> tuple[str, str, str, Claims | None]:
     },
 )
 @service_key_required
+@login_body_required
 @limited
 def create_session():
     """Record a login (called by the trusted login service) and issue its tokens."""
-    body, session = start_session(*login_body())
+    body, session = start_session(*g.sessionsvc_login)
     return cookies.token_response(
         body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
     )
