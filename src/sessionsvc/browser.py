@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, render_template
 
 from . import cookies
+from .config import is_production
 from .errors import CsrfRejected, InvalidRequest
 from .openapi import operation
 from .openapi_components import (
@@ -33,10 +34,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 DEV_SIGN_IN_PATH = "/dev/sign-in"
-
-
-def is_production(config: dict[str, Any]) -> bool:
-    return config["ENV"] == "production"
 
 
 def make_blueprint(config: dict[str, Any]) -> Blueprint:

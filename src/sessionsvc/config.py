@@ -93,6 +93,11 @@ MIN_IDLE_TIMEOUT = 60
 REFRESH_TOKEN_TRANSPORTS = ("body", "cookie")
 
 
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Tell whether the configuration is production's (``ENV``, read in lower case)."""
+    return config["ENV"] == "production"
+
+
 def instance_path() -> str:
     """Return the instance folder: ``SESSIONSVC_INSTANCE_PATH``, else ``./var``.
 
@@ -164,7 +169,7 @@ def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
-    if config["ENV"] != "production":
+    if not is_production(config):
         return  # development generates strong ones (ensure_secrets)
     missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
     if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
@@ -183,7 +188,7 @@ def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
 @check
 def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
     timeout = config["SESSION_IDLE_TIMEOUT"]
-    shortest = MIN_IDLE_TIMEOUT if config["ENV"] == "production" else 1
+    shortest = MIN_IDLE_TIMEOUT if is_production(config) else 1
     whole = isinstance(timeout, int) and not isinstance(timeout, bool)
     if not (whole and (timeout == 0 or timeout >= shortest)):
         yield (
@@ -202,7 +207,7 @@ def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
 
 @check
 def _redis(config: Mapping[str, Any]) -> Iterator[str]:
-    if config["ENV"] == "production" and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+    if is_production(config) and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
         # The embedded Valkey is for development (and may not even be installed).
         yield (
             "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
