@@ -23,6 +23,7 @@ from .auth import (
     session_required,
 )
 from .claims import Claims, decode, parse_claims
+from .cookies import NO_STORE  # token answers' header, and personal data's (list, verify, admin)
 from .errors import (
     CsrfRejected,
     InvalidRequest,
@@ -63,7 +64,6 @@ bp = Blueprint("sessions", __name__)
 bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
 log = logging.getLogger(__name__)
 
-NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
 # The seed's confirmations, as documented responses (admin.py answers them too).
