@@ -47,7 +47,7 @@ def start_session(
         device=parse_device(user_agent),
         ip=ip,
         location=get_locator().locate(ip),
-        refresh_jti=refresh_secret,
+        refresh_secret=refresh_secret,
         claims=claims.encode(session_claims) if session_claims else "",
     )
     get_metrics().sessions_created.inc()

@@ -191,7 +191,7 @@ class SessionStore(KeyLayout):
         device: Device,
         ip: str,
         location: str,
-        refresh_jti: str,
+        refresh_secret: str,
         claims: str = "",
         now: int | None = None,
     ) -> tuple[Session, list[str]]:
@@ -207,7 +207,7 @@ class SessionStore(KeyLayout):
             location=location,
             ip=ip,
         )
-        fields = encode_session(session, refresh_jti) | ({"k": claims} if claims else {})
+        fields = encode_session(session, refresh_secret) | ({"k": claims} if claims else {})
         evicted = self._run(
             "create",
             user_id,

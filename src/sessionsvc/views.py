@@ -215,7 +215,7 @@ def refresh_session():
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(
-        user_id, session_id, refresh.expire_at, refresh.refresh_jti, decode(refresh.claims)
+        user_id, session_id, refresh.expire_at, refresh.refresh_secret, decode(refresh.claims)
     )
     return cookies.token_response(
         tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
