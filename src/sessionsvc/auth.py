@@ -34,7 +34,7 @@ from .errors import (
     SessionsvcError,
     TokenExpired,
     TokenRevoked,
-    error_response,
+    refusal,
 )
 from .extension import get_keys, get_store, sessionsvc
 from .keys import KeyRing
@@ -301,8 +301,9 @@ def service_key_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:
-    return error_response(error.code, message or error.message, error.status)
+def reply(error: type[SessionsvcError], message: str | None = None) -> Response:
+    """Answer one of flask-jwt-extended's refusals (its loaders return one) with our error."""
+    return refusal(error(message))
 
 
 @jwt.encode_key_loader
@@ -335,20 +336,20 @@ def session_is_revoked(_header: dict, jwt_data: dict) -> bool:
 
 
 @jwt.unauthorized_loader
-def missing_token(reason: str) -> tuple[Response, int]:
+def missing_token(reason: str) -> Response:
     return reply(MissingToken, f"A Bearer token is required ({reason}).")
 
 
 @jwt.invalid_token_loader
-def invalid_token(reason: str) -> tuple[Response, int]:
+def invalid_token(reason: str) -> Response:
     return reply(InvalidToken, f"The token is not valid ({reason}).")
 
 
 @jwt.expired_token_loader
-def expired_token(_header: dict, _data: dict) -> tuple[Response, int]:
+def expired_token(_header: dict, _data: dict) -> Response:
     return reply(TokenExpired)
 
 
 @jwt.revoked_token_loader
-def revoked_token(_header: dict, _data: dict) -> tuple[Response, int]:
+def revoked_token(_header: dict, _data: dict) -> Response:
     return reply(TokenRevoked)
