@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from sessionsvc.auth import issue_tokens, new_refresh_secret
 from sessionsvc.device import parse_device
 from sessionsvc.encoding import encode_session
 from sessionsvc.extension import get_locator, get_store
 from sessionsvc.keyspace import KeyLayout
 from sessionsvc.models import Device, Session, now_ms
+from sessionsvc.refresh import new_refresh_secret
+from sessionsvc.service import issue_tokens
 from sessionsvc.store import SessionStore
 
 if TYPE_CHECKING:

@@ -67,7 +67,7 @@ def _user_key() -> str:
     if request.endpoint == "sessions.refresh_session":
         # A refresh token whose tag proves it the service's spends its user's
         # allowance; any other (a guess) one of its own, never a real user's.
-        presented = g.sessionsvc_refresh  # read by auth.refresh_token_required
+        presented = g.sessionsvc_refresh  # read by refresh.refresh_token_required
         if presented.issued:
             return presented.user_id
         return f"unproven:{presented.user_id}/{presented.session_id}"

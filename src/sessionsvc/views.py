@@ -13,15 +13,7 @@ from flask import Blueprint, g, request
 from flask_jwt_extended import get_jwt
 
 from . import cookies, cors
-from .auth import (
-    issue_tokens,
-    new_refresh_secret,
-    presented_refresh,
-    refresh_token_required,
-    service_key_required,
-    session_claims,
-    session_required,
-)
+from .auth import service_key_required, session_claims, session_required
 from .claims import Claims, decode, parse_claims
 from .cookies import NO_STORE  # token answers' header, and personal data's (list, verify, admin)
 from .errors import (
@@ -56,7 +48,8 @@ from .openapi_components import (
     unauthorized,
 )
 from .ratelimit import limited
-from .service import session_json, start_session
+from .refresh import new_refresh_secret, presented_refresh, refresh_token_required
+from .service import issue_tokens, session_json, start_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
