@@ -34,12 +34,12 @@ from .auth import decode_settings, session_claims, session_required, verified_cl
 from .claims import HEADER as CLAIMS_HEADER
 from .claims import decode
 from .config import ConfigError
+from .cookies import NO_STORE
 from .errors import StoreUnavailable, TokenRevoked, header_bytes, json_response, refusal
 from .extension import get_store, sessionsvc
 from .logs import REQUEST_ID_HEADER, new_request_id
 from .openapi import operation
 from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
-from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
 # Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
