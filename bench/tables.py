@@ -22,8 +22,9 @@ from seed import (
 )
 from servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 
-from sessionsvc.auth import issue_tokens, new_refresh_secret
 from sessionsvc.models import new_session_id, now_ms
+from sessionsvc.refresh import new_refresh_secret
+from sessionsvc.service import issue_tokens
 from support import Gunicorn, auth
 
 

@@ -96,7 +96,7 @@ def test_users_spread_over_the_primaries_each_in_one_slot(store, redis):
     users = [f"user{n}" for n in range(24)]
     for user in users:
         for _ in range(2):
-            store.create(user, device=Device(), ip="::1", location="unknown", refresh_jti="r")
+            store.create(user, device=Device(), ip="::1", location="unknown", refresh_secret="r")
 
     primaries = set()
     for user in users:

@@ -30,10 +30,12 @@ NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/loca
 DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
 START_TIMEOUT = 10.0
 
-pytestmark = pytest.mark.skipif(
+# For every test that runs the shipped nginx config (here and in tests/security/).
+needs_nginx = pytest.mark.skipif(
     NGINX is None,
     reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
 )
+pytestmark = needs_nginx
 
 # deploy/nginx.conf is an http-context file; this is the rest of a config that
 # runs it as a child process, with every path under the test's own directory.

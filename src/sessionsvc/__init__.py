@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     openapi.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
-    browser.init_app(app)  # the devices page, the refresh cookie's hook, CORS
+    browser.init_app(app)  # the devices page and its files, the development sign-in
     verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.

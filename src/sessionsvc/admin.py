@@ -29,6 +29,7 @@ from .service import session_json
 from .views import (
     ALL_REVOKED_RESPONSE,
     ALL_SESSIONS_REVOKED,
+    NO_STORE,
     REVOKED_RESPONSE,
     SESSION_REVOKED,
 )
@@ -44,7 +45,7 @@ def _require_service_key() -> None:
 
 @bp.after_request
 def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"  # users' IP addresses and locations
+    response.headers.update(NO_STORE)  # users' IP addresses and locations
     return response
 
 

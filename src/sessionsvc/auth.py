@@ -1,31 +1,25 @@
-"""Tokens: minting a session's token pair and checking tokens, on the key ring.
+"""Access tokens: minting and checking them on the key ring; the service key.
 
 Access tokens are JWTs signed with the ring's active key, with its ``kid`` in
 the header; flask-jwt-extended mints and checks them through its public API
 (its key, header and revocation loaders, ``create_access_token``,
 ``jwt_required``). Verify's fast path checks them with PyJWT directly and
-remembers the ones that passed. Refresh tokens are opaque: a random secret
-checked against its session in Redis, so no signing key, rotated or removed,
-ends a session (docs/keys.md).
+remembers the ones that passed. Refresh tokens are opaque (refresh.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hmac
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jwt as pyjwt
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_jwt_extended import JWTManager, create_access_token, jwt_required
 
-from . import cookies
 from .claims import CLAIM, Claims
 from .errors import (
     InvalidServiceKey,
@@ -34,11 +28,11 @@ from .errors import (
     SessionsvcError,
     TokenExpired,
     TokenRevoked,
-    error_response,
+    refusal,
 )
 from .extension import get_keys, get_store, sessionsvc
 from .keys import KeyRing
-from .models import REFRESH_TOKEN_PATTERN, is_valid_session_id, is_valid_user_id, now_ms
+from .models import is_valid_session_id, is_valid_user_id, now_ms
 from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,132 +130,19 @@ def session_required(*, view_checks_session: bool = False) -> Callable[[F], F]:
     return jwt_required(skip_revocation_check=view_checks_session)
 
 
-def new_refresh_secret() -> str:
-    return secrets.token_urlsafe(16)
+def access_token(
+    user_id: str, session_id: str, expire_at: int, session_claims: Claims | None = None
+) -> str:
+    """Mint a session's access token, signed with the active key.
 
-
-def refresh_token(user_id: str, session_id: str, secret: str) -> str:
-    """Return the opaque refresh token naming a session and holding its current secret."""
-    user = base64.urlsafe_b64encode(user_id.encode()).rstrip(b"=").decode()
-    return f"rt1.{user}.{session_id}.{secret}.{_tag(user_id, session_id, secret)}"
-
-
-def _tag(user_id: str, session_id: str, secret: str) -> str:
-    """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
-
-    Its key derives from SERVICE_KEY. The tag decides only whether a secret the
-    session does not hold is theft (the session ends) or a guess (refused, nothing
-    changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
-    before it, until their next refresh, as guesses.
-    """
-    key = hmac.digest(current_app.config["SERVICE_KEY"].encode(), b"sessionsvc:refresh", "sha256")
-    message = "\0".join((user_id, session_id, secret)).encode()
-    digest = hmac.digest(key, message, "sha256")[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-@dataclass(frozen=True)
-class PresentedRefresh:
-    """A refresh token as presented: whose session it names, and the secret to check."""
-
-    user_id: str
-    session_id: str
-    secret: str
-    issued: bool  # provably issued by the service: a secret it no longer holds is theft
-
-
-def refresh_token_required(view: F) -> F:
-    """Read the request's refresh token before the view (and its rate limits); refuse a bad one.
-
-    A browser's comes in the refresh cookie (cookies.py), anyone else's as a Bearer
-    header. Nothing in it is trusted yet: the store compares its secret with the session's.
-    """
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        token = cookies.presented_refresh_token() or _bearer_token()
-        g.sessionsvc_refresh = _parse_refresh(token)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def presented_refresh() -> PresentedRefresh:
-    """Return the refresh token ``refresh_token_required`` read."""
-    return g.sessionsvc_refresh
-
-
-def _bearer_token() -> str:
-    config = current_app.config
-    header = request.headers.get(config["JWT_HEADER_NAME"], "")
-    kind, _, token = header.partition(" ")
-    if kind != config["JWT_HEADER_TYPE"]:
-        raise MissingToken(f"A Bearer token is required (missing {config['JWT_HEADER_NAME']}).")
-    return token
-
-
-def _parse_refresh(token: str) -> PresentedRefresh:
-    match = REFRESH_TOKEN_PATTERN.fullmatch(token)
-    if match is None:
-        return _legacy_refresh(token)
-    user, session_id, secret, tag = match.groups()
-    try:
-        user_id = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        user_id = None
-    if not is_valid_user_id(user_id):
-        raise InvalidToken("The refresh token names no valid user.")
-    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret))
-    return PresentedRefresh(user_id, session_id, secret, issued)
-
-
-def _legacy_refresh(token: str) -> PresentedRefresh:
-    """Read a refresh JWT of the service's versions before opaque refresh tokens.
-
-    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
-    session holds. Accepted once, it is rotated to an opaque token, so upgrading
-    ends no session (docs/keys.md).
-    """
-    keys, config = get_keys(), current_app.config
-    try:
-        key = keys.key_for(pyjwt.get_unverified_header(token))
-        if key is not keys.keyless:  # a kid: an access token of ours, or a forgery
-            raise pyjwt.InvalidTokenError("not a refresh token")
-        claims = pyjwt.decode(
-            token,
-            key.verifying,
-            algorithms=["HS256"],
-            audience=config["JWT_AUDIENCE"],
-            issuer=config["JWT_ISSUER"],
-        )
-    except pyjwt.PyJWTError:
-        raise InvalidToken("The token is not a refresh token.") from None
-    if claims.get("type") != "refresh":
-        raise InvalidToken("The token is not a refresh token.")
-    user_id, session_id = session_claims(claims)
-    return PresentedRefresh(user_id, session_id, claims["jti"], issued=True)  # signed
-
-
-def issue_tokens(
-    user_id: str,
-    session_id: str,
-    expire_at: int,
-    refresh_secret: str,
-    session_claims: Claims | None = None,
-) -> dict[str, str]:
-    """Mint an access token (signed with the active key) and the session's refresh token.
-
-    The access token never outlives the session: its expiry is capped at ``expireAt``
-    (ms). The session's claims, if any, go in it under ``claims.CLAIM``.
+    It never outlives the session: its expiry is capped at ``expire_at`` (ms).
+    The session's claims, if any, go in it under ``claims.CLAIM``.
     """
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     claims = {"sid": session_id, "exp": min(access_end, expire_at // 1000)}
     if session_claims:
         claims[CLAIM] = session_claims
-    return {
-        "accessToken": create_access_token(user_id, additional_claims=claims, expires_delta=False),
-        "refreshToken": refresh_token(user_id, session_id, refresh_secret),
-    }
+    return create_access_token(user_id, additional_claims=claims, expires_delta=False)
 
 
 def session_claims(jwt_data: Mapping[str, Any]) -> tuple[str, str]:
@@ -301,8 +182,9 @@ def service_key_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:
-    return error_response(error.code, message or error.message, error.status)
+def reply(error: type[SessionsvcError], message: str | None = None) -> Response:
+    """Answer one of flask-jwt-extended's refusals (its loaders return one) with our error."""
+    return refusal(error(message))
 
 
 @jwt.encode_key_loader
@@ -335,20 +217,20 @@ def session_is_revoked(_header: dict, jwt_data: dict) -> bool:
 
 
 @jwt.unauthorized_loader
-def missing_token(reason: str) -> tuple[Response, int]:
+def missing_token(reason: str) -> Response:
     return reply(MissingToken, f"A Bearer token is required ({reason}).")
 
 
 @jwt.invalid_token_loader
-def invalid_token(reason: str) -> tuple[Response, int]:
+def invalid_token(reason: str) -> Response:
     return reply(InvalidToken, f"The token is not valid ({reason}).")
 
 
 @jwt.expired_token_loader
-def expired_token(_header: dict, _data: dict) -> tuple[Response, int]:
+def expired_token(_header: dict, _data: dict) -> Response:
     return reply(TokenExpired)
 
 
 @jwt.revoked_token_loader
-def revoked_token(_header: dict, _data: dict) -> tuple[Response, int]:
+def revoked_token(_header: dict, _data: dict) -> Response:
     return reply(TokenRevoked)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request
+from flask import Blueprint, Flask, Response, current_app, render_template
 
 from . import cookies
+from .config import is_production
 from .errors import CsrfRejected, InvalidRequest
 from .openapi import operation
 from .openapi_components import (
@@ -33,10 +34,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 DEV_SIGN_IN_PATH = "/dev/sign-in"
-
-
-def is_production(config: dict[str, Any]) -> bool:
-    return config["ENV"] == "production"
 
 
 def make_blueprint(config: dict[str, Any]) -> Blueprint:
@@ -100,8 +97,7 @@ def devices_page() -> str:
 )
 def dev_sign_in() -> Response:
     """Start a session for a typed user id and User-Agent, as this browser (development only)."""
-    if cookies.CSRF_HEADER not in request.headers:
-        raise CsrfRejected()
+    cookies.require_csrf_header()  # it sets the cookie: a login CSRF otherwise
     body, session = start_session(*login_body())
     return cookies.token_response(
         body, HTTPStatus.CREATED, cookie=True, expire_at=session.expire_at

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import maxminddb
 from flask import Config
 
 from . import keys
+from .instance import write_once
 from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,11 @@ MIN_IDLE_TIMEOUT = 60
 REFRESH_TOKEN_TRANSPORTS = ("body", "cookie")
 
 
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Tell whether the configuration is production's (``ENV``, read in lower case)."""
+    return config["ENV"] == "production"
+
+
 def instance_path() -> str:
     """Return the instance folder: ``SESSIONSVC_INSTANCE_PATH``, else ``./var``.
 
@@ -164,7 +169,7 @@ def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
-    if config["ENV"] != "production":
+    if not is_production(config):
         return  # development generates strong ones (ensure_secrets)
     missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
     if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
@@ -183,7 +188,7 @@ def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
 @check
 def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
     timeout = config["SESSION_IDLE_TIMEOUT"]
-    shortest = MIN_IDLE_TIMEOUT if config["ENV"] == "production" else 1
+    shortest = MIN_IDLE_TIMEOUT if is_production(config) else 1
     whole = isinstance(timeout, int) and not isinstance(timeout, bool)
     if not (whole and (timeout == 0 or timeout >= shortest)):
         yield (
@@ -202,7 +207,7 @@ def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
 
 @check
 def _redis(config: Mapping[str, Any]) -> Iterator[str]:
-    if config["ENV"] == "production" and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+    if is_production(config) and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
         # The embedded Valkey is for development (and may not even be installed).
         yield (
             "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
@@ -272,24 +277,8 @@ def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"
-    stored = _load_or_create_secrets(path)
+    write_once(path, lambda: {key: secrets.token_urlsafe(32) for key in SECRET_KEYS})
+    stored = json.loads(path.read_text())
     for key in missing:
         config[key] = stored[key]
     log.warning("development secrets %s taken from %s", ", ".join(missing), path)
-
-
-def _load_or_create_secrets(path: Path) -> dict[str, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        generated = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")  # created 0600
-        with os.fdopen(fd, "w") as handle:
-            json.dump(generated, handle)
-        # link() fails if another worker won the race; then everyone reads the winner's.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    return json.loads(path.read_text())

@@ -35,11 +35,16 @@ def presented_refresh_token() -> str | None:
     token = request.cookies.get(COOKIE_NAME)
     if token is None:
         return None
-    if CSRF_HEADER not in request.headers:
-        raise CsrfRejected()
+    require_csrf_header()
     g.sessionsvc_refresh_cookie = True
     after_this_request(_clear_if_refused)
     return token
+
+
+def require_csrf_header() -> None:
+    """Refuse (403) a request the browser could have sent on its own: no CSRF header."""
+    if CSRF_HEADER not in request.headers:
+        raise CsrfRejected()
 
 
 def _clear_if_refused(response: Response) -> Response:

@@ -6,11 +6,13 @@ import json
 import logging
 import re
 import socket
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from flask.json.provider import JSONProvider as AnyJSONProvider
 from gunicorn import util
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -117,9 +119,24 @@ def error_body(code: str, message: str) -> dict[str, str]:
     return {"code": code, "error": message}
 
 
-def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Response, int]:
-    """Build the API's JSON error response."""
-    return jsonify(error_body(code, message)), status
+def json_response(
+    json: AnyJSONProvider, status: int, body: dict[str, Any], headers: Mapping[str, str]
+) -> Response:
+    """Build an answer as Flask builds a view's ``(body, status, headers)``.
+
+    ``json`` is the app's provider: verify's fast path, outside any app context,
+    passes it in.
+    """
+    response = json.response(body)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def refusal(error: SessionsvcError, json: AnyJSONProvider | None = None) -> Response:
+    """Build an error's answer: its status, the one JSON shape, its headers (Retry-After)."""
+    body = error_body(error.code, error.message)
+    return json_response(json or current_app.json, error.status, body, error.headers)
 
 
 def http_error_code(http_error: HTTPException | type[HTTPException]) -> str:
@@ -211,13 +228,11 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
-    def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
+    def handle_sessionsvc_error(error: SessionsvcError) -> Response:
         note_error(error, metrics)
-        response, status = error_response(error.code, error.message, error.status)
-        response.headers.update(error.headers)
-        return response, status
+        return refusal(error)
 
-    def handle_redis_error(error: Exception) -> tuple[Response, int]:
+    def handle_redis_error(error: Exception) -> Response:
         # Raised outside the store (the rate limiter, /readyz): fail closed all the same.
         unavailable = StoreUnavailable()
         unavailable.__cause__ = error
@@ -237,8 +252,6 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected_error(error: Exception) -> tuple[Response, int]:
+    def handle_unexpected_error(error: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(
-            SessionsvcError.code, SessionsvcError.message, HTTPStatus.INTERNAL_SERVER_ERROR
-        )
+        return refusal(SessionsvcError())

@@ -17,10 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .instance import write_once
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,10 @@ def load_ring(config: Mapping[str, Any], instance_path: str) -> KeyRing:
         return KeyRing({LEGACY_KID: active}, active, keyless=active)
     # Production never gets here: config.validate refuses to start without keys.
     path = Path(instance_path) / DEV_KEYS_FILE
-    made = _ensure_dev_keys(path)
+    # Every worker of a server reads the one ring the first of them wrote.
+    made = write_once(
+        path, lambda: {"keys": [new_jwk("EdDSA", f"dev-{secrets.token_hex(4)}", active=True)]}
+    )
     ring = ring_from_jwks(_read_jwks(str(path)))
     how = "generated in" if made else "taken from"
     log.warning(
@@ -245,25 +248,3 @@ def new_jwk(alg: str, kid: str, *, active: bool = False) -> dict[str, Any]:
     }
     jwk = jwt.get_algorithm_by_name(alg).to_jwk(make_key[alg](), as_dict=True)
     return jwk | {"kid": kid, "alg": alg, "active": active}
-
-
-def _ensure_dev_keys(path: Path) -> bool:
-    """Create the development key ring once (atomically, 0600); tell whether this call did.
-
-    Every worker of a server reads the one ring the first of them wrote.
-    """
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kid = f"dev-{secrets.token_hex(4)}"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".jwt-keys-")  # created 0600
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"keys": [new_jwk("EdDSA", kid, active=True)]}, handle)
-    # link() fails if another worker won the race; then everyone reads the winner's.
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
-    return True

@@ -87,6 +87,6 @@ class Rotation(enum.Enum):
 @dataclass(frozen=True)
 class Refresh:
     rotation: Rotation
-    refresh_jti: str | None = None  # the session's refresh secret from now on
+    refresh_secret: str | None = None  # the session's refresh secret from now on
     expire_at: int | None = None
     claims: str = ""  # the session's claims as JSON ('' for none)

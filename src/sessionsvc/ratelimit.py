@@ -63,12 +63,11 @@ def _user_key() -> str:
     somebody else's allowance.
     """
     if request.endpoint == "sessions.create_session":
-        body = request.get_json(silent=True)
-        return str(body.get("userId")) if isinstance(body, dict) else ""
+        return g.sessionsvc_login.user_id  # read and checked by views.login_body_required
     if request.endpoint == "sessions.refresh_session":
         # A refresh token whose tag proves it the service's spends its user's
         # allowance; any other (a guess) one of its own, never a real user's.
-        presented = g.sessionsvc_refresh  # read by auth.refresh_token_required
+        presented = g.sessionsvc_refresh  # read by refresh.refresh_token_required
         if presented.issued:
             return presented.user_id
         return f"unproven:{presented.user_id}/{presented.session_id}"
@@ -78,16 +77,12 @@ def _user_key() -> str:
 def _client_ip_key() -> str:
     """Return the end user's bucket: the login body's ``ip`` (the login service's word), else ours.
 
-    A login without a (valid) ``ip`` counts against the caller's own address.
+    A login without ``ip`` counts against the caller's own address; one with a bad
+    ``ip`` is refused (400) before any limit.
     """
     if request.endpoint == "sessions.create_session":
-        body = request.get_json(silent=True)
-        claimed = body.get("ip") if isinstance(body, dict) else None
-        if isinstance(claimed, str):
-            try:
-                return address_key(str(ipaddress.ip_address(claimed)))
-            except ValueError:
-                pass
+        # The body's ip, or the caller's own address without one (views.login_body).
+        return address_key(g.sessionsvc_login.ip)
     return client_key()
 
 

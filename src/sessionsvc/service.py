@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from . import claims
-from .auth import issue_tokens, new_refresh_secret
+from .auth import access_token
 from .claims import Claims
 from .device import parse_device
 from .extension import get_locator, get_metrics, get_store
 from .models import Session, iso
+from .refresh import new_refresh_secret, refresh_token
 
 
 def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
@@ -37,6 +38,20 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
     }
 
 
+def issue_tokens(
+    user_id: str,
+    session_id: str,
+    expire_at: int,
+    refresh_secret: str,
+    session_claims: Claims | None = None,
+) -> dict[str, str]:
+    """Return a session's token pair: a new access token, and its refresh token."""
+    return {
+        "accessToken": access_token(user_id, session_id, expire_at, session_claims),
+        "refreshToken": refresh_token(user_id, session_id, refresh_secret),
+    }
+
+
 def start_session(
     user_id: str, user_agent: str, ip: str, session_claims: Claims | None = None
 ) -> tuple[dict[str, Any], Session]:
@@ -47,7 +62,7 @@ def start_session(
         device=parse_device(user_agent),
         ip=ip,
         location=get_locator().locate(ip),
-        refresh_jti=refresh_secret,
+        refresh_secret=refresh_secret,
         claims=claims.encode(session_claims) if session_claims else "",
     )
     get_metrics().sessions_created.inc()

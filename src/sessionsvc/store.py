@@ -1,7 +1,7 @@
 """Sessions in Redis: one hash per session, one sorted-set index per user.
 
-This module names the keys and runs the scripts (scripts.py) that change
-them; encoding.py says what a session's hash holds.
+This module runs the scripts (scripts.py) that change them; keyspace.py
+names the keys, encoding.py says what a session's hash holds.
 
 Every key of a user carries the ``{userId}`` hash tag, so all of a user's keys
 live in one Cluster slot and each multi-key change can be one atomic script.
@@ -12,8 +12,6 @@ that emits an event takes a second one (the stream is in another slot).
 from __future__ import annotations
 
 import logging
-import re
-import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from redis.commands.core import Script
 from .connection import ERRORS, Client, run_and_wait, thread_client
 from .encoding import decode_session, encode_session
 from .errors import StoreUnavailable
+from .keyspace import KeyLayout
 from .models import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .scripts import SCRIPTS
 
@@ -48,7 +47,7 @@ class _Bound:
     connection: Callable[[], Client]  # the client to run scripts on, in this thread
 
 
-class SessionStore:
+class SessionStore(KeyLayout):
     """Create, check, rotate, list and revoke sessions; knows Redis, not HTTP.
 
     ``client`` is a Redis or RedisCluster client made with
@@ -60,10 +59,6 @@ class SessionStore:
     Cluster; see ``connection.run_and_wait``).
     """
 
-    # Key templates. The tag's closing brace ends the user id: no separator
-    # before the session id.
-    SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
-    INDEX_KEY = "{prefix}u:{{{user_id}}}"
     TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
     # ... and at most every tenth of the idle timeout: a session used more often
     # than every 0.9 x the timeout is never taken for idle.
@@ -83,13 +78,9 @@ class SessionStore:
         wait_replicas: int = 0,
         wait_timeout: float = 0.5,
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("the key prefix must not contain a hash tag")
+        super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
         self._bound: _Bound | None = None
-        self.prefix = prefix
-        self._session_key_pattern = _key_pattern(self.SESSION_KEY, prefix)
-        self._index_key_pattern = _key_pattern(self.INDEX_KEY, prefix)
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
         self.touch_interval_ms = min(
@@ -121,24 +112,6 @@ class SessionStore:
     def redis(self) -> Client:
         """The Redis client (connecting first, if the store has not yet)."""
         return self._bind().client
-
-    def session_key(self, user_id: str, session_id: str) -> str:
-        """Return the key of a session's hash."""
-        return self.SESSION_KEY.format(prefix=self.prefix, user_id=user_id, session_id=session_id)
-
-    def index_key(self, user_id: str) -> str:
-        """Return the key of a user's index: a sorted set of session ids by expireAt."""
-        return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
-
-    def parse_session_key(self, key: str) -> tuple[str, str] | None:
-        """Return the user and session ids of a session's key; None for any other key."""
-        match = self._session_key_pattern.fullmatch(key)
-        return (match["user_id"], match["session_id"]) if match else None
-
-    def parse_index_key(self, key: str) -> str | None:
-        """Return the user id of an index's key; None for any other key."""
-        match = self._index_key_pattern.fullmatch(key)
-        return match["user_id"] if match else None
 
     def _run(
         self,
@@ -218,7 +191,7 @@ class SessionStore:
         device: Device,
         ip: str,
         location: str,
-        refresh_jti: str,
+        refresh_secret: str,
         claims: str = "",
         now: int | None = None,
     ) -> tuple[Session, list[str]]:
@@ -234,7 +207,7 @@ class SessionStore:
             location=location,
             ip=ip,
         )
-        fields = encode_session(session, refresh_jti) | ({"k": claims} if claims else {})
+        fields = encode_session(session, refresh_secret) | ({"k": claims} if claims else {})
         evicted = self._run(
             "create",
             user_id,
@@ -354,15 +327,3 @@ class SessionStore:
         revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
         self._append_event("sessions.revoked_all", user_id, revoked, now)
         return revoked
-
-
-def _key_pattern(template: str, prefix: str) -> re.Pattern[str]:
-    """Return a regex matching the keys ``template`` makes under ``prefix``, a group per id."""
-    pattern = ""
-    for literal, name, _, _ in string.Formatter().parse(template):
-        pattern += re.escape(literal)
-        if name == "prefix":
-            pattern += re.escape(prefix)
-        elif name:
-            pattern += f"(?P<{name}>[^{{}}]*)"  # ids hold no braces (the hash tag's)
-    return re.compile(pattern)

@@ -9,7 +9,8 @@ view: 200 while its session is live, 401 ``TOKEN_REVOKED`` once it is not, 503
 metrics, logs and access-log line). Every other case and every doubt (no or odd
 Authorization header, a body, too many header bytes, an expired, invalid or
 refresh token) goes to the Flask app untouched. Both build their answers with
-``answer`` (Flask's own JSON response), and ``check_fast_path`` refuses to start
+errors.py's ``json_response`` and ``refusal`` (Flask's own JSON response, as
+the error handler's), and ``check_fast_path`` refuses to start
 an app whose verify view or request hooks do work the fast path would skip.
 tests/test_hot_paths.py holds both paths to the same bytes.
 """
@@ -33,12 +34,12 @@ from .auth import decode_settings, session_claims, session_required, verified_cl
 from .claims import HEADER as CLAIMS_HEADER
 from .claims import decode
 from .config import ConfigError
-from .errors import SessionsvcError, StoreUnavailable, TokenRevoked, error_body, header_bytes
+from .cookies import NO_STORE
+from .errors import StoreUnavailable, TokenRevoked, header_bytes, json_response, refusal
 from .extension import get_store, sessionsvc
 from .logs import REQUEST_ID_HEADER, new_request_id
 from .openapi import operation
 from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
-from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
 # Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
@@ -59,16 +60,6 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def answer(
-    json: JSONProvider, status: HTTPStatus, body: dict[str, str], headers: dict[str, str]
-) -> Response:
-    """Build one of verify's answers as Flask builds a view's ``(body, status, headers)``."""
-    response = json.response(body)
-    response.status_code = status
-    response.headers.update(headers)
-    return response
-
-
 def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> Response:
     """Build verify's 200 for a live session with its claims (JSON, '' for none).
 
@@ -84,7 +75,7 @@ def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> 
     body: dict[str, Any] = {"userId": user_id, "sessionId": session_id}
     if claims:
         body["claims"] = decode(claims)
-    return answer(json, HTTPStatus.OK, body, headers)
+    return json_response(json, HTTPStatus.OK, body, headers)
 
 
 @bp.route("/sessions/verify", **VERIFY)
@@ -163,7 +154,7 @@ class VerifyFastPath:
             request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
             # A store failure is answered here: handed on, it would be waited out twice.
             errors.note_error(error, self.metrics, request_id)
-            response = repeat_verify_error_code(self._refused(error))
+            response = repeat_verify_error_code(refusal(error, self.json))
         except Exception:  # Flask's path answers what this one cannot, errors included
             return self.wsgi_app(environ, start_response)
         else:
@@ -175,10 +166,6 @@ class VerifyFastPath:
         response.headers[REQUEST_ID_HEADER] = request_id
         self.metrics.observe(ENDPOINT, response.status_code, time.perf_counter() - started)
         return response(environ, start_response)
-
-    def _refused(self, error: SessionsvcError) -> Response:
-        """Build an error's answer as errors.py's handler does."""
-        return answer(self.json, error.status, error_body(error.code, error.message), error.headers)
 
     def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
         """Return the (user id, session id, claims) of a verify request with a valid access token.

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any, NamedTuple, TypeVar
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from flask_jwt_extended import get_jwt
 
 from . import cookies, cors
-from .auth import (
-    issue_tokens,
-    new_refresh_secret,
-    presented_refresh,
-    refresh_token_required,
-    service_key_required,
-    session_claims,
-    session_required,
-)
+from .auth import service_key_required, session_claims, session_required
 from .claims import Claims, decode, parse_claims
+from .cookies import NO_STORE  # token answers' header, and personal data's (list, verify, admin)
 from .errors import (
     CsrfRejected,
     InvalidRequest,
@@ -52,13 +48,15 @@ from .openapi_components import (
     unauthorized,
 )
 from .ratelimit import limited
-from .service import session_json, start_session
+from .refresh import new_refresh_secret, presented_refresh, refresh_token_required
+from .service import issue_tokens, session_json, start_session
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("sessions", __name__)
 bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
 log = logging.getLogger(__name__)
 
-NO_STORE = {"Cache-Control": "no-store"}
 SESSION_REVOKED = {"code": "SESSION_REVOKED", "error": "Session has been revoked."}
 ALL_SESSIONS_REVOKED = {"code": "ALL_SESSIONS_REVOKE", "error": "All Sessions has been revoked."}
 # The seed's confirmations, as documented responses (admin.py answers them too).
@@ -91,7 +89,17 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def login_body() -> tuple[str, str, str, Claims | None]:
+class Login(NamedTuple):
+    """A login as the login service describes it (create's body)."""
+
+    user_id: str
+    user_agent: str
+    ip: str
+    claims: Claims | None
+
+
+def login_body() -> Login:
+    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -108,7 +116,24 @@ def login_body() -> tuple[str, str, str, Claims | None]:
     else:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
-    return user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
+    return Login(
+        user_id, user_agent, ip, parse_claims(body["claims"]) if "claims" in body else None
+    )
+
+
+def login_body_required(view: F) -> F:
+    """Read and check the login body before the view and its rate limits, which key on it.
+
+    So a body refused (400) spends no allowance, and no unchecked userId becomes
+    a counter's Redis key.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.sessionsvc_login = login_body()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @bp.post("/sessions")
@@ -136,10 +161,11 @@ def login_body() -> tuple[str, str, str, Claims | None]:
     },
 )
 @service_key_required
+@login_body_required
 @limited
 def create_session():
     """Record a login (called by the trusted login service) and issue its tokens."""
-    body, session = start_session(*login_body())
+    body, session = start_session(*g.sessionsvc_login)
     return cookies.token_response(
         body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
     )
@@ -182,7 +208,7 @@ def refresh_session():
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(
-        user_id, session_id, refresh.expire_at, refresh.refresh_jti, decode(refresh.claims)
+        user_id, session_id, refresh.expire_at, refresh.refresh_secret, decode(refresh.claims)
     )
     return cookies.token_response(
         tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 import pytest
 
 from support import SERVICE_KEY, free_port
-from test_gateway import NGINX, start_nginx
+from test_gateway import needs_nginx, start_nginx
 
 
 @pytest.fixture
@@ -86,10 +86,7 @@ def login_from(port: int, source: str, user_id: str, headers: dict[str, str] | N
         connection.close()
 
 
-@pytest.mark.skipif(
-    NGINX is None,
-    reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
-)
+@needs_nginx
 def test_behind_the_shipped_nginx_each_client_has_its_own_bucket(gunicorn, tmp_path):
     server = gunicorn(
         SESSIONSVC_RATELIMIT_ENABLED="true",

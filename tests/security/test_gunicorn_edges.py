@@ -16,7 +16,7 @@ from contextlib import ExitStack
 import pytest
 
 from support import SERVICE_KEY, free_port
-from test_gateway import NGINX, start_nginx
+from test_gateway import needs_nginx, start_nginx
 
 
 def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -64,10 +64,7 @@ def test_gunicorns_own_refusals_are_json(gunicorn):
     assert exchange(server.port, chunked_login(100))[0] == 201  # a small chunked body is fine
 
 
-@pytest.mark.skipif(
-    NGINX is None,
-    reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
-)
+@needs_nginx
 def test_nginxs_own_refusals_are_json(gunicorn, tmp_path):
     server = gunicorn(WEB_CONCURRENCY="1")
     with ExitStack() as stack:

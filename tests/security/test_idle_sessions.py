@@ -21,7 +21,7 @@ def test_a_session_used_well_within_the_idle_timeout_stays_live(redis, key_prefi
     # Below the configurable minimum, so the test is short: the store takes any timeout.
     store = SessionStore(redis, prefix=key_prefix, idle_timeout=1)
     session, _ = store.create(
-        "alice", device=parse_device(""), ip="unknown", location="unknown", refresh_jti="j"
+        "alice", device=parse_device(""), ip="unknown", location="unknown", refresh_secret="j"
     )
 
     alive = []

@@ -18,15 +18,9 @@ from contextlib import ExitStack
 import pytest
 
 from support import auth, free_port
-from test_gateway import NGINX, start_nginx
+from test_gateway import needs_nginx, start_nginx
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        NGINX is None,
-        reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_nginx]
 
 LINE_EVERY = 4.0  # seconds between two header lines of an attacker
 
