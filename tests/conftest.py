@@ -36,6 +36,15 @@ CLUSTER = MODE == "cluster"
 # Debian's chromium, which Playwright drives (pytest-playwright's browser and page
 # fixtures): Playwright's own browser download is out of reach on these machines.
 CHROMIUM = Path("/usr/bin/chromium")
+# The marks of a test that drives Chromium: `make test-browser` runs it, `make test` skips it.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed: `apt-get install chromium` "
+        "(.ci/run installs it in CI); then `make test-browser`",
+    ),
+]
 
 # Read those two, then clear every SESSIONSVC_* variable (and the metrics
 # directory, which metrics.py reads) before any app exists: what a developer

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from conftest import CHROMIUM, CLUSTER
+from conftest import BROWSER_TEST, CLUSTER
 from support import POSTMAN, ROOT, SERVICE_KEY, auth, free_port
 
 
@@ -34,14 +34,7 @@ def _load_example(name: str):
 
 
 create_login_service = _load_example("login_service").create_app
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed: `apt-get install chromium` "
-        "(.ci/run installs it in CI); then `make test-browser`",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

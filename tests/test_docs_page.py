@@ -11,11 +11,9 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, Route, expect
 from werkzeug.serving import make_server
 
-from conftest import CHROMIUM
+from conftest import BROWSER_TEST
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
-)
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
