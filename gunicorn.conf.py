@@ -22,13 +22,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sessionsvc-metrics-")
     os.environ["_SESSIONSVC_METRICS_TMPDIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+from gunicorn import util
 from prometheus_client import multiprocess
 
 # Not `config`: every global of this file is read as a gunicorn setting of that name.
 from sessionsvc import config as sessionsvc_config
-from sessionsvc import embedded
+from sessionsvc import embedded, errors
 
+# gunicorn must not face clients: behind deploy/nginx.conf (or another buffering
+# gateway) only. A gthread worker holds a thread for as long as a client takes
+# to send its request, so ten clients sending a header line every few seconds
+# would hold them all (docs/security.md). Hence loopback by default; HOST=a
+# private address for a gateway on another host, never a public one.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Behind that one gateway, the client is the X-Forwarded-For entry it sets
+# (deploy/nginx.conf): rate limits per client, not one bucket for all.
+os.environ.setdefault("SESSIONSVC_TRUSTED_PROXIES", "1")
+# gunicorn >= 25 opens a control socket (~/.gunicorn/gunicorn.ctl) by default:
+# a way in that nothing here uses. An operator who wants it sets GUNICORN_CONTROL_SOCKET.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 
 # Every request is short: a token check and one Redis round trip. Chosen from
 # docs/benchmarks.md ("Worker class and count"): gthread, one worker per core
@@ -39,24 +53,25 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # other's Redis round trips, and the gateway's keep-alive connections (nginx
 # `keepalive`) are kept, where a sync worker closes each one. One process per
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
-# connection of its own (store.py).
+# connection of its own (connection.thread_client).
 #
 # gthread as gunicorn has it, but a worker whose threads are all busy leaves a
 # new connection to a worker with a thread free (sessionsvc/worker.py): a
-# connection stays with the worker that accepted it, and gthread's first to
-# accept was most often the busiest worker, which behind nginx's keepalive pool
-# ended up with nearly every connection while the other idled (docs/benchmarks.md,
-# "Even load across workers"). nginx moves the load by closing each connection
-# after 100 requests (`keepalive_requests` in deploy/nginx.conf). Not
-# reuse_port: each worker would listen on a socket of its own, and connections
-# waiting on a recycled worker's socket are reset (502s in the benchmark).
+# connection stays with the worker that accepted it, and with gthread a busy
+# worker, whose main thread is awake already, often accepted first: behind
+# nginx's keepalive pool one worker ended up with nearly every connection while
+# the other idled (docs/benchmarks.md, "Even load across workers"). nginx moves
+# the load by closing each connection after 100 requests (`keepalive_requests`
+# in deploy/nginx.conf). Not reuse_port: each worker would listen on a socket of
+# its own, and connections waiting on a recycled worker's socket are reset
+# (502s in the benchmark).
 worker_class = "sessionsvc.worker.BalancingThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A worker is killed only when a request takes longer than this. The worst
-# legitimate wait is a dead or hung Redis: 3 tries x 1 s socket timeout plus
-# backoff (about 3.3 s), after which the app answers 503 itself.
+# legitimate wait is a hung Redis: one 0.5 s socket timeout (a timeout is not
+# retried, see connection.CircuitBreaker), after which the app answers 503.
 timeout = 10
 # On SIGTERM or a reload, in-flight requests get this long to finish; above the
 # worst request time and below a typical orchestrator's kill delay (30 s).
@@ -78,9 +93,12 @@ keepalive = 75
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 # Room above the app's own MAX_HEADER_BYTES (8 KiB, answered with a JSON 431),
-# so that only absurd requests meet gunicorn's plain-text refusal.
+# so that only absurd requests meet gunicorn's own refusal.
 limit_request_field_size = 16_384
 limit_request_line = 16_384
+# gunicorn writes its refusals (431, 414, 400, ...) as HTML, with no setting or
+# hook for the body: its one writer is replaced by one writing the API's JSON.
+util.write_error = errors.write_raw_error
 # One JSON object per line (SESSIONSVC_LOG_FORMAT=text for plain lines); the
 # access log has a fixed list of fields: no headers, no query string.
 logger_class = "sessionsvc.logs.GunicornLogger"

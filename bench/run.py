@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 import support_path  # noqa: F401 (first: puts tests/ on sys.path for tests/support.py)
+from algorithms import section as algorithms_section
 from gateway import gateway_tables
 from load import TARGETS, Bench, Load, loads
+from page import page_table
 from profiles import profile
 from seed import Seeded, seed_all
 from servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
@@ -79,7 +81,7 @@ def main() -> None:
         "--skip",
         default="",
         help="comma list of: throughput (round trips, profiles too),gateway,workers,scaling,"
-        "memory,profile",
+        "memory,profile,page,algorithms",
     )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
@@ -160,6 +162,12 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "workers" not in skip:
         print("worker classes:", flush=True)
         sections += ["### Worker class and count", "", *workers_table(bench, all_loads), ""]
+    if "page" not in skip:
+        print("the devices page in Chromium:", flush=True)
+        sections += ['### The "Your devices" page in a browser', "", *page_table(bench), ""]
+    if "algorithms" not in skip:
+        print("token work by signing algorithm:", flush=True)
+        sections += [*algorithms_section(bench.valkey.connection_url), ""]
     return sections
 
 

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from sessionsvc.auth import issue_tokens, new_jti
 from sessionsvc.device import parse_device
 from sessionsvc.encoding import encode_session
 from sessionsvc.extension import get_locator, get_store
+from sessionsvc.keyspace import KeyLayout
 from sessionsvc.models import Device, Session, now_ms
+from sessionsvc.refresh import new_refresh_secret
+from sessionsvc.service import issue_tokens
 from sessionsvc.store import SessionStore
 
 if TYPE_CHECKING:
@@ -70,19 +72,19 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
             )
             pending = []
             for i, user_id in enumerate(users[start : start + 1000], start):
-                jti = new_jti()
+                secret = new_refresh_secret()
                 ip = IPS[i % len(IPS)]
                 session, _ = store.create(
                     user_id,
                     device=parse_device(user_agent(i)),
                     ip=ip,
                     location=locate(ip),
-                    refresh_jti=jti,
+                    refresh_secret=secret,
                 )
-                pending.append((user_id, session, jti))
+                pending.append((user_id, session, secret))
             pipe.execute()
-            for user_id, session, jti in pending:
-                tokens = issue_tokens(user_id, session.id, session.expire_at, jti)
+            for user_id, session, secret in pending:
+                tokens = issue_tokens(user_id, session.id, session.expire_at, secret)
                 out.append(
                     Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"])
                 )
@@ -90,7 +92,7 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
 
 
 # The store's own key functions and hash encoding, for sessions written in bulk.
-KEYS = SessionStore(redis.Redis(), prefix=PREFIX)  # never connects: only its key functions
+KEYS = KeyLayout(PREFIX)
 session_key, index_key = KEYS.session_key, KEYS.index_key
 
 
@@ -137,7 +139,7 @@ def write_sessions(client: redis.Redis, sessions: list[tuple[str, str]], now: in
                 location="Germany",
                 ip="89.160.20.112",
             )
-            fields = encode_session(session, refresh_jti=session_id)
+            fields = encode_session(session, refresh_secret=session_id)
             keys += [session_key(user_id, session_id), index_key(user_id)]
             args += [session_id, expire_at, len(fields)]
             args += [item for pair in fields.items() for item in pair]

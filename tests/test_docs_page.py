@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 from werkzeug.serving import make_server
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; .ci/run installs it when missing
+from conftest import BROWSER_TEST
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
-)
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
-    """A fresh page of Debian's chromium."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser.new_page()
-        browser.close()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page of pytest-playwright's browser: Debian's chromium (conftest launches it)."""
+    page = browser.new_page()
+    yield page
+    page.close()
 
 
 @pytest.fixture

@@ -28,10 +28,12 @@ from support import (
     render_deploy_conf,
 )
 
-pytestmark = pytest.mark.skipif(
+# For every test that runs the shipped nginx config (here and in tests/security/).
+needs_nginx = pytest.mark.skipif(
     NGINX is None,
     reason="nginx is not installed: `make test-gateway` installs it and runs these tests",
 )
+pytestmark = needs_nginx
 
 # --- The processes -------------------------------------------------------------------
 
@@ -136,7 +138,7 @@ def start_nginx(stack: ExitStack, directory: Path, *, sessionsvc: int, protected
     port = free_port()
     site = render_deploy_conf(listen=port, sessionsvc=sessionsvc, protected=protected)
     (directory / "sessionsvc.conf").write_text(site)
-    nginx = Nginx(directory, nginx_main_conf(directory, worker_connections=64), port)
+    nginx = Nginx(directory, nginx_main_conf(directory, worker_connections=512), port)
     stack.callback(nginx.stop)
     try:
         nginx.start()
@@ -168,10 +170,10 @@ class Gateway:
         finally:
             connection.close()
 
-    def login(self, user_id: str = "alice") -> dict[str, Any]:
+    def login(self, user_id: str = "alice", **extra: Any) -> dict[str, Any]:
         """Log in through the gateway, as the login service behind it would."""
         status, _, body = self.request(
-            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id}
+            "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, {"userId": user_id, **extra}
         )
         assert status == 201, body
         return body
@@ -214,6 +216,19 @@ def test_valid_token_reaches_the_upstream_with_its_user_id(gateway, app):
     assert reached.headers["x-user-id"] == "alice"
     assert reached.headers["x-session-id"] == session_id
     assert reached.headers["authorization"] == f"Bearer {body['accessToken']}"
+
+
+def test_the_session_claims_reach_the_upstream_and_a_clients_own_never_do(gateway, app):
+    gw = gateway(app)
+    with_claims = gw.login("alice", claims={"role": "editor"})["accessToken"]
+    without = gw.login("bob")["accessToken"]
+    forged = {"X-Session-Claims": '{"role":"admin"}'}
+
+    for token, expected in ((with_claims, {"role": "editor"}), (without, {})):
+        status, _, _ = gw.request("GET", "/orders/7", {**auth(token), **forged})
+
+        assert status == 200
+        assert json.loads(gw.upstream.last().headers["x-session-claims"]) == expected
 
 
 def test_verify_gets_the_token_only_and_the_upstream_gets_the_body(gateway, app):
@@ -305,3 +320,20 @@ def test_admin_api_is_not_exposed(gateway, app):
 
     assert (status, body["code"]) == (404, "NOT_FOUND")
     assert len(gw.upstream) == 0
+
+
+@pytest.mark.parametrize("path", ["/api/account/sessions", "/api/ui/sessionsvc-client.js"])
+def test_the_devices_page_and_its_client_pass_unchecked_with_their_headers(gateway, app, path):
+    gw = gateway(app)
+    connection = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=15)
+    try:
+        connection.request("GET", path)  # no token: the page signs in with its cookie
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+
+    assert response.status == 200
+    assert "default-src 'self'" in response.getheader("Content-Security-Policy")
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert len(gw.upstream) == 0  # sessionsvc answered it, not the protected service

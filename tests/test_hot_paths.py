@@ -11,7 +11,7 @@ import werkzeug.test
 
 from conftest import commands_run
 from sessionsvc import verify
-from sessionsvc.auth import _remembered_claims
+from sessionsvc.auth import remembered_claims
 from sessionsvc.ratelimit import limited
 from support import auth, free_port, login
 
@@ -75,14 +75,14 @@ def test_a_refresh_token_is_refused_as_an_access_token_after_its_own_use(client)
 
 def test_only_access_tokens_are_remembered(client):
     body = login(client)
-    _remembered_claims.cache_clear()
+    remembered_claims.cache_clear()
 
     rotated = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
     assert rotated.status_code == 200
-    assert _remembered_claims.cache_info().currsize == 0  # used once: nothing to gain
+    assert remembered_claims.cache_info().currsize == 0  # used once: nothing to gain
 
     assert client.get(VERIFY, headers=auth(body["accessToken"])).status_code == 200
-    assert _remembered_claims.cache_info().currsize == 1
+    assert remembered_claims.cache_info().currsize == 1
 
 
 # --- Verify in front of Flask (verify.py): Flask's answers, without its request cycle ------
@@ -258,6 +258,16 @@ def test_a_hook_of_another_blueprint_is_not_verifys(make_app):
     app.before_request_funcs["admin"].append(audit)
 
     assert verify.check_fast_path(app) is None
+
+
+def test_default_rate_limits_never_reach_verify(make_app):
+    # The fast path cannot apply a limit, so Flask's path of verify must not either.
+    client = make_app(RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="1 per minute").test_client()
+    codes = [client.get("/api/sessions/verify").json["code"] for _ in range(3)]
+
+    assert codes == ["MISSING_TOKEN"] * 3
+    assert client.get("/api/openapi.json").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 429  # the default limit is in force
 
 
 # --- List and revoke check the caller's session inside their own script ---------------------

@@ -36,8 +36,10 @@ def served(app: Flask) -> set[tuple[str, str]]:
     return {
         (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
-        # Swagger UI's page and files show the document; they are no operations of the API.
-        if rule.endpoint != "static" and not rule.endpoint.startswith(f"{DOCS}.")
+        # Swagger UI's page and files show the document, the devices page's files are files:
+        # no operations of the API.
+        if rule.endpoint not in ("static", "browser.static")
+        and not rule.endpoint.startswith(f"{DOCS}.")
         for method in rule.methods - IGNORED_METHODS
     }
 
@@ -98,10 +100,15 @@ def test_document_describes_security_and_headers(client):
     assert service_key == {"type": "apiKey", "in": "header", "name": "X-Service-Key"}
     assert {schemes[name]["scheme"] for name in ("accessToken", "refreshToken")} == {"bearer"}
     assert paths["/api/sessions"]["post"]["security"] == [{"serviceKey": []}]
-    assert paths["/api/sessions/refresh"]["post"]["security"] == [{"refreshToken": []}]
+    assert paths["/api/sessions/refresh"]["post"]["security"] == [
+        {"refreshToken": []},
+        {"refreshCookie": []},
+    ]
+    cookie = {key: schemes["refreshCookie"][key] for key in ("type", "in", "name")}
+    assert cookie == {"type": "apiKey", "in": "cookie", "name": "__Secure-sessionsvc-refresh"}
     assert paths["/api/sessions"]["get"]["security"] == [{"accessToken": []}]
     verify_headers = paths["/api/sessions/verify"]["get"]["responses"]["200"]["headers"]
-    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "Cache-Control"}
+    assert set(verify_headers) == {"X-User-Id", "X-Session-Id", "X-Session-Claims", "Cache-Control"}
 
 
 def response_codes(node: Any) -> set[str]:
@@ -212,7 +219,7 @@ OPERATIONS = {
     if method != "parameters"
 }
 # Operations that take no input at all: there is nothing to spoil.
-NO_INPUT = {"getOpenApi", "healthz", "readyz", "metrics"}
+NO_INPUT = {"getOpenApi", "healthz", "readyz", "metrics", "getDevicesPage", "jwks"}
 # Every operation with each kind of input.
 CASES = [
     (op["operationId"], mode)
@@ -303,6 +310,7 @@ WRONG_CREDENTIALS = {
     "accessToken": ["none", "refreshToken", "serviceKey", "forged"],
     "refreshToken": ["none", "accessToken", "serviceKey", "forged"],
     "serviceKey": ["none", "wrongKey", "accessToken"],
+    "refreshCookie": ["accessCookie", "forgedCookie"],  # with the CSRF header: else a 403
 }
 AUTH_CASES = [
     (op["operationId"], wrong)
@@ -324,7 +332,14 @@ def credential(kind: str, tokens: dict[str, str]) -> dict[str, str]:
         "forged": auth(forged),
         "serviceKey": {"X-Service-Key": SERVICE_KEY},
         "wrongKey": {"X-Service-Key": SERVICE_KEY + "-not"},
+        "accessCookie": browser_cookie(tokens["accessToken"]),
+        "forgedCookie": browser_cookie(forged),
     }[kind]
+
+
+def browser_cookie(token: str) -> dict[str, str]:
+    """Return the headers of a browser presenting token as its refresh cookie."""
+    return {"Cookie": f"__Secure-sessionsvc-refresh={token}", "X-Requested-With": "sessionsvc"}
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,22 @@ def test_logins_are_limited_per_client_ip(client):
     assert create(client, "user9", ip="198.51.100.1").status_code == 201
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"userId": "a" * 2000, "ip": "203.0.113.1"}, {"userId": "alice", "ip": "not an address"}],
+    ids=["long userId", "bad ip"],
+)
+def test_a_refused_login_spends_no_allowance_and_writes_no_counter(client, snapshot, body):
+    headers = {"X-Service-Key": SERVICE_KEY}
+    statuses = [
+        client.post("/api/sessions", json=body, headers=headers).status_code for _ in range(6)
+    ]
+
+    assert statuses == [400] * 6  # never 429: a refused body is not counted
+    assert snapshot() == {}  # no counter keyed by what the body said
+    assert create(client, "alice").status_code == 201
+
+
 def test_a_429_is_json_with_retry_after(client):
     for _ in range(3):
         create(client, "alice")

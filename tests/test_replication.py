@@ -62,7 +62,7 @@ def replica(pair) -> Iterator[redis_py.Redis]:
 
 def test_a_revoke_waits_for_the_replica(pair, replica, caplog):
     client = make_app(
-        REDIS_URL=pair.primary.connection_url, REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT=0.5
+        REDIS_URL=pair.primary.connection_url, REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT=0.25
     ).test_client()
     body = login(client)
     wait_for(lambda: replica.exists(session_key(body)), 5, "the session on the replica")
@@ -92,7 +92,7 @@ def test_a_revoke_no_replica_acknowledges_is_logged_and_stands(pair, caplog):
 
 def test_the_wait_must_end_before_the_read_times_out():
     with pytest.raises(ConfigError, match="REDIS_WAIT_TIMEOUT"):
-        make_app(REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT=1.0, REDIS_SOCKET_TIMEOUT=1.0)
+        make_app(REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT=0.5, REDIS_SOCKET_TIMEOUT=0.5)
 
 
 def test_sentinel_settings_are_read_without_connecting():
@@ -167,7 +167,7 @@ def test_the_service_carries_on_through_a_failover(group, how):
         REDIS_SENTINELS=group.sentinels,
         REDIS_SENTINEL_MASTER=group.name,
         REDIS_WAIT_REPLICAS=1,
-        REDIS_WAIT_TIMEOUT=0.5,
+        REDIS_WAIT_TIMEOUT=0.25,
     )
     client = app.test_client()
     kept, revoked = login(client), login(client)

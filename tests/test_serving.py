@@ -50,7 +50,9 @@ def test_a_graceful_reload_under_load_drops_no_request(gunicorn):
 
 
 def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
-    server = gunicorn(SESSIONSVC_REDIS_URL=own_valkey.connection_url)
+    server = gunicorn(
+        SESSIONSVC_REDIS_URL=own_valkey.connection_url, SESSIONSVC_REDIS_SOCKET_TIMEOUT="2"
+    )
     token = server.login()["accessToken"]
     results: list[int | str] = []
 
@@ -61,7 +63,7 @@ def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
             results.append(type(error).__name__)
 
     # Pause Redis so that requests are surely in flight (waiting on it) when
-    # SIGTERM arrives; resume it well within the 1 s socket timeout.
+    # SIGTERM arrives; resume it well within the 2 s socket timeout.
     os.kill(own_valkey._process.pid, signal.SIGSTOP)
     try:
         requests = [threading.Thread(target=one_request) for _ in range(2)]
@@ -132,7 +134,10 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
     )
 
     assert result.returncode == 1
-    assert "SESSIONSVC_JWT_SECRET_KEY, SESSIONSVC_SERVICE_KEY must be set" in result.stderr
+    assert (
+        "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY), SESSIONSVC_SERVICE_KEY must be set"
+        in result.stderr
+    )
     assert "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set" in result.stderr
     assert "TRUSTED_PROXIES must be an integer >= 0, not -1" in result.stderr
     assert "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ DEVICE = Device(browser="Chrome", version="87", os="Linux")
 
 def create(store: SessionStore, user_id: str = "alice", **kwargs):
     session, _evicted = store.create(
-        user_id, device=DEVICE, ip="127.0.0.1", location="unknown", refresh_jti="r0", **kwargs
+        user_id, device=DEVICE, ip="127.0.0.1", location="unknown", refresh_secret="r0", **kwargs
     )
     return session
 
@@ -129,7 +129,7 @@ def test_the_invariant_check_sees_a_damaged_store(store, redis, damage, complain
 def test_session_fields_stay_compact(store, redis):
     long_device = Device(browser="B" * 300, version="1" * 300, os="O" * 300, platform="P" * 300)
     session, _ = store.create(
-        "alice", device=long_device, ip="::1", location="L" * 300, refresh_jti="r"
+        "alice", device=long_device, ip="::1", location="L" * 300, refresh_secret="r"
     )
 
     assert redis.object("encoding", store.session_key("alice", session.id)) == "listpack"
@@ -164,7 +164,7 @@ def test_a_new_session_is_stored_compactly(store, redis):
     ids=["packed", "too-long", "empty-parts", "separator"],
 )
 def test_a_session_reads_back_as_it_was_created(store, redis, device, location, ip, packed):
-    session, _ = store.create("alice", device=device, ip=ip, location=location, refresh_jti="r")
+    session, _ = store.create("alice", device=device, ip=ip, location=location, refresh_secret="r")
     key = store.session_key("alice", session.id)
 
     assert store.list("alice") == [session]
@@ -234,7 +234,7 @@ def test_the_cap_never_evicts_the_session_it_makes(redis, key_prefix):
     previous = create(store, now=now)
     for _ in range(20):
         session, evicted = store.create(
-            "alice", device=DEVICE, ip="127.0.0.1", location="unknown", refresh_jti="r", now=now
+            "alice", device=DEVICE, ip="127.0.0.1", location="unknown", refresh_secret="r", now=now
         )
         assert evicted == [previous.id]
         assert store.is_live("alice", session.id)
@@ -278,7 +278,7 @@ def test_rotation_outcomes(redis, key_prefix):
     session = create(store)
 
     first = store.rotate_refresh("alice", session.id, "r0", "r1")
-    assert (first.rotation, first.refresh_jti, first.expire_at) == (
+    assert (first.rotation, first.refresh_secret, first.expire_at) == (
         Rotation.ROTATED,
         "r1",
         session.expire_at,
@@ -287,6 +287,14 @@ def test_rotation_outcomes(redis, key_prefix):
     assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
     assert store.rotate_refresh("alice", session.id, "r1", "r3").rotation is Rotation.GONE
     assert store.list("alice") == []
+
+
+def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
+    store = SessionStore(redis, prefix=key_prefix, refresh_grace=0)
+    for _ in range(20):
+        session = create(store)
+        store.rotate_refresh("alice", session.id, "r0", "r1")
+        assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
 
 
 def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):

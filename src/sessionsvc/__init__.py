@@ -10,11 +10,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import (
     admin,
     auth,
+    browser,
     cli,
     config,
     errors,
     extension,
     health,
+    jwks,
     logs,
     metrics,
     openapi,
@@ -27,24 +29,28 @@ from . import (
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then ``SESSIONSVC_*`` environment variables, then test_config."""
     app = Flask(__name__, instance_path=config.instance_path())
+    # No redirect for "//" (werkzeug builds it from the Host header): such paths are 404s.
+    app.url_map.merge_slashes = False
     config.read(app.config, test_config)
     config.validate(app.config)  # every bad setting named at once, before anything uses one
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
-    config.apply_jwt_settings(app.config)
+    app.json = errors.JSONProvider(app)
     app.json.sort_keys = False  # keep the seed's key order
     extension.init_app(app)
     metrics.init_app(app)
     errors.register_error_handlers(app, extension.sessionsvc(app).metrics)
-    auth.jwt.init_app(app)
+    auth.init_app(app)  # after extension: the key ring
     ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(views.bp, url_prefix=prefix)
     app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     openapi.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
+    browser.init_app(app)  # the devices page and its files, the development sign-in
     verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.

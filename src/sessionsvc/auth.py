@@ -1,34 +1,26 @@
-"""Tokens: flask-jwt-extended's manager, its loaders, and minting a session's token pair."""
+"""Access tokens: minting and checking them on the key ring; the service key.
+
+Access tokens are JWTs signed with the ring's active key, with its ``kid`` in
+the header; flask-jwt-extended mints and checks them through its public API
+(its key, header and revocation loaders, ``create_access_token``,
+``jwt_required``). Verify's fast path checks them with PyJWT directly and
+remembers the ones that passed. Refresh tokens are opaque (refresh.py).
+"""
 
 from __future__ import annotations
 
 import functools
 import hmac
-import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jwt as pyjwt
-from flask import Response, current_app, g, request
-from flask_jwt_extended import (
-    JWTManager,
-    create_access_token,
-    create_refresh_token,
-    decode_token,
-)
-from flask_jwt_extended.config import config as jwt_config
-from flask_jwt_extended.exceptions import JWTExtendedException
-from flask_jwt_extended.internal_utils import (
-    custom_verification_for_token,
-    verify_token_not_blocklisted,
-    verify_token_type,
-)
-from flask_jwt_extended.tokens import _decode_jwt
-from flask_jwt_extended.view_decorators import _decode_jwt_from_headers
-from jwt import PyJWTError
+from flask import Flask, Response, current_app, request
+from flask_jwt_extended import JWTManager, create_access_token, jwt_required
 
+from .claims import CLAIM, Claims
 from .errors import (
     InvalidServiceKey,
     InvalidToken,
@@ -36,93 +28,91 @@ from .errors import (
     SessionsvcError,
     TokenExpired,
     TokenRevoked,
-    error_response,
+    refusal,
 )
-from .extension import get_store
+from .extension import get_keys, get_store, sessionsvc
+from .keys import KeyRing
 from .models import is_valid_session_id, is_valid_user_id, now_ms
+from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 # Tokens verified lately, per worker. A gateway checks the same access token on
 # every request of its user for up to 30 minutes, so most checks are hits.
 VERIFIED_TOKENS_CACHED = 4096
 
+jwt = JWTManager()
 
-@dataclass(frozen=True)
+
+def init_app(app: Flask) -> None:
+    """Set flask-jwt-extended up on the app's key ring: headers only, iss and aud."""
+    ring = sessionsvc(app).keys
+    config = app.config
+    config.update(
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM=ring.active.alg,
+        JWT_DECODE_ALGORITHMS=ring.algorithms,
+        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
+        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
+        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_ENCODE_NBF=False,
+        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
+    )
+    jwt.init_app(app)
+
+
+@dataclass(frozen=True, eq=False)
 class DecodeSettings:
-    """What a token is verified against: flask-jwt-extended's settings, read once."""
+    """What an access token is verified against, fixed when the app is made.
 
-    secret: str
-    algorithms: tuple[str, ...]
+    Compared by identity: remembered tokens are remembered per app.
+    """
+
+    ring: KeyRing
     issuer: str
     audience: str
     leeway: int
-    identity_claim_key: str
-    verify_sub: bool
 
 
-def decode_settings() -> DecodeSettings | None:
-    """Return the current app's decode settings, or None if they are not our pinned kind."""
-    audience, issuer = jwt_config.decode_audience, jwt_config.decode_issuer
-    if not (isinstance(audience, str) and issuer):
-        return None
+def decode_settings(app: Flask) -> DecodeSettings:
+    """Return the app's decode settings."""
     return DecodeSettings(
-        secret=jwt_config.decode_key,
-        algorithms=tuple(jwt_config.decode_algorithms),
-        issuer=issuer,
-        audience=audience,
-        leeway=jwt_config.leeway,
-        identity_claim_key=jwt_config.identity_claim_key,
-        verify_sub=jwt_config.verify_sub,
+        ring=sessionsvc(app).keys,
+        issuer=app.config["JWT_ISSUER"],
+        audience=app.config["JWT_AUDIENCE"],
+        leeway=app.config.get("JWT_DECODE_LEEWAY", 0),
     )
 
 
-def _decoded_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
-    """Return the claims of a token that passes every check, with these settings, now.
-
-    flask-jwt-extended's own verified decode, with its checks (signature, ``alg``
-    pinned to HS256, ``exp``, ``iss``, ``aud``, ``sub``, ``crit``), without the
-    unverified decode the library makes first for a ``decode_key_loader`` (we
-    register none: one HS256 key).
-    """
-    return _decode_jwt(
-        algorithms=list(settings.algorithms),
-        allow_expired=False,
+def decoded_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any]:
+    """Return the claims of a token that passes every check now, with the key its kid names."""
+    key = settings.ring.key_for(pyjwt.get_unverified_header(encoded_token))
+    return pyjwt.decode(
+        encoded_token,
+        key.verifying,
+        algorithms=[key.alg],
         audience=settings.audience,
-        csrf_value=None,
-        encoded_token=encoded_token,
-        identity_claim_key=settings.identity_claim_key,
         issuer=settings.issuer,
         leeway=settings.leeway,
-        secret=settings.secret,
-        verify_aud=True,
-        verify_sub=settings.verify_sub,
     )
 
 
 # Only tokens that pass are remembered (an exception is never cached), keyed by
-# the exact token and the settings that verified it: its bytes cannot change, so
+# the exact token and the app that verified it: its bytes cannot change, so
 # only its expiry needs checking again.
-_remembered_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(_decoded_claims)
+remembered_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(decoded_claims)
 
 
-def verified_claims(
-    encoded_token: str, settings: DecodeSettings | None, *, remember: bool = True
-) -> dict[str, Any] | None:
-    """Return a copy of the claims of a token that passes every check now, else None.
+def verified_claims(encoded_token: str, settings: DecodeSettings) -> dict[str, Any] | None:
+    """Return a copy of the claims of an access token that passes every check now, else None.
 
-    None says nothing of why: flask-jwt-extended's own path decodes such a token
-    again and answers with the reason (expired, bad signature, ...). With
-    ``remember``, a token that passes is remembered for its next checks; a
-    refresh token is used once, and would only push access tokens out.
+    None says nothing of why: flask-jwt-extended's path checks such a token again
+    and answers with the reason (expired, bad signature, unknown kid, ...).
     """
-    if settings is None:
-        return None
-    decode = _remembered_claims if remember else _decoded_claims
     try:
-        claims = decode(encoded_token, settings)
-    except (PyJWTError, JWTExtendedException):
+        claims = remembered_claims(encoded_token, settings)
+    except pyjwt.PyJWTError:
         return None
     # A hit is re-checked for expiry; tokens without an exp are refused later (session_claims).
     expiry = claims.get("exp")
@@ -131,94 +121,31 @@ def verified_claims(
     return None
 
 
-jwt = JWTManager()
-
-
-@functools.lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
-def _remembered_header(encoded_token: str) -> dict[str, Any]:
-    """Return the header of a token that has just passed verification."""
-    return pyjwt.get_unverified_header(encoded_token)
-
-
-def session_required(
-    *, refresh: bool = False, view_checks_session: bool = False
-) -> Callable[[F], F]:
-    """Require a valid access token whose session is live (or, with ``refresh``, a refresh token).
+def session_required(*, view_checks_session: bool = False) -> Callable[[F], F]:
+    """Require a valid access token whose session is live.
 
     With ``view_checks_session``, the view checks the session itself, in the same
     Redis round trip as its own work (list, revoke): one round trip, not two.
-
-    This is flask-jwt-extended's ``jwt_required()`` for our single token location,
-    made of the library's own parts in the same order (header parsing, decode,
-    type check, revocation loader, custom checks, error handlers) and leaving
-    what ``get_jwt()`` reads. It leaves out what we do not use: other token
-    locations, user loading, and the library's three further reads of the token
-    (an unverified decode and two header reads). An access token that passed is
-    remembered (``verified_claims``); see docs/benchmarks.md.
     """
-
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            # As jwt_required: OPTIONS (a CORS preflight) carries no token.
-            if request.method not in jwt_config.exempt_methods:
-                _verify_request_token(refresh, check_session=not view_checks_session)
-            return current_app.ensure_sync(view)(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
+    return jwt_required(skip_revocation_check=view_checks_session)
 
 
-def _verify_request_token(refresh: bool, *, check_session: bool) -> None:
-    encoded_token, _ = _decode_jwt_from_headers()
-    claims = verified_claims(encoded_token, decode_settings(), remember=not refresh)
-    if claims is None:
-        claims = decode_token(encoded_token)  # the library's own path raises with the reason
-    if refresh:
-        header = pyjwt.get_unverified_header(encoded_token)
-    else:
-        header = _remembered_header(encoded_token)
-    verify_token_type(claims, refresh)
-    if check_session:
-        verify_token_not_blocklisted(header, claims)
-    else:
-        session_claims(claims)  # what the revocation loader would refuse, refused alike
-    custom_verification_for_token(header, claims)
-    # What verify_jwt_in_request leaves for get_jwt() and get_jwt_header().
-    g._jwt_extended_jwt_user = None  # no user_lookup_loader
-    g._jwt_extended_jwt_header = header
-    g._jwt_extended_jwt = claims
-    g._jwt_extended_jwt_location = "headers"
+def access_token(
+    user_id: str, session_id: str, expire_at: int, session_claims: Claims | None = None
+) -> str:
+    """Mint a session's access token, signed with the active key.
 
-
-def new_jti() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def issue_tokens(user_id: str, session_id: str, expire_at: int, refresh_jti: str) -> dict[str, str]:
-    """Mint an access token and a refresh token bound to a session.
-
-    Neither outlives the session: both expiries are capped at its ``expireAt`` (ms).
+    It never outlives the session: its expiry is capped at ``expire_at`` (ms).
+    The session's claims, if any, go in it under ``claims.CLAIM``.
     """
-    session_end = expire_at // 1000
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    claims = {"sid": session_id}
-    return {
-        "accessToken": create_access_token(
-            user_id,
-            additional_claims=claims | {"exp": min(access_end, session_end)},
-            expires_delta=False,
-        ),
-        "refreshToken": create_refresh_token(
-            user_id,
-            additional_claims=claims | {"exp": session_end, "jti": refresh_jti},
-            expires_delta=False,
-        ),
-    }
+    claims = {"sid": session_id, "exp": min(access_end, expire_at // 1000)}
+    if session_claims:
+        claims[CLAIM] = session_claims
+    return create_access_token(user_id, additional_claims=claims, expires_delta=False)
 
 
-def session_claims(jwt_data: dict[str, Any]) -> tuple[str, str]:
+def session_claims(jwt_data: Mapping[str, Any]) -> tuple[str, str]:
     """Return the token's (user id, session id), refusing a token without our claims."""
     user_id, session_id = jwt_data.get("sub"), jwt_data.get("sid")
     if not (
@@ -232,10 +159,15 @@ def session_claims(jwt_data: dict[str, Any]) -> tuple[str, str]:
 
 
 def require_service_key() -> None:
-    """Refuse the request unless it carries the service key (compared in constant time)."""
+    """Refuse the request unless it carries the service key (compared in constant time).
+
+    Wrong keys are counted per client address; once too many, 429 to every try.
+    """
+    refuse_service_key_guessing()
     presented = request.headers.get("X-Service-Key", "").encode()
     expected = current_app.config["SERVICE_KEY"].encode()
     if not hmac.compare_digest(presented, expected):
+        count_service_key_failure()
         raise InvalidServiceKey()
 
 
@@ -250,33 +182,55 @@ def service_key_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _reply(error: type[SessionsvcError], message: str | None = None) -> tuple[Response, int]:
-    return error_response(error.code, message or error.message, error.status)
+def reply(error: type[SessionsvcError], message: str | None = None) -> Response:
+    """Answer one of flask-jwt-extended's refusals (its loaders return one) with our error."""
+    return refusal(error(message))
+
+
+@jwt.encode_key_loader
+def signing_key(_identity: Any) -> Any:
+    return get_keys().active.signing
+
+
+@jwt.additional_headers_loader
+def key_id_header(_identity: Any) -> dict[str, str]:
+    return {"kid": get_keys().active.kid}
+
+
+@jwt.decode_key_loader
+def verifying_key(header: dict, payload: dict) -> Any:
+    """Return the key the token's kid names; refuse an unknown kid, another alg, or no access token.
+
+    Only access tokens come this way (refresh tokens are opaque). The library
+    itself refuses only a refresh token where an access token is due: any type
+    but access is refused here, before the signature or the session is checked.
+    """
+    if payload.get("type", "access") != "access":  # the library's default: access
+        raise pyjwt.InvalidTokenError("not an access token")
+    return get_keys().key_for(header).verifying
 
 
 @jwt.token_in_blocklist_loader
-def _session_is_revoked(_header: dict, jwt_data: dict) -> bool:
+def session_is_revoked(_header: dict, jwt_data: dict) -> bool:
     user_id, session_id = session_claims(jwt_data)
-    if jwt_data["type"] == "refresh":
-        return False  # the refresh view checks and rotates in one atomic step
-    return not get_store().is_live(user_id, session_id)
+    return not get_store().is_live(user_id, session_id, token_expiry=jwt_data["exp"])
 
 
 @jwt.unauthorized_loader
-def _missing_token(reason: str) -> tuple[Response, int]:
-    return _reply(MissingToken, f"A Bearer token is required ({reason}).")
+def missing_token(reason: str) -> Response:
+    return reply(MissingToken, f"A Bearer token is required ({reason}).")
 
 
 @jwt.invalid_token_loader
-def _invalid_token(reason: str) -> tuple[Response, int]:
-    return _reply(InvalidToken, f"The token is not valid ({reason}).")
+def invalid_token(reason: str) -> Response:
+    return reply(InvalidToken, f"The token is not valid ({reason}).")
 
 
 @jwt.expired_token_loader
-def _expired_token(_header: dict, _data: dict) -> tuple[Response, int]:
-    return _reply(TokenExpired)
+def expired_token(_header: dict, _data: dict) -> Response:
+    return reply(TokenExpired)
 
 
 @jwt.revoked_token_loader
-def _revoked_token(_header: dict, _data: dict) -> tuple[Response, int]:
-    return _reply(TokenRevoked)
+def revoked_token(_header: dict, _data: dict) -> Response:
+    return reply(TokenRevoked)

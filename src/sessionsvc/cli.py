@@ -8,7 +8,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .errors import SessionsvcError
+from .claims import parse_claims
+from .errors import InvalidRequest, SessionsvcError
+from .keys import ALGORITHMS, KID_PATTERN, KID_RULE, new_jwk
 from .models import USER_ID_RULE, is_valid_user_id
 from .service import start_session
 
@@ -17,18 +19,36 @@ from .service import start_session
 @click.argument("user_id")
 @click.option("--user-agent", default="", help="User-Agent to record for the session.")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Client IP to record.")
+@click.option("--claims", default="", help='Session claims as JSON, e.g. \'{"role": "admin"}\'.')
 @with_appcontext
-def create_session_command(user_id: str, user_agent: str, ip: str) -> None:
+def create_session_command(user_id: str, user_agent: str, ip: str, claims: str) -> None:
     """Create a session for USER_ID and print its tokens as JSON."""
     if not is_valid_user_id(user_id):
         raise click.BadParameter(USER_ID_RULE, param_hint="USER_ID")
     try:
-        body = start_session(user_id, user_agent, ip)
+        session_claims = parse_claims(json.loads(claims)) if claims else None
+    except (ValueError, InvalidRequest) as error:
+        message = error.message if isinstance(error, InvalidRequest) else "not valid JSON"
+        raise click.BadParameter(message, param_hint="--claims") from None
+    try:
+        body, _session = start_session(user_id, user_agent, ip, session_claims)
     except SessionsvcError as error:
         url = current_app.config["REDIS_URL"] or "the embedded Valkey (is `make run` running?)"
         raise click.ClickException(f"{error.message} ({url})") from error
     click.echo(json.dumps(body, indent=2))
 
 
+@click.command("new-key")
+@click.option("--kid", required=True, help=f"The key's id: {KID_RULE}.")
+@click.option("--alg", type=click.Choice(list(ALGORITHMS)), default="EdDSA", show_default=True)
+@click.option("--active", is_flag=True, help="Mark it the key that signs.")
+def new_key_command(kid: str, alg: str, active: bool) -> None:
+    """Print a new private JWK, for a JWT_KEYS JWK Set (docs/keys.md)."""
+    if not KID_PATTERN.fullmatch(kid):
+        raise click.BadParameter(KID_RULE, param_hint="--kid")
+    click.echo(json.dumps(new_jwk(alg, kid, active=active), indent=2))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_session_command)
+    app.cli.add_command(new_key_command)

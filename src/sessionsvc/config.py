@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import maxminddb
 from flask import Config
 
+from . import keys
+from .instance import write_once
 from .logs import LOG_FORMATS
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,12 @@ DEFAULTS: dict[str, Any] = {
     # None: the embedded Valkey's socket under the instance folder (see embedded.py).
     "REDIS_URL": None,
     "REDIS_KEY_PREFIX": "sessionsvc:",
-    # Worst wait for a dead or hung Redis: (1 + retries) x timeout + backoff, about 3.3 s.
-    "REDIS_SOCKET_TIMEOUT": 1.0,
-    "REDIS_RETRIES": 2,
+    # Worst wait for a hung Redis: one timeout (connection.CircuitBreaker); for a
+    # dead one, (1 + retries) connection attempts with backoff, well under a second.
+    # Half a second: a request that comes in with a burst on a hung Redis waits
+    # for a thread that long at most, so /healthz answers within a second.
+    "REDIS_SOCKET_TIMEOUT": 0.5,
+    "REDIS_RETRIES": 2,  # on connection errors only: a timeout is not retried
     # None: detect a Cluster node on first use (INFO cluster); true/false: force.
     "REDIS_CLUSTER": None,
     # "host:port,host:port": ask these Sentinels for the primary (REDIS_URL's host unused).
@@ -33,8 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SENTINEL_MASTER": "mymaster",
     # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
     "REDIS_WAIT_REPLICAS": 0,
-    "REDIS_WAIT_TIMEOUT": 0.5,  # seconds; below REDIS_SOCKET_TIMEOUT
+    "REDIS_WAIT_TIMEOUT": 0.25,  # seconds; below REDIS_SOCKET_TIMEOUT
+    # The signing keys: a JWK Set, as a file's path or as JSON (keys.py, docs/keys.md).
+    "JWT_KEYS": None,
+    # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
     "JWT_SECRET_KEY": None,
+    # Seconds a JWKS reader may cache the public keys; a rotation waits this out twice.
+    "JWKS_MAX_AGE": 300,
     "SERVICE_KEY": None,
     "SESSION_LIFETIME": 1_209_600,  # 14 days, as in the seed (expireAt - createdAt)
     "SESSION_IDLE_TIMEOUT": 0,  # seconds without use after which a session dies; 0 = off
@@ -49,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     # Flask-Limiter syntax; each endpoint that writes has its own allowance per user and per IP.
     "RATE_LIMIT_PER_USER": "30 per minute",
     "RATE_LIMIT_PER_IP": "120 per minute",
+    # Wrong X-Service-Key values a client address may send; then 429, right key or not.
+    "RATE_LIMIT_SERVICE_KEY_FAILURES": "20 per minute",
     "URL_PREFIX": "/api",
     "MAX_CONTENT_LENGTH": 16 * 1024,  # bytes of body; more gets 413
     "MAX_HEADER_BYTES": 8 * 1024,  # bytes of all headers together; more gets 431
@@ -58,10 +69,33 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     "LOG_FORMAT": "json",  # or "text"; json: one object per line, for a log pipeline
     "LOG_LEVEL": "INFO",
-    "READY_TIMEOUT": 0.5,  # seconds /readyz waits for Redis's PING (no retries)
+    "READY_TIMEOUT": 0.25,  # seconds /readyz waits for Redis's PING (no retries)
+    # Browsers (docs/browser.md). How create hands out the refresh token: "body"
+    # (API and mobile clients) or "cookie" (an HttpOnly cookie, for a web app).
+    "REFRESH_TOKEN_TRANSPORT": "body",
+    "CORS_ORIGINS": [],  # origins that may call with credentials; empty: same origin only
+    "UI_PATH": "/account/sessions",  # the "Your devices" page under URL_PREFIX; "" = none
+    "UI_LOGIN_URL": "/login",  # where the page sends a signed-out visitor
 }
 
-SECRET_KEYS = ("JWT_SECRET_KEY", "SERVICE_KEY")
+# Generated in development when missing. JWT_SECRET_KEY is not: without it (or
+# JWT_KEYS) development signs with a generated Ed25519 key (keys.py).
+SECRET_KEYS = ("SERVICE_KEY",)
+ENVIRONMENTS = ("development", "production")
+# Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
+# and as many characters for the service key; a short one is guessed offline
+# from one token (HS256) or online (the service key).
+MIN_SECRET_LENGTH = 32
+MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+# In production, an idle timeout shorter than this would end sessions between
+# two clicks (development takes any, to try it out).
+MIN_IDLE_TIMEOUT = 60
+REFRESH_TOKEN_TRANSPORTS = ("body", "cookie")
+
+
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Tell whether the configuration is production's (``ENV``, read in lower case)."""
+    return config["ENV"] == "production"
 
 
 def instance_path() -> str:
@@ -78,11 +112,16 @@ class ConfigError(RuntimeError):
 
 
 def read(config: Config, test_config: Mapping[str, Any] | None = None) -> None:
-    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config."""
+    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config.
+
+    ``ENV`` is taken in lower case: ``Production`` is production, never development.
+    """
     config.from_mapping(DEFAULTS)
     config.from_prefixed_env("SESSIONSVC")
     if test_config is not None:
         config.from_mapping(test_config)
+    if isinstance(config["ENV"], str):
+        config["ENV"] = config["ENV"].lower()
 
 
 def from_environment() -> Config:
@@ -118,19 +157,57 @@ def validate(config: Mapping[str, Any]) -> None:
 
 
 @check
+def _environment(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["ENV"] not in ENVIRONMENTS:
+        # Anything else once fell back to development, and its generated secrets.
+        yield f"SESSIONSVC_ENV must be one of {', '.join(ENVIRONMENTS)}, not {config['ENV']!r}"
+
+
+@check
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
-    for key in SECRET_KEYS:
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
         # from_prefixed_env parses values as JSON: a secret like 12345 becomes an int.
         if config.get(key) is not None and not isinstance(config[key], str):
             yield f"SESSIONSVC_{key} must be a string (quote it as JSON)"
+    if not is_production(config):
+        return  # development generates strong ones (ensure_secrets)
     missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
-    if missing and config["ENV"] == "production":
+    if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
+        missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
+    if missing:
         yield f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production"
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
+        secret = config.get(key)
+        if isinstance(secret, str) and secret and len(secret.encode()) < MIN_SECRET_LENGTH:
+            yield (
+                f"SESSIONSVC_{key} must be at least {MIN_SECRET_LENGTH} bytes long when"
+                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
+            )
+
+
+@check
+def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
+    timeout = config["SESSION_IDLE_TIMEOUT"]
+    shortest = MIN_IDLE_TIMEOUT if is_production(config) else 1
+    whole = isinstance(timeout, int) and not isinstance(timeout, bool)
+    if not (whole and (timeout == 0 or timeout >= shortest)):
+        yield (
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {shortest}"
+            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r}"
+        )
+
+
+@check
+def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        keys.check_ring(config)
+    except keys.KeyRingError as error:
+        yield str(error)
 
 
 @check
 def _redis(config: Mapping[str, Any]) -> Iterator[str]:
-    if config["ENV"] == "production" and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+    if is_production(config) and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
         # The embedded Valkey is for development (and may not even be installed).
         yield (
             "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
@@ -170,19 +247,28 @@ def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
             yield f"GEOIP_DATABASE {database!r}: {error}"
 
 
-def apply_jwt_settings(config: dict[str, Any]) -> None:
-    """Pin flask-jwt-extended to our token format: headers only, HS256, iss and aud."""
-    config.update(
-        JWT_TOKEN_LOCATION=["headers"],
-        JWT_ALGORITHM="HS256",
-        JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
-        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
-        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
-        JWT_ENCODE_NBF=False,
-        JWT_COOKIE_CSRF_PROTECT=False,  # tokens travel in headers only: no csrf claim
-    )
+@check
+def _browser(config: Mapping[str, Any]) -> Iterator[str]:
+    transport = config["REFRESH_TOKEN_TRANSPORT"]
+    if transport not in REFRESH_TOKEN_TRANSPORTS:
+        names = ", ".join(REFRESH_TOKEN_TRANSPORTS)
+        yield f"REFRESH_TOKEN_TRANSPORT must be one of {names}, not {transport!r}"
+    ui_path = config["UI_PATH"]
+    if not isinstance(ui_path, str) or (ui_path and not ui_path.startswith("/")):
+        yield f"UI_PATH must be empty or start with '/', not {ui_path!r}"
+    origins = cors_origins(config)
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        yield f"CORS_ORIGINS must be a list of origins, not {origins!r}"
+    elif "*" in origins:
+        yield "CORS_ORIGINS cannot be '*': credentials go to named origins only"
+
+
+def cors_origins(config: Mapping[str, Any]) -> Any:
+    """Return ``CORS_ORIGINS`` as a list: a JSON list, or a comma-separated string."""
+    origins = config["CORS_ORIGINS"] or []
+    if isinstance(origins, str):
+        return [origin.strip() for origin in origins.split(",") if origin.strip()]
+    return origins
 
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
@@ -191,24 +277,8 @@ def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"
-    stored = _load_or_create_secrets(path)
+    write_once(path, lambda: {key: secrets.token_urlsafe(32) for key in SECRET_KEYS})
+    stored = json.loads(path.read_text())
     for key in missing:
         config[key] = stored[key]
     log.warning("development secrets %s taken from %s", ", ".join(missing), path)
-
-
-def _load_or_create_secrets(path: Path) -> dict[str, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        generated = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")  # created 0600
-        with os.fdopen(fd, "w") as handle:
-            json.dump(generated, handle)
-        # link() fails if another worker won the race; then everyone reads the winner's.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    return json.loads(path.read_text())

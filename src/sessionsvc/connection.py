@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeAlias, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -19,12 +21,109 @@ from redis.sentinel import Sentinel
 
 Client: TypeAlias = redis.Redis | RedisCluster
 
+T = TypeVar("T")
+
 # What RedisCluster raises besides RedisError (no node reachable, no slot table).
 ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
+# A server that accepts connections and answers nothing (paused, overloaded, a
+# dead host) shows only as a timeout; asking it again costs another one.
+HANG = (redis.TimeoutError, socket.timeout)
 
 
-def _retry(retries: int) -> Retry:
-    return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries)
+class CircuitOpen(redis.ConnectionError):
+    """Redis timed out lately and another request is finding out whether it is back."""
+
+    def __init__(self) -> None:
+        super().__init__("Redis timed out lately; failing fast while one request probes it")
+
+
+class CircuitBreaker:
+    """Fail fast once Redis has timed out, while one call at a time probes it.
+
+    One per client, so per worker process: every connection of the client (each
+    gets a deep copy of its Retry, see BreakerRetry) shares it. Closed, every
+    call goes through. After a timeout it opens: one call at a time still goes
+    to Redis (the probe), every other call fails at once with CircuitOpen. The
+    probe's answer closes it again, so the service is back on Redis's first
+    answer, and at most one thread per worker ever waits on a hung server.
+    """
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self._probe: int | None = None  # the thread of the call let through while open
+        self._lock = threading.Lock()
+        self._calls = threading.local()  # this thread's call in progress, if any
+
+    def __deepcopy__(self, memo: dict) -> CircuitBreaker:
+        return self  # shared, not copied, by every connection's copy of the Retry
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Run one call to Redis through the breaker: fail at once, or go and record how it went.
+
+        Calls nested in this thread's call (a reconnect inside a command) only run:
+        the outer call's outcome is what counts.
+        """
+        if getattr(self._calls, "active", False):
+            yield
+            return
+        if self.is_open and not self._take_probe():
+            raise CircuitOpen()
+        self._calls.active = True
+        try:
+            yield
+        except HANG:
+            self.is_open = True
+            raise
+        except Exception:
+            self.is_open = False  # Redis answered, with an error or a refused connection
+            raise
+        else:
+            self.is_open = False
+        finally:
+            self._calls.active = False
+            if self._probe == threading.get_ident():
+                self._probe = None
+
+    def _take_probe(self) -> bool:
+        with self._lock:
+            if self._probe is None:
+                self._probe = threading.get_ident()
+            return self._probe == threading.get_ident()
+
+
+class BreakerRetry(Retry):
+    """redis-py's Retry, through a CircuitBreaker, and never again after a timeout.
+
+    Retries still cover what a second try can fix (a reset connection, a
+    failed-over primary); a hung server is left to the breaker.
+    """
+
+    def __init__(self, backoff: ExponentialBackoff, retries: int, breaker: CircuitBreaker) -> None:
+        super().__init__(backoff, retries)
+        self.breaker = breaker
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        def fail_then_stop_if_hung(error: Exception, *count: int) -> None:
+            fail(error, *count)  # disconnects: a late reply is never read as the next one's
+            if isinstance(error, HANG):
+                raise error
+
+        with self.breaker.call():
+            return super().call_with_retry(
+                do, fail_then_stop_if_hung, is_retryable, with_failure_count
+            )
+
+
+def _retry(retries: int, breaker: CircuitBreaker | None) -> Retry:
+    backoff = ExponentialBackoff(cap=0.2, base=0.05)
+    return BreakerRetry(backoff, retries, breaker or CircuitBreaker())
 
 
 def _socket_options(timeout: float) -> dict[str, Any]:
@@ -34,22 +133,38 @@ def _socket_options(timeout: float) -> dict[str, Any]:
     return {"decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout}
 
 
-def redis_client(url: str, *, timeout: float, retries: int, **options: Any) -> redis.Redis:
+def redis_client(
+    url: str,
+    *,
+    timeout: float,
+    retries: int,
+    breaker: CircuitBreaker | None = None,
+    **options: Any,
+) -> redis.Redis:
     """Make a client that gives up on a dead or hung server within a bounded time."""
     return redis.Redis.from_url(
         url,
-        retry=_retry(retries),
+        retry=_retry(retries, breaker),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         **_socket_options(timeout) | options,
     )
 
 
-def cluster_client(url: str, *, timeout: float, retries: int, **options: Any) -> RedisCluster:
+def cluster_client(
+    url: str,
+    *,
+    timeout: float,
+    retries: int,
+    breaker: CircuitBreaker | None = None,
+    **options: Any,
+) -> RedisCluster:
     """Make a Cluster client from any node's URL, with the same bounds (connects at once)."""
     # The node connections themselves never retry: RedisCluster retries whole
     # commands, after refreshing its slot table, so MOVED/ASK/TRYAGAIN and a
-    # failed-over primary are its job.
-    return RedisCluster.from_url(url, retry=_retry(retries), **_socket_options(timeout) | options)
+    # failed-over primary are its job. It counts the retries of its Retry but
+    # never calls it: no circuit breaker in a Cluster (yet).
+    retry = _retry(retries, breaker)
+    return RedisCluster.from_url(url, retry=retry, **_socket_options(timeout) | options)
 
 
 def sentinel_client(
@@ -58,6 +173,7 @@ def sentinel_client(
     *,
     timeout: float,
     retries: int,
+    breaker: CircuitBreaker | None = None,
     url: str | None = None,
 ) -> redis.Redis:
     """Make a client of the primary that Sentinel names ``service`` (found on each connect).
@@ -75,7 +191,7 @@ def sentinel_client(
     # The sentinels get the socket timeouts only, not the primary's credentials.
     return Sentinel(nodes, **_socket_options(timeout)).master_for(
         service,
-        retry=_retry(retries),
+        retry=_retry(retries, breaker),
         # A connection to a demoted primary fails with ConnectionError, so a
         # retry asks Sentinel again and reaches the new one.
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
@@ -167,9 +283,14 @@ class LazyClient:
     def __call__(self) -> Client:
         client = self._client
         if client is None:
+            # Made outside the lock: on a hung server, callers waiting for the lock
+            # would each wait out one more timeout, one after the other.
+            made = self._make()
             with self._lock:
                 if self._client is None:
-                    self._client = self._make()
+                    self._client = made
+                elif made is not self._client:
+                    close(made)  # another thread got there first
                 client = self._client
         return client
 
@@ -182,7 +303,11 @@ class LazyClient:
 def connector(config: Mapping[str, Any], default_url: str) -> LazyClient:
     """Return a function giving the configured client, made on first use."""
     url = config["REDIS_URL"] or default_url
-    bounds = {"timeout": config["REDIS_SOCKET_TIMEOUT"], "retries": config["REDIS_RETRIES"]}
+    bounds = {
+        "timeout": config["REDIS_SOCKET_TIMEOUT"],
+        "retries": config["REDIS_RETRIES"],
+        "breaker": CircuitBreaker(),  # one per app, so per worker, whatever the client
+    }
     if config["REDIS_SENTINELS"]:  # config.validate() refused REDIS_CLUSTER=true with it
         return LazyClient(
             lambda: sentinel_client(

@@ -6,7 +6,7 @@ and its index score, not a field too; lastActiveAt is stored only once it
 differs from createdAt; the descriptive parts share one value. Fields:
 
     c  created at (ms)          a  last active at (ms), absent until the first touch
-    r  the refresh token id     q, t  the previous one, and when it was rotated
+    r  the refresh secret       q, t  the previous one, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
 
 The Lua scripts (scripts.py) read and change c, a, r, q and t.
@@ -28,8 +28,8 @@ def _clip(value: str) -> str:
     return value[:MAX_FIELD_LENGTH]
 
 
-def encode_session(session: Session, refresh_jti: str) -> dict[str, str | int]:
-    """Return the hash fields of a new session whose refresh token id is ``refresh_jti``."""
+def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int]:
+    """Return the hash fields of a new session whose refresh secret is ``refresh_secret``."""
     device = session.device
     parts = [
         _clip(value)
@@ -59,7 +59,7 @@ def encode_session(session: Session, refresh_jti: str) -> dict[str, str | int]:
         fields["x"] = packed
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
-    fields["r"] = refresh_jti
+    fields["r"] = refresh_secret
     return fields
 
 

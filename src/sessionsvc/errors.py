@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
+from flask.json.provider import JSONProvider as AnyJSONProvider
+from gunicorn import util
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -26,6 +31,7 @@ class SessionsvcError(Exception):
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "INTERNAL_ERROR"
     message: str = "Internal server error."
+    headers: dict[str, str] = {}  # noqa: RUF012 (read only)
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -75,6 +81,12 @@ class RefreshTokenReused(SessionsvcError):
     message = "This refresh token was already used; the session has been revoked."
 
 
+class CsrfRejected(SessionsvcError):
+    status = HTTPStatus.FORBIDDEN
+    code = "CSRF_REJECTED"
+    message = "A request authenticated by a cookie must carry the X-Requested-With header."
+
+
 class SessionNotFound(SessionsvcError):
     status = HTTPStatus.NOT_FOUND
     code = "SESSION_NOT_FOUND"
@@ -97,6 +109,9 @@ class StoreUnavailable(SessionsvcError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "STORE_UNAVAILABLE"
     message = "The session store is unavailable; try again shortly."
+    # A hung Redis is probed by one request at a time (connection.CircuitBreaker):
+    # a second later is soon enough to try again.
+    headers = {"Retry-After": "1"}  # noqa: RUF012 (read only)
 
 
 def error_body(code: str, message: str) -> dict[str, str]:
@@ -104,22 +119,75 @@ def error_body(code: str, message: str) -> dict[str, str]:
     return {"code": code, "error": message}
 
 
-def error_response(code: str, message: str, status: HTTPStatus) -> tuple[Response, int]:
-    """Build the API's JSON error response."""
-    return jsonify(error_body(code, message)), status
+def json_response(
+    json: AnyJSONProvider, status: int, body: dict[str, Any], headers: Mapping[str, str]
+) -> Response:
+    """Build an answer as Flask builds a view's ``(body, status, headers)``.
+
+    ``json`` is the app's provider: verify's fast path, outside any app context,
+    passes it in.
+    """
+    response = json.response(body)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def refusal(error: SessionsvcError, json: AnyJSONProvider | None = None) -> Response:
+    """Build an error's answer: its status, the one JSON shape, its headers (Retry-After)."""
+    body = error_body(error.code, error.message)
+    return json_response(json or current_app.json, error.status, body, error.headers)
 
 
 def http_error_code(http_error: HTTPException | type[HTTPException]) -> str:
     """Return the code a werkzeug error (or error class) is answered with: ``NOT_FOUND``."""
-    # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"; HTTPException.name is this, per instance.
-    name = HTTP_STATUS_CODES.get(http_error.code or 0, "Unknown Error")
+    # HTTPException.name is the status's name, per instance.
+    return status_code(http_error.code or 0)
+
+
+def status_code(status: int) -> str:
+    """Return the code of an HTTP status without one of ours: 431 -> ``REQUEST_HEADER_...``."""
+    # "Method Not Allowed" -> "METHOD_NOT_ALLOWED"
+    name = HTTP_STATUS_CODES.get(status, "Unknown Error")
     return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
+def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str) -> None:
+    """Answer on a bare socket in the API's JSON shape (gunicorn's own refusals).
+
+    Takes ``gunicorn.util.write_error``'s arguments; the detail, which may quote
+    the request, is left out.
+    """
+    body = json.dumps(error_body(status_code(status), f"{reason}."), separators=(",", ":"))
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply for the parser taken as invalid JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:  # so get_json(silent=True) gives None, not a 500
+            raise ValueError("JSON nested too deeply") from error
+
+
 def refuse_oversized_requests() -> None:
-    """Refuse a request whose headers or declared body exceed the limits, before any work."""
+    """Refuse a request whose headers or body exceed the limits, before any work."""
     config = current_app.config
     if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
+        raise RequestTooLarge()
+    # A chunked body: werkzeug stops reading at MAX_CONTENT_LENGTH without a word,
+    # and the truncated JSON would be called invalid (400) where it is too large.
+    if (
+        request.content_length is None
+        and "HTTP_TRANSFER_ENCODING" in request.environ
+        and len(request.get_data(cache=True)) >= config["MAX_CONTENT_LENGTH"]
+    ):
         raise RequestTooLarge()
     if header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
         raise HeadersTooLarge()
@@ -160,11 +228,11 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     app.before_request(refuse_oversized_requests)
 
     @app.errorhandler(SessionsvcError)
-    def handle_sessionsvc_error(error: SessionsvcError) -> tuple[Response, int]:
+    def handle_sessionsvc_error(error: SessionsvcError) -> Response:
         note_error(error, metrics)
-        return error_response(error.code, error.message, error.status)
+        return refusal(error)
 
-    def handle_redis_error(error: Exception) -> tuple[Response, int]:
+    def handle_redis_error(error: Exception) -> Response:
         # Raised outside the store (the rate limiter, /readyz): fail closed all the same.
         unavailable = StoreUnavailable()
         unavailable.__cause__ = error
@@ -184,8 +252,6 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected_error(error: Exception) -> tuple[Response, int]:
+    def handle_unexpected_error(error: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(
-            SessionsvcError.code, SessionsvcError.message, HTTPStatus.INTERNAL_SERVER_ERROR
-        )
+        return refusal(SessionsvcError())

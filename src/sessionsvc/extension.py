@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from . import embedded
 from .connection import LazyClient, connector
 from .geo import Locator
+from .keys import KeyRing, load_ring
 from .metrics import Metrics, new_metrics
 from .store import SessionStore
 
@@ -29,6 +30,7 @@ class Sessionsvc:
     ready: LazyClient  # /readyz's own client: one try, READY_TIMEOUT
     locator: Locator
     metrics: Metrics
+    keys: KeyRing  # the signing keys (keys.py)
 
     def close(self) -> None:
         """Close the Redis connections made so far, and the GeoIP database."""
@@ -69,7 +71,12 @@ def init_app(app: Flask) -> None:
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)
     app.extensions[NAME] = Sessionsvc(
-        connect=connect, store=store, ready=ready, locator=locator, metrics=new_metrics()
+        connect=connect,
+        store=store,
+        ready=ready,
+        locator=locator,
+        metrics=new_metrics(),
+        keys=load_ring(config, app.instance_path),
     )
 
 
@@ -91,3 +98,8 @@ def get_locator() -> Locator:
 def get_metrics() -> Metrics:
     """Return the current app's metrics."""
     return sessionsvc().metrics
+
+
+def get_keys() -> KeyRing:
+    """Return the current app's key ring."""
+    return sessionsvc().keys

@@ -30,6 +30,24 @@ USER_AGENT_LIMIT = 256  # characters of the User-Agent put in an access line
 
 LOG_FORMATS = ("json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
+# What could end a text line or pass for another: C0 and C1 controls, DEL, and
+# Unicode's line and paragraph separators.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Write each control character of text as an escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines; control characters escaped, so a request cannot write a line of its own.
+
+    (JSON lines escape them already.) A traceback still follows on lines of its own.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -63,7 +81,7 @@ class RequestIdFilter(logging.Filter):
 def formatter(log_format: str = "json") -> logging.Formatter:
     """Return the formatter for ``LOG_FORMAT``: one JSON object per line, or plain text."""
     if log_format == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return TextFormatter(TEXT_FORMAT)
     return JsonFormatter(
         "%(levelname)s %(name)s %(process)d %(message)s",
         rename_fields={"levelname": "level", "name": "logger", "process": "pid"},

@@ -28,8 +28,8 @@ from . import extension
 from .openapi import operation
 from .openapi_components import META, SIZE_ERRORS
 
-# A request is one Redis round trip (about a millisecond); a dead Redis costs
-# up to the store's worst wait (about 3.3 s), so the buckets span both.
+# A request is one Redis round trip (about a millisecond); a hung Redis costs
+# one REDIS_SOCKET_TIMEOUT (connection.CircuitBreaker), so the buckets span both.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Requests that matched no route (404, 405) share one label, so a scan of
 # random paths cannot create new time series.

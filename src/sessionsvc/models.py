@@ -16,6 +16,12 @@ from dataclasses import dataclass
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+:-]{1,128}")
 USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ @ + : -"  # the pattern, for people
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
+# A refresh token: rt1.<base64url user id>.<session id>.<secret>.<tag>, the
+# secret 16 random bytes and the tag 16 bytes of an HMAC, both in base64url too
+# (a user id of 128 bytes is 171 characters).
+REFRESH_TOKEN_PATTERN = re.compile(
+    r"rt1\.([A-Za-z0-9_-]{1,171})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})"
+)
 
 UNKNOWN = "unknown"  # what a device or location part is when nothing better is known
 
@@ -75,10 +81,12 @@ class Rotation(enum.Enum):
     GRACE = 2  # it was the previous one, presented within the grace window
     GONE = 0  # the session has been revoked or has expired
     REUSED = -1  # an older token presented again: theft, the session is now revoked
+    UNKNOWN = -2  # no token this session holds, and none provably issued: nothing changed
 
 
 @dataclass(frozen=True)
 class Refresh:
     rotation: Rotation
-    refresh_jti: str | None = None  # the session's refresh token id from now on
+    refresh_secret: str | None = None  # the session's refresh secret from now on
     expire_at: int | None = None
+    claims: str = ""  # the session's claims as JSON ('' for none)

@@ -12,6 +12,8 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
+from .claims import CLAIM, NAME_PATTERN, NAME_RULE, RESERVED
+from .claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from .encoding import MAX_FIELD_LENGTH
 from .errors import (
     HeadersTooLarge,
@@ -28,17 +30,18 @@ from .errors import (
     TokenRevoked,
     http_error_code,
 )
-from .models import SESSION_ID_PATTERN, USER_ID_PATTERN
+from .models import REFRESH_TOKEN_PATTERN, SESSION_ID_PATTERN, USER_ID_PATTERN
 
 JSON = "application/json"
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
 # The same patterns the views check ids against before they become Redis keys.
 USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
 
 ACCESS = [{"accessToken": []}]
-REFRESH = [{"refreshToken": []}]
+REFRESH = [{"refreshToken": []}, {"refreshCookie": []}]  # a header, or a browser's cookie
 SERVICE = [{"serviceKey": []}]
 
 # The 401s of each kind of credential (see auth.py's loaders).
@@ -65,6 +68,11 @@ def error(description: str, *errors: Error) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": coded(*codes)}}}
 
 
+def one_of(*schemas: str) -> dict[str, Any]:
+    """Return a schema that is exactly one of the named schemas."""
+    return {"oneOf": [ref("schemas", name) for name in schemas]}
+
+
 def ok(
     description: str, schema: dict[str, Any], headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def unauthorized(errors: tuple[Error, ...]) -> dict[str, Any]:
 
 
 # The operations' groups, in the order the document (and the page) lists them.
-TAGS = ("sessions", "gateway", "admin", "meta")
+TAGS = ("sessions", "gateway", "admin", "browser", "meta")
 # The service's own routes: no credential.
 META: dict[str, Any] = {"tags": ["meta"], "security": []}
 # Every operation can answer these: the size limits apply before any work.
@@ -205,6 +213,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
+            "claims": ref("schemas", "Claims"),
+        },
+    },
+    "Claims": {
+        "type": "object",
+        "description": "What the login service says of the session (a role, a tenant, ...): "
+        f"at most {MAX_CLAIMS_BYTES} bytes as compact JSON, names {NAME_RULE}, none of "
+        f"{', '.join(sorted(RESERVED))}. In every access token under `{CLAIM}`.",
+        "propertyNames": {
+            "pattern": f"^{NAME_PATTERN.pattern}$",
+            "not": {"enum": sorted(RESERVED)},
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": {"type": "string"}},
+            ]
         },
     },
     "Tokens": {
@@ -212,7 +237,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
         },
         "additionalProperties": False,
     },
@@ -221,7 +246,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["accessToken", "refreshToken", "session"],
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
-            "refreshToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
+            "session": ref("schemas", "Session"),
+        },
+        "additionalProperties": False,
+    },
+    "AccessToken": {
+        "type": "object",
+        "description": "With the refresh cookie: the refresh token is in Set-Cookie only.",
+        "required": ["accessToken"],
+        "properties": {"accessToken": {"type": "string", "pattern": JWT}},
+        "additionalProperties": False,
+    },
+    "BrowserLogin": {
+        "type": "object",
+        "description": "A login in cookie mode: the refresh token is in Set-Cookie only.",
+        "required": ["accessToken", "session"],
+        "properties": {
+            "accessToken": {"type": "string", "pattern": JWT},
             "session": ref("schemas", "Session"),
         },
         "additionalProperties": False,
@@ -238,6 +280,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "userId": USER_ID,
             "sessionId": SESSION_ID,
+            "claims": ref("schemas", "Claims"),  # present when the session has claims
         },
         "additionalProperties": False,
     },
@@ -248,13 +291,20 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A session's access token (HS256 JWT of type access).",
+        "description": "A session's access token (a JWT of type access, signed with the "
+        "active key; its kid names a key of /.well-known/jwks.json).",
     },
     "refreshToken": {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "A session's refresh token (HS256 JWT of type refresh); single use.",
+        "description": "A session's refresh token (opaque: "
+        "rt1.<user>.<session>.<secret>.<tag>); single use.",
+    },
+    "refreshCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Secure-sessionsvc-refresh",
+        "description": "A browser's refresh token, HttpOnly; needs the X-Requested-With header.",
     },
     "serviceKey": {
         "type": "apiKey",
@@ -265,6 +315,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 PARAMETERS: dict[str, dict[str, Any]] = {
+    "CsrfHeader": {
+        "name": "X-Requested-With",
+        "in": "header",
+        "required": True,
+        "description": "Any value: proof the request came from the app (docs/browser.md#csrf).",
+        "schema": {"type": "string"},
+    },
     "UserId": {
         "name": "user_id",
         "in": "path",
@@ -281,12 +338,12 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 
 HEADERS: dict[str, dict[str, Any]] = {
     "RetryAfter": {
-        "description": "Seconds until the limit lets a request through again.",
+        "description": "Seconds to wait before trying again.",
         "required": True,
         "schema": {"type": "integer", "minimum": 0},
     },
     "NoStore": {
-        "description": "Tokens must not be cached.",
+        "description": "Tokens and personal data (IP addresses, locations) must not be cached.",
         "required": True,
         "schema": {"type": "string", "enum": ["no-store"]},
     },
@@ -300,6 +357,12 @@ HEADERS: dict[str, dict[str, Any]] = {
         "required": True,
         "schema": SESSION_ID,
     },
+    "SessionClaims": {
+        "description": "The session's claims as one line of ASCII JSON ({} for none), read "
+        "with the session: a claim changed by the admin API shows on the next verify.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
 }
 
 RESPONSES: dict[str, dict[str, Any]] = {
@@ -307,12 +370,19 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "TooLarge": error("The declared body is over MAX_CONTENT_LENGTH.", RequestTooLarge),
     "HeadersTooLarge": error("The headers are over MAX_HEADER_BYTES.", HeadersTooLarge),
     "TooManyRequests": {
-        **error("Over the per-user or per-IP rate limit.", TooManyRequests),
+        **error(
+            "Over the per-user or per-IP rate limit, or too many wrong service keys from"
+            " this address.",
+            TooManyRequests,
+        ),
         "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
     },
-    "StoreUnavailable": error(
-        "Redis is unreachable or not answering; never a pass (fail closed).", StoreUnavailable
-    ),
+    "StoreUnavailable": {
+        **error(
+            "Redis is unreachable or not answering; never a pass (fail closed).", StoreUnavailable
+        ),
+        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+    },
 }
 
 DESCRIPTION = """\

@@ -1,25 +1,59 @@
-"""Per-user and per-client-IP rate limits on the endpoints that write (Flask-Limiter)."""
+"""Per-user and per-client-IP rate limits on the endpoints that write (Flask-Limiter).
+
+A client's address is keyed as one host: an IPv4-mapped IPv6 address as its
+IPv4 one, an IPv6 address by its /64 (one subscriber's usual allocation, so a
+client cannot change buckets by changing its interface id).
+"""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
+from limits import parse
 from limits.storage import RedisStorage, Storage
+from werkzeug.exceptions import TooManyRequests
 
 from .connection import Client
 from .extension import sessionsvc
 
 F = TypeVar("F", bound=Callable)
+log = logging.getLogger(__name__)
+
+IPV6_PREFIX = 64  # an IPv6 client is keyed by its network of this length
+# No address at all (a gateway on a Unix socket without TRUSTED_PROXIES): one
+# shared bucket still limits, where an empty key would skip the limit.
+NO_ADDRESS = "unknown"
+
+
+def address_key(address: str | None) -> str:
+    """Return the bucket of a client address: IPv4 (also ::ffff:-mapped) as is, IPv6 by its /64."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or NO_ADDRESS
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
+
+
+def client_key() -> str:
+    """Return the bucket of the caller's own address (see TRUSTED_PROXIES)."""
+    return address_key(request.remote_addr)
+
 
 # No default limits: only the decorated endpoints are limited, never verify
 # (the gateway's hot path). The storage is set in init_app.
-limiter = Limiter(key_func=lambda: request.remote_addr or "", default_limits=[])
+limiter = Limiter(key_func=client_key, default_limits=[])
 
 
 def _user_key() -> str:
@@ -29,21 +63,32 @@ def _user_key() -> str:
     somebody else's allowance.
     """
     if request.endpoint == "sessions.create_session":
-        body = request.get_json(silent=True)
-        return str(body.get("userId")) if isinstance(body, dict) else ""
+        return g.sessionsvc_login.user_id  # read and checked by views.login_body_required
+    if request.endpoint == "sessions.refresh_session":
+        # A refresh token whose tag proves it the service's spends its user's
+        # allowance; any other (a guess) one of its own, never a real user's.
+        presented = g.sessionsvc_refresh  # read by refresh.refresh_token_required
+        if presented.issued:
+            return presented.user_id
+        return f"unproven:{presented.user_id}/{presented.session_id}"
     return get_jwt()["sub"]
 
 
 def _client_ip_key() -> str:
-    """Return the end user's IP: the login body's ``ip`` (the login service's word), else ours."""
+    """Return the end user's bucket: the login body's ``ip`` (the login service's word), else ours.
+
+    A login without ``ip`` counts against the caller's own address; one with a bad
+    ``ip`` is refused (400) before any limit.
+    """
     if request.endpoint == "sessions.create_session":
-        body = request.get_json(silent=True)
-        claimed = body.get("ip") if isinstance(body, dict) else None
-        try:
-            return str(ipaddress.ip_address(claimed)) if isinstance(claimed, str) else ""
-        except ValueError:
-            pass
-    return request.remote_addr or ""
+        # The body's ip, or the caller's own address without one (views.login_body).
+        return address_key(g.sessionsvc_login.ip)
+    return client_key()
+
+
+def _enabled() -> bool:
+    # The app's own switch: the one Limiter object serves every app of the process.
+    return current_app.config.get("RATELIMIT_ENABLED", True)
 
 
 def limited(view: F) -> F:
@@ -56,11 +101,33 @@ def limited(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Disabled, Flask-Limiter still works out on every request that there is
         # nothing to check: 5% to 10% of a login's time (docs/benchmarks.md).
-        if not current_app.config.get("RATELIMIT_ENABLED", True):
+        if not _enabled():
             return view(*args, **kwargs)
         return limited_view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def refuse_service_key_guessing() -> None:
+    """Answer 429 to a client whose failed service-key attempts are used up, right key or not."""
+    if not _enabled():
+        return
+    failures = parse(current_app.config["RATE_LIMIT_SERVICE_KEY_FAILURES"])
+    bucket = ("service-key-failures", client_key())
+    if not limiter.limiter.test(failures, *bucket):
+        reset_at = limiter.limiter.get_window_stats(failures, *bucket).reset_time
+        raise TooManyRequests(
+            "Too many wrong X-Service-Key values from this address; try again later.",
+            retry_after=max(1, int(reset_at - time.time()) + 1),
+        )
+
+
+def count_service_key_failure() -> None:
+    """Count a wrong service key against the caller's address, and log it (never the key)."""
+    log.warning("wrong X-Service-Key from %s", request.remote_addr)
+    if _enabled():
+        failures = parse(current_app.config["RATE_LIMIT_SERVICE_KEY_FAILURES"])
+        limiter.limiter.hit(failures, "service-key-failures", client_key())
 
 
 class AppRedisStorage(RedisStorage):

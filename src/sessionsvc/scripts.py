@@ -43,19 +43,24 @@ local function drop(key, id)
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], id)
 end
--- Is the session (its hash key and id) live? An idle one is deleted; activity
--- is noted at most every `touch` ms. HSET runs only after HMGET found the hash,
--- so a dead session is never re-created as a key without a TTL.
-local function live(key, id, touch)
-  local seen = redis.call('HMGET', key, 'c', 'a')
+-- Is the session (its hash key and id) live for a token expiring at `token_end`
+-- (ms; 0: no token)? An idle one is deleted; activity is noted at most every
+-- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
+-- never re-created as a key without a TTL. A token outliving its session was
+-- never issued here (tokens end with their session at the latest): refused.
+-- Returns false, or the session's claims (field k, '' for none), read in the
+-- same HMGET.
+local function live(key, id, touch, token_end)
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k')
   if not seen[1] then return false end
+  if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
   if idle(last) then
     drop(key, id)
     return false
   end
   if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
-  return true
+  return seen[3] or ''
 end
 """
 
@@ -87,48 +92,56 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return evicted
 """
 
-# check. KEYS: the index, the session's hash. ARGV: session id, touch interval.
-# Returns 1 when the session is live.
+# check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
+# the token's end (ms, 0 = none). Returns the live session's claims ('' for
+# none); nil when it is not live.
 CHECK = """
-if live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2]) then return 1 end
-return 0
+return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 """
 
-# rotate. KEYS: the index, the session's hash. ARGV: session id, presented jti,
-# new jti, grace (ms). Returns {outcome, current jti, expire_at}; outcomes as in
-# models.Rotation.
+# rotate. KEYS: the index, the session's hash. ARGV: session id, presented
+# refresh secret, new secret, grace (ms), issued ('1' when the token is provably
+# the service's: only then is a mismatch theft). Returns {outcome, current
+# secret, expire_at, claims}; outcomes as in models.Rotation.
 ROTATE = """
 local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
-local new, grace = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4])
-local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a')
+local new, grace, issued = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5]
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a', 'k')
 if not cur[1] then return {0, false, false} end
 if idle(last_active(cur[4], cur[5])) then
   drop(KEYS[2], id)
   return {0, false, false}
 end
+-- The secrets are compared by their digests: a presented guess's timing
+-- never tells how much of it matched.
+local function matches(held)
+  return held and redis.sha1hex(held) == redis.sha1hex(presented)
+end
 local expire_at = redis.call('PEXPIRETIME', KEYS[2])
-if cur[1] == presented then
+if matches(cur[1]) then
   redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {1, new, expire_at}
+  return {1, new, expire_at, cur[6] or ''}
 end
-if cur[2] == presented and NOW - tonumber(cur[3]) <= grace then
+if matches(cur[2]) and NOW - tonumber(cur[3]) < grace then
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {2, cur[1], expire_at}
+  return {2, cur[1], expire_at, cur[6] or ''}
 end
+-- A guess at a session's secret is refused, and ends nothing.
+if issued ~= '1' then return {-2, false, false} end
 drop(KEYS[2], id)
 emit('session.theft_detected', {id}, expire_at)
 return {-1, false, expire_at}
 """
 
 # list. KEYS: the index, the asking session's hash (none when no session asks).
-# ARGV: the asking session's id ('' = none), touch interval. Returns id,
-# expire_at, fields, id, expire_at, fields, ... of the live sessions and prunes
-# the rest; nil when the asking session is not live.
+# ARGV: the asking session's id ('' = none), touch interval, its token's end (ms).
+# Returns id, expire_at, fields, id, expire_at, fields, ... of the live sessions
+# and prunes the rest; nil when the asking session is not live.
 LIST = """
-local caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2]
-if caller ~= '' and not live(KEYS[2], caller, touch) then return false end
+local caller, touch, token_end = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[2], caller, touch, token_end) then return false end
 -- A field of an HGETALL reply (name, value, name, value, ...).
 local function field(flat, name)
   for f = 1, #flat, 2 do
@@ -156,11 +169,11 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval. Returns 1 when it existed, 0 when not, -1 when the asking
-# session is not live (nothing revoked).
+# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
+# -1 when the asking session is not live (nothing revoked).
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 if existed == 1 then emit('session.revoked', {id}) end
@@ -184,6 +197,24 @@ emit('sessions.revoked_all', revoked)
 return revoked
 """
 
+# set_claims. KEYS: the index, the session's hash (none for all of the user's
+# sessions). ARGV: session id ('' = every session of the user), the claims as
+# JSON ('' = none). Returns the ids of the live sessions changed.
+SET_CLAIMS = """
+local id, claims = ARGV[HEAD + 1], ARGV[HEAD + 2]
+local ids = id ~= '' and {id} or redis.call('ZRANGE', KEYS[1], 0, -1)
+local changed = {}
+for _, each in ipairs(ids) do
+  local key = PREFIX .. each
+  if redis.call('EXISTS', key) == 1 then
+    if claims == '' then redis.call('HDEL', key, 'k') else redis.call('HSET', key, 'k', claims) end
+    changed[#changed + 1] = each
+  end
+end
+emit('session.claims_changed', changed)
+return changed
+"""
+
 # Each script's whole source, by the name SessionStore runs it by.
 SCRIPTS = {
     name: _HEAD + body
@@ -194,5 +225,6 @@ SCRIPTS = {
         "list": LIST,
         "revoke": REVOKE,
         "revoke_all": REVOKE_ALL,
+        "set_claims": SET_CLAIMS,
     }.items()
 }

@@ -1,7 +1,7 @@
 """Sessions in Redis: one hash per session, one sorted-set index per user.
 
-This module names the keys and runs the scripts (scripts.py) that change
-them; encoding.py says what a session's hash holds.
+This module runs the scripts (scripts.py) that change them; keyspace.py
+names the keys, encoding.py says what a session's hash holds.
 
 Every key of a user carries the ``{userId}`` hash tag, so all of a user's keys
 live in one Cluster slot and each multi-key change can be one atomic script.
@@ -12,8 +12,6 @@ that emits an event takes a second one (the stream is in another slot).
 from __future__ import annotations
 
 import logging
-import re
-import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from redis.commands.core import Script
 from .connection import ERRORS, Client, run_and_wait, thread_client
 from .encoding import decode_session, encode_session
 from .errors import StoreUnavailable
+from .keyspace import KeyLayout
 from .models import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .scripts import SCRIPTS
 
@@ -48,7 +47,7 @@ class _Bound:
     connection: Callable[[], Client]  # the client to run scripts on, in this thread
 
 
-class SessionStore:
+class SessionStore(KeyLayout):
     """Create, check, rotate, list and revoke sessions; knows Redis, not HTTP.
 
     ``client`` is a Redis or RedisCluster client made with
@@ -60,11 +59,10 @@ class SessionStore:
     Cluster; see ``connection.run_and_wait``).
     """
 
-    # Key templates. The tag's closing brace ends the user id: no separator
-    # before the session id.
-    SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
-    INDEX_KEY = "{prefix}u:{{{user_id}}}"
     TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
+    # ... and at most every tenth of the idle timeout: a session used more often
+    # than every 0.9 x the timeout is never taken for idle.
+    TOUCH_PER_IDLE_TIMEOUT = 10
 
     def __init__(
         self,
@@ -80,15 +78,15 @@ class SessionStore:
         wait_replicas: int = 0,
         wait_timeout: float = 0.5,
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("the key prefix must not contain a hash tag")
+        super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
         self._bound: _Bound | None = None
-        self.prefix = prefix
-        self._session_key_pattern = _key_pattern(self.SESSION_KEY, prefix)
-        self._index_key_pattern = _key_pattern(self.INDEX_KEY, prefix)
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
+        self.touch_interval_ms = min(
+            self.TOUCH_INTERVAL_MS,
+            self.idle_timeout_ms // self.TOUCH_PER_IDLE_TIMEOUT or self.TOUCH_INTERVAL_MS,
+        )
         self.refresh_grace_ms = int(refresh_grace * 1000)
         self.max_sessions = max_sessions
         self.events_stream = events_stream
@@ -114,24 +112,6 @@ class SessionStore:
     def redis(self) -> Client:
         """The Redis client (connecting first, if the store has not yet)."""
         return self._bind().client
-
-    def session_key(self, user_id: str, session_id: str) -> str:
-        """Return the key of a session's hash."""
-        return self.SESSION_KEY.format(prefix=self.prefix, user_id=user_id, session_id=session_id)
-
-    def index_key(self, user_id: str) -> str:
-        """Return the key of a user's index: a sorted set of session ids by expireAt."""
-        return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
-
-    def parse_session_key(self, key: str) -> tuple[str, str] | None:
-        """Return the user and session ids of a session's key; None for any other key."""
-        match = self._session_key_pattern.fullmatch(key)
-        return (match["user_id"], match["session_id"]) if match else None
-
-    def parse_index_key(self, key: str) -> str | None:
-        """Return the user id of an index's key; None for any other key."""
-        match = self._index_key_pattern.fullmatch(key)
-        return match["user_id"] if match else None
 
     def _run(
         self,
@@ -211,10 +191,11 @@ class SessionStore:
         device: Device,
         ip: str,
         location: str,
-        refresh_jti: str,
+        refresh_secret: str,
+        claims: str = "",
         now: int | None = None,
     ) -> tuple[Session, list[str]]:
-        """Store a new session; return it and the ids of sessions evicted by the cap."""
+        """Store a new session (``claims`` as JSON); return it and the sessions the cap evicted."""
         now = now_ms() if now is None else now
         session = Session(
             id=new_session_id(),
@@ -226,7 +207,7 @@ class SessionStore:
             location=location,
             ip=ip,
         )
-        fields = encode_session(session, refresh_jti)
+        fields = encode_session(session, refresh_secret) | ({"k": claims} if claims else {})
         evicted = self._run(
             "create",
             user_id,
@@ -241,26 +222,45 @@ class SessionStore:
         self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
-    def is_live(self, user_id: str, session_id: str) -> bool:
-        """Tell whether the session exists and is not idle; note the activity."""
-        live = self._run(
-            "check", user_id, (session_id,), session_id, self.TOUCH_INTERVAL_MS, now=now_ms()
-        )
-        return bool(live)
+    def is_live(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> bool:
+        """Tell whether the session exists and is not idle (``check``); note the activity."""
+        return self.check(user_id, session_id, token_expiry=token_expiry) is not None
+
+    def check(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> str | None:
+        """Return a live session's claims (JSON, '' for none), else None; note the activity.
+
+        With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
+        its token is not live for it: this service never issued such a token.
+        """
+        args = (session_id, self.touch_interval_ms, token_expiry * 1000)
+        return self._run("check", user_id, (session_id,), *args, now=now_ms())
+
+    def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
+        """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
+        now = now_ms()
+        ids = (session_id,) if session_id else ()
+        changed = self._run("set_claims", user_id, ids, session_id or "", claims, now=now)
+        self._append_event("session.claims_changed", user_id, changed, now)
+        return changed
 
     def rotate_refresh(
-        self, user_id: str, session_id: str, presented_jti: str, new_jti: str
+        self, user_id: str, session_id: str, presented: str, new: str, *, issued: bool = True
     ) -> Refresh:
-        """Swap the session's refresh token id for ``new_jti`` if ``presented_jti`` is current."""
+        """Swap the session's refresh secret for ``new`` if ``presented`` is current.
+
+        Another secret is theft (the session ends) only when the token was ``issued``
+        by the service, provably; else it is refused (``Rotation.UNKNOWN``).
+        """
         now = now_ms()
-        outcome, current, expire_at = self._run(
+        outcome, current, expire_at, *claims = self._run(
             "rotate",
             user_id,
             (session_id,),
             session_id,
-            presented_jti,
-            new_jti,
+            presented,
+            new,
             self.refresh_grace_ms,
+            int(issued),
             now=now,
         )
         if outcome == Rotation.REUSED.value:
@@ -268,24 +268,29 @@ class SessionStore:
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
-        return Refresh(Rotation(outcome), current, int(expire_at))
+        return Refresh(Rotation(outcome), current, int(expire_at), *claims)
 
-    def _asking(self, caller: str | None) -> tuple[tuple[str, ...], tuple[str, int]]:
+    def _asking(
+        self, caller: str | None, token_expiry: int
+    ) -> tuple[tuple[str, ...], tuple[str, int, int]]:
         """Return the session keys and script arguments that check the asking session.
 
         No caller: no key, and an empty id, which the scripts take as "no check".
         """
         if caller is None:
-            return (), ("", 0)
-        return (caller,), (caller, self.TOUCH_INTERVAL_MS)
+            return (), ("", 0, 0)
+        return (caller,), (caller, self.touch_interval_ms, token_expiry * 1000)
 
-    def list(self, user_id: str, *, caller: str | None = None) -> list[Session] | None:
+    def list(
+        self, user_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> list[Session] | None:
         """Return the user's live sessions, newest first.
 
         With ``caller``, the session asking is checked (and its activity noted) in
-        the same round trip, as ``is_live`` would: None when it is not live.
+        the same round trip, as ``is_live`` would (for its token's ``token_expiry``):
+        None when it is not live.
         """
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         flat = self._run("list", user_id, ids, *asking, now=now_ms())
         if flat is None:
             return None
@@ -296,14 +301,17 @@ class SessionStore:
             sessions.append(decode_session(user_id, session_id, expire_at, fields))
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
-    def revoke(self, user_id: str, session_id: str, *, caller: str | None = None) -> bool | None:
+    def revoke(
+        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> bool | None:
         """Delete one session; return whether it existed.
 
         With ``caller``, the session asking is checked first in the same round
-        trip, as ``is_live`` would: None (and nothing deleted) when it is not live.
+        trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
+        nothing deleted) when it is not live.
         """
         now = now_ms()
-        ids, asking = self._asking(caller)
+        ids, asking = self._asking(caller, token_expiry)
         existed = self._run(
             "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
         )
@@ -319,15 +327,3 @@ class SessionStore:
         revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
         self._append_event("sessions.revoked_all", user_id, revoked, now)
         return revoked
-
-
-def _key_pattern(template: str, prefix: str) -> re.Pattern[str]:
-    """Return a regex matching the keys ``template`` makes under ``prefix``, a group per id."""
-    pattern = ""
-    for literal, name, _, _ in string.Formatter().parse(template):
-        pattern += re.escape(literal)
-        if name == "prefix":
-            pattern += re.escape(prefix)
-        elif name:
-            pattern += f"(?P<{name}>[^{{}}]*)"  # ids hold no braces (the hash tag's)
-    return re.compile(pattern)

@@ -9,7 +9,8 @@ view: 200 while its session is live, 401 ``TOKEN_REVOKED`` once it is not, 503
 metrics, logs and access-log line). Every other case and every doubt (no or odd
 Authorization header, a body, too many header bytes, an expired, invalid or
 refresh token) goes to the Flask app untouched. Both build their answers with
-``answer`` (Flask's own JSON response), and ``check_fast_path`` refuses to start
+errors.py's ``json_response`` and ``refusal`` (Flask's own JSON response, as
+the error handler's), and ``check_fast_path`` refuses to start
 an app whose verify view or request hooks do work the fast path would skip.
 tests/test_hot_paths.py holds both paths to the same bytes.
 """
@@ -30,15 +31,19 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from . import errors, logs, metrics, ratelimit
 from .auth import decode_settings, session_claims, session_required, verified_claims
+from .claims import HEADER as CLAIMS_HEADER
+from .claims import decode
 from .config import ConfigError
-from .errors import SessionsvcError, StoreUnavailable, TokenRevoked, error_body, header_bytes
-from .extension import sessionsvc
+from .cookies import NO_STORE
+from .errors import StoreUnavailable, TokenRevoked, header_bytes, json_response, refusal
+from .extension import get_store, sessionsvc
 from .logs import REQUEST_ID_HEADER, new_request_id
 from .openapi import operation
 from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
-from .views import NO_STORE
 
 bp = Blueprint("verify", __name__)
+# Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
+ratelimit.limiter.exempt(bp)
 ENDPOINT = "verify.verify_session"  # the view's endpoint: the fast path counts under it too
 
 # nginx and Traefik call verify with GET; Envoy's ext_authz (HTTP) keeps the
@@ -55,20 +60,22 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def answer(
-    json: JSONProvider, status: HTTPStatus, body: dict[str, str], headers: dict[str, str]
-) -> Response:
-    """Build one of verify's answers as Flask builds a view's ``(body, status, headers)``."""
-    response = json.response(body)
-    response.status_code = status
-    response.headers.update(headers)
-    return response
+def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> Response:
+    """Build verify's 200 for a live session with its claims (JSON, '' for none).
 
-
-def verified(json: JSONProvider, user_id: str, session_id: str) -> Response:
-    """Build verify's 200 for a live session."""
-    headers = {"X-User-Id": user_id, "X-Session-Id": session_id, **NO_STORE}
-    return answer(json, HTTPStatus.OK, {"userId": user_id, "sessionId": session_id}, headers)
+    The claims header is always sent ("{}" for none): a gateway that copies it
+    then always replaces one a client sent.
+    """
+    headers = {
+        "X-User-Id": user_id,
+        "X-Session-Id": session_id,
+        CLAIMS_HEADER: claims or "{}",
+        **NO_STORE,
+    }
+    body: dict[str, Any] = {"userId": user_id, "sessionId": session_id}
+    if claims:
+        body["claims"] = decode(claims)
+    return json_response(json, HTTPStatus.OK, body, headers)
 
 
 @bp.route("/sessions/verify", **VERIFY)
@@ -84,22 +91,32 @@ def verified(json: JSONProvider, user_id: str, session_id: str) -> Response:
         "200": ok(
             "The session is live.",
             ref("schemas", "Verified"),
-            {"X-User-Id": "UserId", "X-Session-Id": "SessionId", **NO_STORE_HEADER},
+            {
+                "X-User-Id": "UserId",
+                "X-Session-Id": "SessionId",
+                CLAIMS_HEADER: "SessionClaims",
+                **NO_STORE_HEADER,
+            },
         ),
         "401": ACCESS_REFUSED,
         **STORE_ERRORS,
     },
 )
-@session_required()
+@session_required(view_checks_session=True)
 def verify_session(_original_path: str = "") -> Response:
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
 
-    The token check (one Redis round trip) is all the work; a dead session never
-    gets here (401).
+    The session check (one Redis round trip) is all the work, and brings the
+    session's claims along.
     """
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    return verified(current_app.json, *session_claims(get_jwt()))
+    claims = get_jwt()
+    user_id, session_id = session_claims(claims)
+    held = get_store().check(user_id, session_id, token_expiry=claims["exp"])
+    if held is None:
+        raise TokenRevoked()
+    return verified(current_app.json, user_id, session_id, held)
 
 
 @bp.after_request
@@ -127,8 +144,7 @@ class VerifyFastPath:
         self.header_key = "HTTP_" + config["JWT_HEADER_NAME"].upper().replace("-", "_")
         self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
-        with app.app_context():
-            self.settings = decode_settings()
+        self.settings = decode_settings(app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -138,7 +154,7 @@ class VerifyFastPath:
             request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
             # A store failure is answered here: handed on, it would be waited out twice.
             errors.note_error(error, self.metrics, request_id)
-            response = repeat_verify_error_code(self._refused(error))
+            response = repeat_verify_error_code(refusal(error, self.json))
         except Exception:  # Flask's path answers what this one cannot, errors included
             return self.wsgi_app(environ, start_response)
         else:
@@ -151,19 +167,15 @@ class VerifyFastPath:
         self.metrics.observe(ENDPOINT, response.status_code, time.perf_counter() - started)
         return response(environ, start_response)
 
-    def _refused(self, error: SessionsvcError) -> Response:
-        """Build an error's answer as errors.py's handler does."""
-        return answer(self.json, error.status, error_body(error.code, error.message), {})
-
-    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str] | None:
-        """Return the (user id, session id) of a verify request with a valid access token.
+    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
+        """Return the (user id, session id, claims) of a verify request with a valid access token.
 
         None when this is not such a request; TokenRevoked when its session is not live.
         """
         if environ.get("REQUEST_METHOD") not in self.methods:
             return None
         path = environ.get("PATH_INFO", "")
-        # The verify routes, without a repeated slash (werkzeug redirects those).
+        # The verify routes, without a repeated slash (Flask's 404, merge_slashes is off).
         if not path.startswith(self.path) or "//" in path:
             return None
         rest = path[len(self.path) :]
@@ -181,9 +193,10 @@ class VerifyFastPath:
         if claims is None or claims.get("type") != "access":
             return None
         user_id, session_id = session_claims(claims)
-        if not self.store.is_live(user_id, session_id):
+        held = self.store.check(user_id, session_id, token_expiry=claims["exp"])
+        if held is None:
             raise TokenRevoked()
-        return user_id, session_id
+        return user_id, session_id, held
 
     def _bearer_token(self, header: str | None) -> str | None:
         """Return the token of exactly ``<type> <token>``, else None."""
@@ -201,7 +214,7 @@ class FastPathConflict(ConfigError):
 
 # The hooks that run on a verify request in Flask, and what the fast path does instead:
 # the request id and the metrics it adds itself, an oversized request it hands to
-# Flask, the rate limiter has nothing to do (verify is never limited, ratelimit.py),
+# Flask, the rate limiter has nothing to do (verify's blueprint is exempt),
 # and the error code it repeats with the same function.
 KNOWN_HOOKS: dict[str, frozenset[object]] = {
     "before_request": frozenset(

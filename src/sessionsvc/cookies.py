@@ -1,0 +1,110 @@
+"""The refresh cookie: a browser's refresh token, out of JavaScript's reach."""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+from typing import Any
+
+from flask import Response, after_this_request, current_app, g, make_response, request
+
+from .errors import CsrfRejected
+
+# __Secure-: the browser keeps it only if it came over HTTPS with Secure. (__Host-
+# would also pin it to Path=/, where every request of the site would carry it.)
+COOKIE_NAME = "__Secure-sessionsvc-refresh"
+# A header a cross-site form cannot send, and fetch() only after a CORS preflight
+# that only CORS_ORIGINS pass: its presence (any value) proves the request came from the app.
+CSRF_HEADER = "X-Requested-With"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def refresh_path() -> str:
+    """Return the one path the cookie is sent to: the refresh endpoint."""
+    return f"{current_app.config['URL_PREFIX']}/sessions/refresh"
+
+
+def presented_refresh_token() -> str | None:
+    """Return the refresh token of the request's cookie, or None to read the header.
+
+    An Authorization header wins. A cookie, which the browser sends on its own,
+    counts only with the CSRF header.
+    """
+    if "Authorization" in request.headers:
+        return None
+    token = request.cookies.get(COOKIE_NAME)
+    if token is None:
+        return None
+    require_csrf_header()
+    g.sessionsvc_refresh_cookie = True
+    after_this_request(_clear_if_refused)
+    return token
+
+
+def require_csrf_header() -> None:
+    """Refuse (403) a request the browser could have sent on its own: no CSRF header."""
+    if CSRF_HEADER not in request.headers:
+        raise CsrfRejected()
+
+
+def _clear_if_refused(response: Response) -> Response:
+    """Drop a refused cookie (revoked, reused, expired): it is of no use to keep."""
+    if response.status_code == HTTPStatus.UNAUTHORIZED:
+        clear_refresh_cookie(response)
+    return response
+
+
+def came_in_cookie() -> bool:
+    """Tell whether this request's refresh token came in the cookie."""
+    return g.get("sessionsvc_refresh_cookie", False)
+
+
+def token_response(
+    tokens: dict[str, Any], status: HTTPStatus, *, cookie: bool, expire_at: int
+) -> Response:
+    """Answer with tokens, no-store; with ``cookie``, the refresh token as the cookie only.
+
+    ``expire_at`` is the session's end (ms), when the cookie expires too.
+    """
+    body = dict(tokens)
+    refresh_token = body.pop("refreshToken") if cookie else None
+    response = make_response(body, status, NO_STORE)
+    if refresh_token is not None:
+        set_refresh_cookie(response, refresh_token, expire_at)
+    return response
+
+
+def set_refresh_cookie(response: Response, refresh_token: str, expire_at: int) -> None:
+    """Set the cookie to the refresh token, expiring when its session does (``expire_at``, ms)."""
+    response.set_cookie(
+        COOKIE_NAME,
+        refresh_token,
+        max_age=max(0, expire_at // 1000 - int(time.time())),
+        path=refresh_path(),
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def clear_refresh_cookie(response: Response) -> Response:
+    """Tell the browser to drop the cookie."""
+    response.delete_cookie(
+        COOKIE_NAME, path=refresh_path(), secure=True, httponly=True, samesite="Strict"
+    )
+    return response
+
+
+def signed_out() -> None:
+    """Clear the cookie in this response: the caller's own session is gone.
+
+    Only for browsers (the cookie mode, or our client's CSRF header): API
+    clients' answers stay as they were.
+    """
+    if creates_cookie() or CSRF_HEADER in request.headers:
+        after_this_request(clear_refresh_cookie)
+
+
+def creates_cookie() -> bool:
+    """Tell whether create hands out the refresh token as a cookie (REFRESH_TOKEN_TRANSPORT)."""
+    return current_app.config["REFRESH_TOKEN_TRANSPORT"] == "cookie"  # noqa: S105 (a mode)

@@ -1,0 +1,243 @@
+// The "Your devices" page: lists the user's sessions and signs them out.
+import { SessionsClient } from "./sessionsvc-client.js";
+
+const root = document.getElementById("app");
+const client = new SessionsClient({ api: root.dataset.api });
+const list = document.getElementById("sessions");
+const announcer = document.getElementById("announce");
+const dialog = document.getElementById("confirm");
+const actionError = document.getElementById("action-error");
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const exact = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const UNITS = [
+  ["year", 31_536_000],
+  ["month", 2_592_000],
+  ["week", 604_800],
+  ["day", 86_400],
+  ["hour", 3_600],
+  ["minute", 60],
+  ["second", 1],
+];
+
+function known(value) {
+  return value && value !== "unknown" ? value : null;
+}
+
+/** "Chrome 120 on Windows": what a person calls the device. */
+function deviceName({ browser, version, os }) {
+  const major = known(version)?.split(".")[0];
+  const name = [known(browser) ?? "Unknown browser", major].filter(Boolean).join(" ");
+  return known(os) ? `${name} on ${os}` : name;
+}
+
+function ago(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  const [unit, size] = UNITS.find(([, size]) => Math.abs(seconds) >= size) ?? ["second", 1];
+  return relative.format(Math.round(seconds / size), unit);
+}
+
+function element(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((child) => child !== null));
+  return node;
+}
+
+function timeOf(iso) {
+  const shown = exact.format(new Date(iso));
+  const node = element("time", { dateTime: iso, tabIndex: 0, title: shown }, ago(iso));
+  node.dataset.exact = shown;
+  return node;
+}
+
+function detail(term, value) {
+  return value === null ? [] : [element("dt", {}, term), element("dd", {}, value)];
+}
+
+function row(session) {
+  const name = deviceName(session.device);
+  const location = known(session.location);
+  const heading = element("h3", { id: `session-${session._id}` }, name);
+  const badges = element("span", { className: "badges" });
+  if (session.current) badges.append(element("span", { className: "badge current" }, "This device"));
+  if (session.device.isDev) badges.append(element("span", { className: "badge dev" }, "Developer tool"));
+  if (badges.childElementCount) heading.append(" ", badges);
+  const details = element(
+    "dl",
+    { className: "details" },
+    ...detail("Device", known(session.device.platform)),
+    ...detail("Location", location ?? "Unknown location"),
+    ...detail("IP address", known(session.ip)),
+    ...detail("Signed in", timeOf(session.createdAt)),
+    ...detail("Last active", timeOf(session.lastActiveAt ?? session.createdAt)),
+  );
+  const item = element("li", { className: "session" }, element("div", { className: "summary" }, heading, details));
+  item.dataset.sessionId = session._id;
+  if (!session.current) {
+    const label = location ? `${name}, ${location}` : name;
+    const button = element("button", { type: "button", className: "secondary" }, "Sign out");
+    button.setAttribute("aria-label", `Sign out ${label}`);
+    button.addEventListener("click", () => signOutOne(session._id, label, item));
+    item.append(button);
+  }
+  return item;
+}
+
+function show(state) {
+  root.dataset.state = state;
+  for (const section of root.querySelectorAll(".state")) {
+    section.hidden = section.id !== `state-${state}`;
+  }
+}
+
+function announce(message) {
+  announcer.textContent = message;
+}
+
+function showOnlyThisNote() {
+  const others = list.querySelectorAll("li:not(:has(.current))").length;
+  document.getElementById("only-this").hidden = others > 0;
+  document.getElementById("sign-out-others").hidden = others === 0;
+}
+
+function render(sessions) {
+  // This device first, then the others as the service lists them (newest first).
+  const ordered = [...sessions].sort((a, b) => Number(b.current) - Number(a.current));
+  list.replaceChildren(...ordered.map(row));
+  showOnlyThisNote();
+  show("list");
+  performance.mark("sessions-rendered"); // make bench reads it
+}
+
+function showError(error, focus = true) {
+  if (error.status === 401 || error.status === 403) {
+    show("signed-out");
+  } else if (error.status === 429) {
+    const wait = error.retryAfter ?? 60;
+    document.getElementById("rate-limited-when").textContent =
+      `Please try again ${relative.format(wait >= 60 ? Math.ceil(wait / 60) : wait, wait >= 60 ? "minute" : "second")}.`;
+    show("rate-limited");
+  } else if (error.status === 503 || error.status === 0) {
+    show("unavailable");
+  } else {
+    document.getElementById("failed-detail").textContent = `Your devices could not be loaded (${error.code}).`;
+    show("failed");
+  }
+  if (focus) root.querySelector(`#state-${root.dataset.state} h2`)?.focus();
+}
+
+async function load({ focus = false } = {}) {
+  try {
+    render((await client.list()).sessions);
+    if (focus) document.getElementById("title").focus();
+  } catch (error) {
+    showError(error, focus);
+  }
+}
+
+function confirmed(title, text, action) {
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = action;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+  });
+}
+
+function failedAction(error) {
+  if (error.status === 429) return "Too many attempts: wait a minute, then try again.";
+  if (error.status === 503 || error.status === 0) {
+    return "The session service is unavailable right now; nothing was signed out. Try again in a moment.";
+  }
+  return `That did not work (${error.code}). Try again.`;
+}
+
+async function act(run, busy) {
+  actionError.hidden = true;
+  busy.disabled = true;
+  try {
+    return await run();
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      showError(error);
+    } else {
+      actionError.textContent = failedAction(error);
+      actionError.hidden = false;
+      actionError.tabIndex = -1;
+      actionError.focus();
+    }
+    return null;
+  } finally {
+    busy.disabled = false;
+  }
+}
+
+async function signOutOne(id, label, item) {
+  if (!(await confirmed(`Sign out ${label}?`, "That device will have to sign in again.", "Sign out"))) return;
+  const button = item.querySelector("button");
+  const done = await act(() => client.revoke(id), button);
+  if (done === null) return; // act() has said why, and moved the focus there
+  // Focus goes to the next row's button, else the previous one's, else the list.
+  const next = item.nextElementSibling ?? item.previousElementSibling;
+  item.remove();
+  showOnlyThisNote();
+  announce(`Signed out ${label}.`);
+  (next?.querySelector("button") ?? document.getElementById("list-title")).focus();
+}
+
+document.getElementById("sign-out-others").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  if (!(await confirmed("Sign out of all other devices?", "Every device but this one will have to sign in again.", "Sign out others"))) return;
+  if ((await act(() => client.revokeOthers(), button)) === null) return;
+  for (const item of list.querySelectorAll("li:not(:has(.current))")) item.remove();
+  showOnlyThisNote();
+  announce("Signed out of all other devices.");
+  document.getElementById("list-title").focus();
+});
+
+document.getElementById("sign-out-everywhere").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  if (!(await confirmed("Sign out everywhere?", "Every device, this one too, will have to sign in again.", "Sign out everywhere"))) return;
+  await act(() => client.revokeAll(), button);
+});
+
+for (const retry of root.querySelectorAll(".retry")) {
+  retry.addEventListener("click", () => load({ focus: true }));
+}
+
+client.addEventListener("signedout", () => {
+  list.replaceChildren();
+  show("signed-out");
+  announce("You are signed out.");
+  document.getElementById("signed-out-title").focus();
+});
+// A sign-in in another tab of the site: show its list here too.
+client.addEventListener("refreshed", () => {
+  if (root.dataset.state === "signed-out") load();
+});
+
+const devForm = document.getElementById("dev-sign-in");
+devForm?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(devForm);
+  const response = await fetch(root.dataset.devSignIn, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Requested-With": "sessionsvc" },
+    body: JSON.stringify({ userId: form.get("userId"), userAgent: form.get("userAgent") }),
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    announce(body.error);
+    return;
+  }
+  client.signedIn(body.accessToken);
+  await load({ focus: true });
+});
+
+// Relative times drift: "just now" becomes "2 minutes ago".
+setInterval(() => {
+  for (const node of list.querySelectorAll("time")) node.textContent = ago(node.dateTime);
+}, 30_000);
+
+load();

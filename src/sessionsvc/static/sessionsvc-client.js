@@ -1,0 +1,199 @@
+/**
+ * sessionsvc's browser client: one dependency-free ES module (docs/browser.md).
+ *
+ * The refresh token lives in an HttpOnly cookie the page cannot read; the access
+ * token lives in this object's memory only. Calls carry it as a Bearer header;
+ * it is refreshed shortly before it expires, or once when an answer says it has,
+ * and one refresh serves every tab of the site (Web Locks + BroadcastChannel).
+ *
+ *   import { SessionsClient } from "/api/ui/sessionsvc-client.js";
+ *   const client = new SessionsClient({ api: "/api" });
+ *   client.addEventListener("signedout", () => location.assign("/login"));
+ *   const { sessions } = await client.list();
+ */
+
+const CSRF_HEADER = { "X-Requested-With": "sessionsvc" };
+const LOCK_NAME = "sessionsvc-refresh";
+const CHANNEL_NAME = "sessionsvc";
+const REFRESH_BEFORE_MS = 60_000; // at most; never earlier than half the token's life
+
+/** An answer that was not a success: its HTTP status and the service's error code. */
+export class SessionsvcError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.name = "SessionsvcError";
+    this.status = status; // 0: the network failed
+    this.code = code;
+    this.retryAfter = retryAfter; // seconds, on 429 and 503 when the service says
+  }
+}
+
+/** Read a JWT's exp (seconds) without verifying it: the service does that. */
+function expiryOf(token) {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload)).exp;
+}
+
+async function errorFrom(response) {
+  const body = await response.json().catch(() => null);
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After"), 10);
+  return new SessionsvcError(
+    response.status,
+    body?.code ?? `HTTP_${response.status}`,
+    body?.error ?? response.statusText,
+    Number.isNaN(retryAfter) ? null : retryAfter,
+  );
+}
+
+async function send(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    throw new SessionsvcError(0, "NETWORK_ERROR", error.message);
+  }
+}
+
+/**
+ * A signed-in browser's client. Events: "refreshed" (a new access token) and
+ * "signedout" (detail.reason: the error code, or "signed-out-here"); a sign-out
+ * in one tab is told to the others.
+ */
+export class SessionsClient extends EventTarget {
+  #api;
+  #token = null;
+  #timer = null;
+  #refreshing = null;
+  #channel = null;
+
+  constructor({ api = "/api" } = {}) {
+    super();
+    this.#api = api.replace(/\/$/, "");
+    if (typeof BroadcastChannel === "function") {
+      this.#channel = new BroadcastChannel(CHANNEL_NAME);
+      this.#channel.onmessage = ({ data }) => this.#heard(data);
+    }
+  }
+
+  /** List the user's live sessions: {sessions: [...]}, the current one marked. */
+  list() {
+    return this.#json("GET", "/sessions");
+  }
+
+  /** Sign out one session; signing out this one signs this browser out. */
+  async revoke(sessionId, { current = false } = {}) {
+    const body = await this.#json("DELETE", `/sessions/${encodeURIComponent(sessionId)}`);
+    if (current) this.#signOut("signed-out-here", true);
+    return body;
+  }
+
+  /** Sign out every session but this one. */
+  revokeOthers() {
+    return this.#json("DELETE", "/sessions?keep=current");
+  }
+
+  /** Sign out every session, this one too. */
+  async revokeAll() {
+    const body = await this.#json("DELETE", "/sessions");
+    this.#signOut("signed-out-here", true);
+    return body;
+  }
+
+  /** Use an access token a sign-in answered with (the refresh cookie came with it). */
+  signedIn(accessToken) {
+    this.#adopt(accessToken, true);
+  }
+
+  /**
+   * fetch() with the Bearer header, for the app's own API behind the gateway:
+   * a token about to expire is refreshed first, and an answer that it has
+   * expired is retried once after a refresh.
+   */
+  async fetch(url, init = {}) {
+    if (!this.#token || this.#expiresSoon()) await this.refresh();
+    const used = this.#token;
+    let response = await send(url, this.#authorized(init));
+    if (response.status === 401) {
+      const { code } = await response.clone().json().catch(() => ({}));
+      if (code === "TOKEN_EXPIRED" || code === "INVALID_TOKEN") {
+        await this.refresh(used);
+        response = await send(url, this.#authorized(init));
+      } else if (code === "TOKEN_REVOKED") {
+        this.#signOut(code, true);
+      }
+    }
+    return response;
+  }
+
+  /** Get a new access token: one request at a time in this tab, and across tabs. */
+  refresh(stale = this.#token) {
+    this.#refreshing ??= this.#refreshOnce(stale).finally(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  /** Stop the timer and leave the channel (the object is not used after). */
+  close() {
+    clearTimeout(this.#timer);
+    this.#channel?.close();
+  }
+
+  async #refreshOnce(stale) {
+    const run = async () => {
+      // Another tab may have refreshed while this one waited for the lock.
+      if (this.#token && this.#token !== stale && !this.#expiresSoon()) return this.#token;
+      const response = await send(`${this.#api}/sessions/refresh`, {
+        method: "POST",
+        credentials: "include",
+        headers: CSRF_HEADER,
+      });
+      if (!response.ok) {
+        const error = await errorFrom(response);
+        if (response.status === 401 || response.status === 403) this.#signOut(error.code, false);
+        throw error;
+      }
+      this.#adopt((await response.json()).accessToken, true);
+      return this.#token;
+    };
+    return navigator.locks ? navigator.locks.request(LOCK_NAME, run) : run();
+  }
+
+  async #json(method, path) {
+    const response = await this.fetch(`${this.#api}${path}`, { method });
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
+  }
+
+  #authorized(init) {
+    const headers = new Headers(init.headers);
+    headers.set("Authorization", `Bearer ${this.#token}`);
+    for (const [name, value] of Object.entries(CSRF_HEADER)) headers.set(name, value);
+    return { ...init, headers, credentials: "include" };
+  }
+
+  #expiresSoon() {
+    return expiryOf(this.#token) * 1000 - Date.now() < 1000;
+  }
+
+  #adopt(token, tell) {
+    this.#token = token;
+    clearTimeout(this.#timer);
+    const left = expiryOf(token) * 1000 - Date.now();
+    const early = Math.min(REFRESH_BEFORE_MS, left / 2);
+    this.#timer = setTimeout(() => this.refresh().catch(() => {}), Math.max(0, left - early));
+    if (tell) this.#channel?.postMessage({ type: "token", token });
+    this.dispatchEvent(new CustomEvent("refreshed"));
+  }
+
+  #signOut(reason, tell) {
+    this.#token = null;
+    clearTimeout(this.#timer);
+    if (tell) this.#channel?.postMessage({ type: "signedout", reason });
+    this.dispatchEvent(new CustomEvent("signedout", { detail: { reason } }));
+  }
+
+  #heard(message) {
+    if (message?.type === "token") this.#adopt(message.token, false);
+    else if (message?.type === "signedout") this.#signOut(message.reason, false);
+  }
+}
