@@ -26,8 +26,9 @@ from gunicorn.workers.gthread import ThreadWorker
 
 # An idle worker is woken and accepts within a millisecond or two, even on a
 # busy machine; a connection that has waited PATIENCE x ACCEPT_DELAY for one has
-# none to go to. At full load about one request in a hundred opens a connection
-# (nginx's keepalive_requests), so this wait shows in no more than 1% of them.
+# none to go to. Only requests on new connections can wait so: behind nginx, 2
+# to 7 in 100 in the benchmark (keepalive_requests, and the connections nginx
+# opens beyond its pool of 16).
 ACCEPT_DELAY = 0.01  # seconds
 PATIENCE = 3
 
@@ -81,8 +82,10 @@ class BalancingThreadWorker(ThreadWorker):
 
     def connection_waiting(self) -> bool:
         """Return whether a connection waits to be accepted on any listening socket."""
-        readable, _, _ = select.select(self.sockets, [], [], 0)
-        return bool(readable)
+        poll = select.poll()  # not select(): no limit on the descriptors' numbers
+        for listener in self.sockets:
+            poll.register(listener, select.POLLIN)
+        return bool(poll.poll(0))
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         # Wake up when the delay is over, even if nothing else happens by then.
