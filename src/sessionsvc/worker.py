@@ -26,11 +26,13 @@ from gunicorn.workers.gthread import ThreadWorker
 
 # An idle worker is woken and accepts within a millisecond or two, even on a
 # busy machine; a connection that has waited PATIENCE x ACCEPT_DELAY for one has
-# none to go to. Only requests on new connections can wait so: behind nginx, 2
-# to 7 in 100 in the benchmark (keepalive_requests, and the connections nginx
-# opens beyond its pool of 16).
-ACCEPT_DELAY = 0.01  # seconds
-PATIENCE = 3
+# none to go to. Only requests on new connections can wait so, 2 to 7 in 100
+# behind nginx in the benchmark (keepalive_requests, and the connections nginx
+# opens beyond its pool of 16), but that is enough to show in the p99: at 16
+# connections 14 to 18 ms against gthread's 11 to 14 ms; 10 ms x 3 made it 23
+# to 81 ms.
+ACCEPT_DELAY = 0.005  # seconds
+PATIENCE = 1
 
 
 class BalancingThreadWorker(ThreadWorker):
