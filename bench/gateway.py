@@ -13,6 +13,7 @@ its access-log line), to see how nginx's keepalive pool spreads the load.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -115,7 +116,8 @@ class Tally:
         counts: collections.Counter[int] = collections.Counter()
         for line in lines:
             if b'"gunicorn.access"' in line:
-                counts[json.loads(line)["pid"]] += 1
+                with contextlib.suppress(ValueError):  # a line cut by the round's start or end
+                    counts[json.loads(line)["pid"]] += 1
         total = sum(counts.values())
         workers = len(self.before)
         stayed = self.before & worker_pids(self.server)
