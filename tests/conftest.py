@@ -264,11 +264,16 @@ def commands_run(
     }
 
 
+# Fixtures that start servers taking seconds to start and stop: gunicorn, and a
+# primary with its replica (test_replication.py).
+SLOW_FIXTURES = frozenset({"gunicorn", "pair"})
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m picks tests by their marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that starts gunicorn as slow: seconds each, and `make test` stays fast."""
+    """Mark every test that uses a SLOW_FIXTURES server as slow, so `make test` stays fast."""
     for item in items:
-        if "gunicorn" in getattr(item, "fixturenames", ()):
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
