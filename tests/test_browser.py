@@ -488,6 +488,8 @@ def test_the_page_says_when_to_try_again_once_rate_limited(
     service = serve(RATELIMIT_ENABLED=True, RATE_LIMIT_PER_USER="2 per minute")
     page = sign_in(open_context(), service)  # one refresh
     page.reload()  # two
+    # Wait for the list: a reload before this one's refresh is sent would cancel it.
+    expect(page.locator("#app")).to_have_attribute("data-state", "list")
 
     page.reload()  # three: over the limit
 
