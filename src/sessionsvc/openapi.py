@@ -18,6 +18,7 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
+from werkzeug.routing import Rule
 
 from .openapi_components import (
     DESCRIPTION,
@@ -98,9 +99,19 @@ def build_spec(app: Flask) -> dict[str, Any]:
         for rule in app.url_map.iter_rules()
         if (declared := getattr(app.view_functions[rule.endpoint], "openapi_operation", None))
     ]
-    declared_rules.sort(key=lambda item: TAGS.index(item[1]["tags"][0]))  # stable: else as routed
+    # An endpoint's shortest rule is its own path (verify's /sessions/verify):
+    # documented first, under the declared operationId. operationIds are unique
+    # in a document, so each further rule adds what tells it apart.
+    shortest: dict[str, Rule] = {}
+    for rule, _ in declared_rules:
+        if len(rule.rule) < len(shortest.setdefault(rule.endpoint, rule).rule):
+            shortest[rule.endpoint] = rule
+    declared_rules.sort(  # stable: else as routed
+        key=lambda item: (TAGS.index(item[1]["tags"][0]), item[0] is not shortest[item[0].endpoint])
+    )
     for rule, declared in declared_rules:
-        operation_id = declared["operationId"]
+        suffix = "" if rule is shortest[rule.endpoint] else _rule_suffix(rule)
+        operation_id = declared["operationId"] + suffix
         operations = {
             method: declared | {"operationId": operation_id.format(method=method.title())}
             for method in METHODS
@@ -112,6 +123,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
             parameters=[_path_parameter(name) for name in sorted(rule.arguments)],
         )
     return spec.to_dict()
+
+
+def _rule_suffix(rule: Rule) -> str:
+    """Name what a further rule of a view adds: its path arguments, or a trailing slash."""
+    if rule.arguments:
+        return "".join(name.title().replace("_", "") for name in sorted(rule.arguments))
+    return "TrailingSlash" if rule.rule.endswith("/") else "Alias"
 
 
 def _path_parameter(name: str) -> dict[str, Any] | str:
