@@ -60,6 +60,7 @@ class Side:
     servers: tuple[int, ...]  # pids whose CPU time is the servers' (gunicorns, Valkey)
     counted: Gunicorn
     target: float | None = None  # of the baseline's throughput
+    floor: bool = False  # the least a check against Redis costs: targets are set beside it
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,14 @@ def gateway_tables(bench: Bench, verify: Load) -> list[str]:
         service = (app.process.pid, bench.valkey._process.pid)
         sides = [
             Side("bare endpoint, no auth_request", open_url, bare_load, (bare.process.pid,), bare),
+            Side(
+                "bare endpoint after one Redis round trip (PING), no auth_request",
+                open_url,
+                verify.bare("/bare/redis"),
+                (bare.process.pid, bench.valkey._process.pid),
+                bare,
+                floor=True,
+            ),
             Side("verify", url, verify, service, app, target=0.8),
             Side(
                 "gateway request: auth_request verify, then the bare endpoint",
@@ -230,16 +239,33 @@ def gateway_tables(bench: Bench, verify: Load) -> list[str]:
     return _tables(bench, rows, heavy)
 
 
+def _against_the_floor(rows: list[Measured]) -> list[str]:
+    """Set each targeted request beside the floor: the bare endpoint after one Redis round trip."""
+    lines = []
+    for floor in (row for row in rows if row.side.floor):
+        base = next(r for r in rows if r.connections == floor.connections).result
+        for row in rows:
+            if row.side.target and row.connections == floor.connections:
+                rounds = [a / b for a, b in zip(row.spread, floor.spread, strict=True)]
+                lines.append(
+                    f"- {row.side.name} at {row.connections} connections: "
+                    f"**{row.result.rps / floor.result.rps:.2f}x** the bare endpoint after one "
+                    f"Redis round trip (rounds {min(rounds):.2f} to {max(rounds):.2f}), "
+                    f"which itself reached {floor.result.rps / base.rps:.2f}x the bare endpoint."
+                )
+    return lines
+
+
 def _tables(bench: Bench, rows: list[Measured], heavy: list[Measured]) -> list[str]:
     args = bench.args
     lines = [
         "wrk against one nginx worker (one keepalive pool of 16 connections per "
         f"upstream); each figure {args.rounds} rounds of {args.duration:g} s, the "
-        "three requests in turn. CPU: the servers' (gunicorns; Valkey with verify), "
+        "four requests in turn. CPU: the servers' (gunicorns; Valkey with a Redis round trip), "
         "then nginx's. Worker share: in each round, the requests of the worker that "
         "served the fewest, over its fair share (1.00 = an equal split), among the "
-        "workers of the gunicorn that answers (the bare endpoint's on the first row, "
-        "the service's on the others); `*`: a worker was replaced in that round "
+        "workers of the gunicorn that answers (the bare endpoint's on the first two "
+        "rows, the service's on the others); `*`: a worker was replaced in that round "
         "(max_requests), its requests and its successor's count as one.",
         "",
         "| connections | request through nginx | req/s | p50 | p99 | vs bare (rounds) | target "
@@ -261,10 +287,11 @@ def _tables(bench: Bench, rows: list[Measured], heavy: list[Measured]) -> list[s
             f"| {target} | {row.result.cpu_us:.0f} ({row.nginx_cpu_us:.0f}) "
             f"| {row.shares_text} | {balance} |"
         )
+    lines += ["", *_against_the_floor(rows)]
     timeout = gateway_timeout()
     lines += [
         "",
-        f"**Overload**: {args.overload_connections} connections, the same three requests. "
+        f"**Overload**: {args.overload_connections} connections, the same four requests. "
         "The gateway's timeout for verify (`proxy_read_timeout` of "
         f"`/_sessionsvc_verify` in deploy/nginx.conf) is {timeout:g} s: a request "
         "waiting longer would be a 503.",
@@ -281,7 +308,7 @@ def _tables(bench: Bench, rows: list[Measured], heavy: list[Measured]) -> list[s
             f"| {r.max_ms:.0f} ms | {r.slow_share:.1%} | {r.non2xx}, {r.socket_errors} "
             f"| {within} | {row.shares_text} |"
         )
-    verify = heavy[1]
+    verify = next(row for row in heavy if row.side.target)
     cores = os.cpu_count() or 1
     per_core = 1e6 / verify.result.cpu_us
     lines += [

@@ -35,9 +35,9 @@ class Load:
     lines: Path | None = None
     once: bool = False  # each line (a single-use token) is sent once
 
-    def bare(self) -> Load:
-        """The same requests sent to the bare endpoint."""
-        return Load(f"bare {self.name}", self.method, "/bare", self.headers, self.body, self.lines)
+    def bare(self, path: str = "/bare") -> Load:
+        """The same requests sent to the bare endpoint (or another of bench/bare.py's)."""
+        return Load(f"bare {self.name}", self.method, path, self.headers, self.body, self.lines)
 
 
 @dataclass
