@@ -368,7 +368,7 @@ def test_a_wrong_credential_gets_a_documented_401(
     ids = {
         "user_id": "alice",
         "session_id": tokens["session"]["_id"],
-        "_original_path": "orders/42",  # verify's path below it, as Envoy sends
+        "original_path": "orders/42",  # verify's path below it, as Envoy sends
     }
     case = operation.Case(
         path_parameters={

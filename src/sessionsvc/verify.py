@@ -81,7 +81,7 @@ def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> 
 
 @bp.route("/sessions/verify", **VERIFY)
 @bp.route("/sessions/verify/", **VERIFY)
-@bp.route("/sessions/verify/<path:_original_path>", **VERIFY)
+@bp.route("/sessions/verify/<path:original_path>", **VERIFY)
 @operation(
     "verifySession{method}",
     tags=["gateway"],
@@ -104,7 +104,7 @@ def verified(json: JSONProvider, user_id: str, session_id: str, claims: str) -> 
     },
 )
 @session_required(view_checks_session=True)
-def verify_session(_original_path: str = "") -> Response:
+def verify_session(original_path: str = "") -> Response:
     """Answer a gateway's forward-auth: 200 with the caller's ids while its session is live.
 
     The session check (one Redis round trip) is all the work, and brings the
