@@ -232,8 +232,8 @@ class SessionStore(KeyLayout):
         With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
         its token is not live for it: this service never issued such a token.
         """
-        args = (session_id, self.touch_interval_ms, token_expiry * 1000)
-        return self._run("check", user_id, (session_id,), *args, now=now_ms())
+        ids, asking = self._asking(session_id, token_expiry)
+        return self._run("check", user_id, ids, *asking, now=now_ms())
 
     def set_claims(self, user_id: str, session_id: str | None, claims: str) -> list[str]:
         """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
