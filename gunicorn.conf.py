@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-# Metrics (see sessionsvc/metrics.py): each worker writes its counters into
+# Metrics (see sessionsvc/telemetry.py): each worker writes its counters into
 # PROMETHEUS_MULTIPROC_DIR and /metrics sums them. prometheus_client reads the
 # variable when first imported, so it is set here, before sessionsvc is. Unset,
 # each run gets a temporary directory of its own, removed on exit; one given is
@@ -27,7 +27,7 @@ from prometheus_client import multiprocess
 
 # Not `config`: every global of this file is read as a gunicorn setting of that name.
 from sessionsvc import config as sessionsvc_config
-from sessionsvc import embedded, errors
+from sessionsvc.serving import embedded, raw_errors
 
 # gunicorn must not face clients: behind deploy/nginx.conf (or another buffering
 # gateway) only. A gthread worker holds a thread for as long as a client takes
@@ -53,10 +53,10 @@ if not control_socket_disable:
 # other's Redis round trips, and the gateway's keep-alive connections (nginx
 # `keepalive`) are kept, where a sync worker closes each one. One process per
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
-# connection of its own (connection.thread_client).
+# connection of its own (store.connection.thread_client).
 #
 # gthread as gunicorn has it, but a worker whose threads are all busy leaves a
-# new connection to a worker with a thread free (sessionsvc/worker.py): a
+# new connection to a worker with a thread free (sessionsvc/serving/worker.py): a
 # connection stays with the worker that accepted it, and with gthread a busy
 # worker, whose main thread is awake already, often accepted first: behind
 # nginx's keepalive pool one worker ended up with nearly every connection while
@@ -65,13 +65,13 @@ if not control_socket_disable:
 # in deploy/nginx.conf). Not reuse_port: each worker would listen on a socket of
 # its own, and connections waiting on a recycled worker's socket are reset
 # (502s in the benchmark).
-worker_class = "sessionsvc.worker.BalancingThreadWorker"
+worker_class = "sessionsvc.serving.worker.BalancingThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A worker is killed only when a request takes longer than this. The worst
 # legitimate wait is a hung Redis: one 0.5 s socket timeout (a timeout is not
-# retried, see connection.CircuitBreaker), after which the app answers 503.
+# retried, see store.connection.CircuitBreaker), after which the app answers 503.
 timeout = 10
 # On SIGTERM or a reload, in-flight requests get this long to finish; above the
 # worst request time and below a typical orchestrator's kill delay (30 s).
@@ -98,10 +98,10 @@ limit_request_field_size = 16_384
 limit_request_line = 16_384
 # gunicorn writes its refusals (431, 414, 400, ...) as HTML, with no setting or
 # hook for the body: its one writer is replaced by one writing the API's JSON.
-util.write_error = errors.write_raw_error
+util.write_error = raw_errors.write_raw_error
 # One JSON object per line (SESSIONSVC_LOG_FORMAT=text for plain lines); the
 # access log has a fixed list of fields: no headers, no query string.
-logger_class = "sessionsvc.logs.GunicornLogger"
+logger_class = "sessionsvc.serving.gunicorn_logs.GunicornLogger"
 
 _embedded = None
 
@@ -122,7 +122,7 @@ def on_starting(server):
         return
     instance_path = sessionsvc_config.instance_path()
     _embedded = embedded.start(instance_path)
-    os.environ["SESSIONSVC_REDIS_URL"] = embedded.socket_url(instance_path)
+    os.environ["SESSIONSVC_REDIS_URL"] = sessionsvc_config.embedded_redis_url(instance_path)
     server.log.info(
         "embedded Valkey at %s (data in %s)",
         os.environ["SESSIONSVC_REDIS_URL"],

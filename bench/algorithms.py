@@ -21,8 +21,8 @@ import jwt as pyjwt
 from flask.testing import FlaskClient
 
 from sessionsvc import create_app
-from sessionsvc.auth import remembered_claims
-from sessionsvc.keys import new_jwk
+from sessionsvc.tokens.access import remembered_payload
+from sessionsvc.tokens.keyring import new_jwk
 
 ALGORITHMS = ("HS256", "EdDSA", "ES256")  # the first is the baseline
 SERVICE_KEY = "bench-service-key"
@@ -90,7 +90,7 @@ def one_round(client: FlaskClient, n: int, round_no: int, alg: str) -> dict[str,
 
     figures = {"create": per_call([lambda i=i: login(i) for i in range(n)])}
     figures |= crypto(client.application, logins[0]["accessToken"], n)
-    remembered_claims.cache_clear()
+    remembered_payload.cache_clear()
     verify = "/api/sessions/verify"
     figures["verify, first check"] = per_call(
         [

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from load import Bench, Load, Result, check, combine, wrk
 from servers import cpu_seconds, start_gunicorn
-
-from support import (
+from tests.support import (
     DEPLOY_NGINX_CONF,
     Gunicorn,
     Nginx,

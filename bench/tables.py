@@ -21,11 +21,11 @@ from seed import (
     write_sessions,
 )
 from servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
+from tests.support import Gunicorn, auth
 
-from sessionsvc.models import new_session_id, now_ms
-from sessionsvc.refresh import new_refresh_secret
-from sessionsvc.service import issue_tokens
-from support import Gunicorn, auth
+from sessionsvc.domain.sessions import SessionRef, new_session_id, now_ms
+from sessionsvc.tokens.refresh import new_refresh_secret
+from sessionsvc.web.logins import issue_tokens
 
 
 def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) -> list[str]:
@@ -75,7 +75,9 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
     now = now_ms()
     expire_at = write_sessions(client, [(user, session_id) for session_id in ids], now)
     with bench.app.app_context():
-        token = issue_tokens(user, ids[0], expire_at, new_refresh_secret())["accessToken"]
+        token = issue_tokens(SessionRef(user, ids[0]), expire_at, new_refresh_secret())[
+            "accessToken"
+        ]
     timings: list[float] = []
 
     def revoke_all() -> None:

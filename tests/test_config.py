@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sessionsvc import create_app, embedded
+from sessionsvc import create_app
 from sessionsvc.config import ConfigError
+from sessionsvc.serving import embedded
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
-from support import SERVICE_KEY, auth, login
+from tests.support import SERVICE_KEY, auth, login
 
 COOKIE = "__Secure-sessionsvc-refresh"
 CSRF = {"X-Requested-With": "sessionsvc"}

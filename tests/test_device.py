@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sessionsvc.device import MAX_USER_AGENT_LENGTH, parse_device
-from sessionsvc.models import Device
-from support import CHROME_LINUX, POSTMAN
+from sessionsvc.domain.devices import MAX_USER_AGENT_LENGTH, parse_device
+from sessionsvc.domain.sessions import Device
+from tests.support import CHROME_LINUX, POSTMAN
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "

@@ -11,7 +11,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, Route, expect
 from werkzeug.serving import make_server
 
-from conftest import BROWSER_TEST
+from tests.conftest import BROWSER_TEST
 
 pytestmark = BROWSER_TEST
 

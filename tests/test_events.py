@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import CLUSTER
-from support import auth, login, logins_in_order
+from tests.conftest import CLUSTER
+from tests.support import auth, login, logins_in_order
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "consume_events.py"
 

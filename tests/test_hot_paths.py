@@ -9,11 +9,11 @@ import flask
 import pytest
 import werkzeug.test
 
-from conftest import commands_run
-from sessionsvc import verify
-from sessionsvc.auth import remembered_claims
-from sessionsvc.ratelimit import limited
-from support import auth, free_port, login
+from sessionsvc.tokens.access import remembered_payload
+from sessionsvc.web import verify
+from sessionsvc.web.ratelimit import limited
+from tests.conftest import commands_run
+from tests.support import auth, free_port, login
 
 VERIFY = "/api/sessions/verify"
 
@@ -75,14 +75,14 @@ def test_a_refresh_token_is_refused_as_an_access_token_after_its_own_use(client)
 
 def test_only_access_tokens_are_remembered(client):
     body = login(client)
-    remembered_claims.cache_clear()
+    remembered_payload.cache_clear()
 
     rotated = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
     assert rotated.status_code == 200
-    assert remembered_claims.cache_info().currsize == 0  # used once: nothing to gain
+    assert remembered_payload.cache_info().currsize == 0  # used once: nothing to gain
 
     assert client.get(VERIFY, headers=auth(body["accessToken"])).status_code == 200
-    assert remembered_claims.cache_info().currsize == 1
+    assert remembered_payload.cache_info().currsize == 1
 
 
 # --- Verify in front of Flask (verify.py): Flask's answers, without its request cycle ------
@@ -220,7 +220,7 @@ def test_an_app_refuses_to_start_when_verify_gains_a_hook(make_app, monkeypatch,
     hooks[None].append(audit)
     monkeypatch.setattr(verify.bp, funcs, hooks)
 
-    with pytest.raises(verify.FastPathConflict, match=rf"{kind} hook test_hot_paths\.audit"):
+    with pytest.raises(verify.FastPathConflict, match=rf"{kind} hook tests\.test_hot_paths\.audit"):
         make_app()
 
 
@@ -230,7 +230,9 @@ def test_an_app_refuses_to_start_when_it_gains_a_hook(make_app):
 
     app.before_request(audit)
 
-    with pytest.raises(verify.FastPathConflict, match=r"before_request hook test_hot_paths\.audit"):
+    with pytest.raises(
+        verify.FastPathConflict, match=r"before_request hook tests\.test_hot_paths\.audit"
+    ):
         verify.check_fast_path(app)
 
 
@@ -241,7 +243,10 @@ def unwrapped(view):
 
 @pytest.mark.parametrize(
     ("decorator", "named"),
-    [(limited, r"sessionsvc\.ratelimit\.limited\.<locals>\.wrapper"), (unwrapped, "unwrapped")],
+    [
+        (limited, r"sessionsvc\.web\.ratelimit\.limited\.<locals>\.wrapper"),
+        (unwrapped, "unwrapped"),
+    ],
     ids=["wraps", "no wraps"],
 )
 def test_an_app_refuses_to_start_when_verify_gains_a_decorator(make_app, decorator, named):

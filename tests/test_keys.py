@@ -21,11 +21,11 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 from jwt.utils import base64url_decode, base64url_encode
 
-from conftest import commands_run
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
-from sessionsvc.keys import new_jwk as new_private_jwk
-from support import JWT_SECRET, ROOT, Gunicorn, auth, login
+from sessionsvc.tokens.keyring import new_jwk as new_private_jwk
+from tests.conftest import commands_run
+from tests.support import JWT_SECRET, ROOT, Gunicorn, auth, login
 
 VERIFY = "/api/sessions/verify"
 JWKS = "/api/.well-known/jwks.json"

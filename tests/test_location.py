@@ -14,9 +14,9 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from sessionsvc.config import ConfigError
+from sessionsvc.domain.locations import MAX_LOCATION_BYTES, Locator, country_name
 from sessionsvc.extension import get_locator, sessionsvc
-from sessionsvc.geo import MAX_LOCATION_BYTES, Locator, country_name
-from support import SERVICE_KEY, auth, login
+from tests.support import SERVICE_KEY, auth, login
 
 LONG_CITY = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch North"
 

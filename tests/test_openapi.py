@@ -22,11 +22,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import app_config
 from sessionsvc import create_app
-from sessionsvc.errors import SessionsvcError
-from sessionsvc.openapi import DOCS, build_spec
-from support import POSTMAN, SERVICE_KEY, auth, login
+from sessionsvc.web.docs import DOCS
+from sessionsvc.web.errors import SessionsvcError
+from sessionsvc.web.openapi import build_spec
+from tests.conftest import app_config
+from tests.support import POSTMAN, SERVICE_KEY, auth, login
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 

@@ -13,12 +13,12 @@ import pytest
 import redis as redis_py
 from flask import Flask
 
-from conftest import CLUSTER, app_config
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
 from sessionsvc.extension import sessionsvc
-from support import SERVICE_KEY, auth, login
-from topologies import Replicated, SentinelGroup, wait_for
+from tests.conftest import CLUSTER, app_config
+from tests.support import SERVICE_KEY, auth, login
+from tests.topologies import Replicated, SentinelGroup, wait_for
 
 pytestmark = pytest.mark.skipif(
     CLUSTER, reason="runs servers of its own: the same in both modes (make test)"
@@ -80,7 +80,7 @@ def test_a_revoke_no_replica_acknowledges_is_logged_and_stands(pair, caplog):
     pid = pair.replica._process.pid
     os.kill(pid, signal.SIGSTOP)  # connected, acknowledges nothing
     try:
-        with caplog.at_level(logging.WARNING, logger="sessionsvc.store"):
+        with caplog.at_level(logging.WARNING, logger="sessionsvc.store.sessions"):
             response = revoke(client, body)
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from support import ROOT, Gunicorn, auth
+from tests.support import ROOT, Gunicorn, auth
 
 pytestmark = pytest.mark.slow  # each test starts gunicorn
 

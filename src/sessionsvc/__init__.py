@@ -1,33 +1,39 @@
-"""sessionsvc: login sessions, their tokens, and revoking them everywhere at once."""
+"""sessionsvc: login sessions, their tokens, and revoking them everywhere at once.
+
+Importing the package loads nothing but this module: ``create_app`` imports what
+it registers, so gunicorn's master can read and check the settings
+(``sessionsvc.config``) without importing the app.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import (
-    admin,
-    auth,
-    browser,
-    cli,
-    config,
-    errors,
-    extension,
-    health,
-    jwks,
-    logs,
-    metrics,
-    openapi,
-    ratelimit,
-    verify,
-    views,
-)
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then ``SESSIONSVC_*`` environment variables, then test_config."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from . import config, extension, logs
+    from .web import (
+        admin,
+        auth,
+        browser,
+        cli,
+        docs,
+        errors,
+        health,
+        jwks,
+        metrics,
+        ratelimit,
+        sessions,
+        verify,
+    )
+
     app = Flask(__name__, instance_path=config.instance_path())
     # No redirect for "//" (werkzeug builds it from the Host header): such paths are 404s.
     app.url_map.merge_slashes = False
@@ -36,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
     config.ensure_secrets(app.config, app.instance_path)
     app.json = errors.JSONProvider(app)
-    app.json.sort_keys = False  # keep the seed's key order
+    app.json.sort_keys = False  # keep the documented key order
     extension.init_app(app)
     metrics.init_app(app)
     errors.register_error_handlers(app, extension.sessionsvc(app).metrics)
@@ -44,16 +50,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ratelimit.init_app(app)
     cli.init_app(app)
     prefix = app.config["URL_PREFIX"]
-    app.register_blueprint(views.bp, url_prefix=prefix)
+    app.register_blueprint(sessions.bp, url_prefix=prefix)
     app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
     app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
-    openapi.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
+    docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
     browser.init_app(app)  # the devices page and its files, the development sign-in
     verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.
     if hops := app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     return app

@@ -13,15 +13,15 @@ from typing import Any
 import maxminddb
 from flask import Config
 
-from . import keys
 from .instance import write_once
 from .logs import LOG_FORMATS
+from .tokens import keyring
 
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",
-    # None: the embedded Valkey's socket under the instance folder (see embedded.py).
+    # None: the embedded Valkey's socket under the instance folder (embedded_redis_url).
     "REDIS_URL": None,
     "REDIS_KEY_PREFIX": "sessionsvc:",
     # Worst wait for a hung Redis: one timeout (connection.CircuitBreaker); for a
@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # Replicas a revoke waits for (WAIT; standalone and Sentinel only), and for how long.
     "REDIS_WAIT_REPLICAS": 0,
     "REDIS_WAIT_TIMEOUT": 0.25,  # seconds; below REDIS_SOCKET_TIMEOUT
-    # The signing keys: a JWK Set, as a file's path or as JSON (keys.py, docs/keys.md).
+    # The signing keys: a JWK Set, as a file's path or as JSON (tokens.keyring, docs/keys.md).
     "JWT_KEYS": None,
     # Without JWT_KEYS: the one HS256 key (kid "jwt-secret-key"), as before keys had ids.
     "JWT_SECRET_KEY": None,
@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Generated in development when missing. JWT_SECRET_KEY is not: without it (or
-# JWT_KEYS) development signs with a generated Ed25519 key (keys.py).
+# JWT_KEYS) development signs with a generated Ed25519 key (tokens.keyring).
 SECRET_KEYS = ("SERVICE_KEY",)
 ENVIRONMENTS = ("development", "production")
 # Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
@@ -91,6 +91,15 @@ MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # 
 # two clicks (development takes any, to try it out).
 MIN_IDLE_TIMEOUT = 60
 REFRESH_TOKEN_TRANSPORTS = ("body", "cookie")
+
+
+# The embedded Valkey's socket in the instance folder (serving.embedded starts it).
+EMBEDDED_SOCKET = "valkey.sock"
+
+
+def embedded_redis_url(instance_path: str) -> str:
+    """Return the store's URL when none is configured: the embedded Valkey's socket."""
+    return f"unix://{Path(instance_path) / EMBEDDED_SOCKET}"
 
 
 def is_production(config: Mapping[str, Any]) -> bool:
@@ -200,8 +209,8 @@ def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
 @check
 def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
     try:
-        keys.check_ring(config)
-    except keys.KeyRingError as error:
+        keyring.check_ring(config)
+    except keyring.KeyRingError as error:
         yield str(error)
 
 

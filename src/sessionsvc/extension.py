@@ -1,4 +1,8 @@
-"""The per-app objects: Redis clients, the session store, the locator, the metrics."""
+"""The per-app objects: Redis clients, the session store, the locator, the metrics, the keys.
+
+The layer between the web and the parts it uses: it builds them from the
+settings and keeps them under ``app.extensions["sessionsvc"]``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from . import embedded
-from .connection import LazyClient, connector
-from .geo import Locator
-from .keys import KeyRing, load_ring
-from .metrics import Metrics, new_metrics
+from .config import embedded_redis_url
+from .domain.locations import Locator
 from .store import SessionStore
+from .store.connection import LazyClient, connector
+from .telemetry import Metrics, new_metrics
+from .tokens.keyring import KeyRing, load_ring
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ class Sessionsvc:
     ready: LazyClient  # /readyz's own client: one try, READY_TIMEOUT
     locator: Locator
     metrics: Metrics
-    keys: KeyRing  # the signing keys (keys.py)
+    keys: KeyRing  # the signing keys (tokens.keyring)
 
     def close(self) -> None:
         """Close the Redis connections made so far, and the GeoIP database."""
@@ -50,7 +54,7 @@ def events_stream(config: Mapping[str, Any]) -> str | None:
 def init_app(app: Flask) -> None:
     """Create the Redis client and store (connecting lazily) and register them on the app."""
     config = app.config
-    default_url = embedded.socket_url(app.instance_path)
+    default_url = embedded_redis_url(app.instance_path)
     connect = connector(config, default_url)
     # A probe must answer within its short timeout and without retries, where the
     # store's client may wait out its retries (seconds).

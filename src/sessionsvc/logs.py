@@ -1,32 +1,23 @@
 """Logs: one JSON object per line, each request's id on its lines, and no secrets.
 
-The app's own records and gunicorn's (its error log and its access log) share
-one formatter. The access log is built here from a fixed list of fields, never
-from gunicorn's atoms, which hold every request header (``Authorization``,
-``X-Service-Key``) and the query string.
+The app's own records and gunicorn's (``serving.logging``) share one formatter.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
-from typing import IO, Any
+from typing import IO
 
 from flask import Flask, Response, g, has_request_context, request
-from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A request id from the gateway is kept only if it is short and plain: it goes
 # into every log line and back into a response header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
-USER_AGENT_LIMIT = 256  # characters of the User-Agent put in an access line
 
 LOG_FORMATS = ("json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
@@ -125,80 +116,3 @@ def init_app(app: Flask) -> None:
         configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
-
-
-def _log_format_from_env() -> str:
-    # The app reads SESSIONSVC_LOG_FORMAT through Flask's config (JSON-decoded
-    # where it can be); gunicorn's logger has no app, so it reads it the same way.
-    raw = os.environ.get("SESSIONSVC_LOG_FORMAT", "json")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return value if value in LOG_FORMATS else "json"
-
-
-def _header(headers: Iterable[tuple[str, str]] | Mapping[str, str], name: str) -> str | None:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    for key, value in items:
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-class GunicornLogger(glogging.Logger):
-    """gunicorn's logger with our formatter, and an access log of safe fields only.
-
-    Set as ``logger_class`` in gunicorn.conf.py.
-    """
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        fmt = formatter(_log_format_from_env())
-        for log in (self.error_log, self.access_log):
-            for own in log.handlers:
-                if getattr(own, "_gunicorn", False):  # gunicorn's handlers, not a logconfig's
-                    own.setFormatter(fmt)
-                    own.addFilter(RequestIdFilter())
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
-        """Log one request: method, path (no query string), status, size, time, ids; no headers."""
-        # The same switch as gunicorn's own access(): an access log is configured.
-        cfg = self.cfg
-        if not (
-            cfg.accesslog
-            or cfg.logconfig
-            or cfg.logconfig_dict
-            or getattr(cfg, "logconfig_json", None)
-            or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
-        ):
-            return
-        status = resp.status
-        if isinstance(status, str):
-            status = status.split(None, 1)[0]
-        method = environ.get("REQUEST_METHOD", "-")
-        path = environ.get("PATH_INFO", "-")
-        # The app sets the response's id; a request it never saw keeps a valid incoming one.
-        request_id = _header(resp.headers, REQUEST_ID_HEADER) or valid_request_id(
-            environ.get("HTTP_X_REQUEST_ID")
-        )
-        try:
-            self.access_log.info(
-                "%s %s %s",
-                method,
-                path,
-                status,
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "path": path,
-                    "status": int(status),
-                    "bytes": getattr(resp, "sent", None),
-                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
-                    "remote_addr": environ.get("REMOTE_ADDR"),
-                    "user_agent": environ.get("HTTP_USER_AGENT", "")[:USER_AGENT_LIMIT],
-                    "protocol": environ.get("SERVER_PROTOCOL"),
-                },
-            )
-        except Exception:
-            self.exception("could not write an access log line")

@@ -15,8 +15,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from support import SERVICE_KEY, free_port
-from test_gateway import needs_nginx, start_nginx
+from tests.support import SERVICE_KEY, free_port
+from tests.test_gateway import needs_nginx, start_nginx
 
 
 def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

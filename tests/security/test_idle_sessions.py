@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from conftest import app_config
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
-from sessionsvc.device import parse_device
+from sessionsvc.domain.devices import parse_device
 from sessionsvc.store import SessionStore
+from tests.conftest import app_config
 
 
 def test_a_session_used_well_within_the_idle_timeout_stays_live(redis, key_prefix):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import SERVICE_KEY, auth, login
+from tests.support import SERVICE_KEY, auth, login
 
 
 def test_session_lists_are_not_cached(client):

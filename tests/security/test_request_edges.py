@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import SERVICE_KEY, auth, login
+from tests.support import SERVICE_KEY, auth, login
 
 
 def test_json_nested_too_deeply_is_a_400(make_app, caplog):

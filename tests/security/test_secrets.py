@@ -9,7 +9,7 @@ import pytest
 
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError
-from support import JWT_SECRET, SERVICE_KEY, auth, login
+from tests.support import JWT_SECRET, SERVICE_KEY, auth, login
 
 STRONG = "s" * 32
 
@@ -90,7 +90,7 @@ def test_wrong_service_keys_are_throttled_per_address_and_logged(make_app, caplo
             environ_base=environ,
         )
 
-    with caplog.at_level(logging.WARNING, logger="sessionsvc.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="sessionsvc.web.ratelimit"):
         wrong = [create(f"guess-{i}", attacker).status_code for i in range(5)]
     throttled = create(SERVICE_KEY, attacker)  # even the right key, once guessing is used up
     admin = client.get(

@@ -17,8 +17,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from support import auth, free_port
-from test_gateway import needs_nginx, start_nginx
+from tests.support import auth, free_port
+from tests.test_gateway import needs_nginx, start_nginx
 
 pytestmark = [pytest.mark.slow, needs_nginx]
 

@@ -1,0 +1,116 @@
+"""Where a login came from: "City, Country", "Country" or "unknown", from its IP address."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from typing import Any
+
+import iptocc
+import maxminddb
+import pycountry
+
+from .sessions import UNKNOWN
+
+log = logging.getLogger(__name__)
+
+MAX_LOCATION_BYTES = 64  # the store's field limit
+LANGUAGE = "en"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Locator:
+    """Resolve IP addresses to places: a MaxMind ``.mmdb`` when given, else ``iptocc``."""
+
+    def __init__(self, database: str | None = None) -> None:
+        self._reader: maxminddb.Reader | None = None
+        self._ip_version = 6
+        if database:  # config.validate() opened it once already
+            # Opened once per app and memory-mapped: a lookup reads no file.
+            self._reader = maxminddb.open_database(database, maxminddb.MODE_AUTO)
+            self._ip_version = self._reader.metadata().ip_version
+
+    @property
+    def source(self) -> str:
+        """Name what answers lookups: the database's type, or ``iptocc``."""
+        return self._reader.metadata().database_type if self._reader else "iptocc"
+
+    def locate(self, ip: str) -> str:
+        """Return "City, Country", "Country", or "unknown" for an address no map places."""
+        address = public_address(ip)
+        # An IPv4-only database has no IPv6 tree to search.
+        if address is None or address.version > self._ip_version:
+            return UNKNOWN
+        if self._reader is None:
+            name = country_name(iptocc.country_code(str(address)))
+            return _fit(None, name)
+        try:
+            record = self._reader.get(address)
+        except maxminddb.InvalidDatabaseError:
+            # A login must not fail over its cosmetic location.
+            log.warning("GeoIP lookup of %s failed", address, exc_info=True)
+            return UNKNOWN
+        return _fit(*_place(record)) if isinstance(record, dict) else UNKNOWN
+
+    def close(self) -> None:
+        """Release the database (the app no longer answers lookups after this)."""
+        if self._reader is not None:
+            self._reader.close()
+
+
+def public_address(ip: str) -> IPAddress | None:
+    """Return the address if it is a routable unicast one (IPv4-mapped IPv6 unwrapped)."""
+    try:
+        address: IPAddress = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        # ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket; judge and look up the IPv4.
+        address = address.ipv4_mapped or address
+    # is_global is False for private, loopback, link-local, unspecified, shared (CGNAT)
+    # and documentation ranges; multicast and some reserved ranges still count as global.
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return None
+    return address
+
+
+@functools.cache
+def country_name(code: str | None) -> str | None:
+    """Return the common English name of an ISO 3166-1 alpha-2 code (``DE`` → Germany)."""
+    if not code:
+        return None
+    # Registries also hand out pseudo-codes such as EU and AP: those have no name.
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return None
+    return getattr(country, "common_name", None) or country.name
+
+
+def _place(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    # GeoLite2: "country" is where the address is; "registered_country" (its registry's
+    # country) stands in where MaxMind has no better idea, as on some anycast ranges.
+    country = record.get("country") or record.get("registered_country") or {}
+    name = _name(country) or country_name(country.get("iso_code"))
+    return _name(record.get("city")), name
+
+
+def _name(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    name = (entry.get("names") or {}).get(LANGUAGE)
+    return name if isinstance(name, str) and name else None
+
+
+def _fit(city: str | None, country: str | None) -> str:
+    if not country:
+        return UNKNOWN
+    if city:
+        place = f"{city}, {country}"
+        if len(place.encode()) <= MAX_LOCATION_BYTES:
+            return place
+    # Too long with its city: the country alone says more than a cut-off city.
+    return country.encode()[:MAX_LOCATION_BYTES].decode(errors="ignore")

@@ -1,0 +1,24 @@
+"""gunicorn's own refusals (a bad request line, headers too large) in the API's JSON shape."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from gunicorn import util
+
+from ..web.errors import error_body, status_code
+
+
+def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str) -> None:
+    """Answer on a bare socket in the API's JSON shape (gunicorn's own refusals).
+
+    Takes ``gunicorn.util.write_error``'s arguments; the detail, which may quote
+    the request, is left out.
+    """
+    body = json.dumps(error_body(status_code(status), f"{reason}."), separators=(",", ":"))
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))

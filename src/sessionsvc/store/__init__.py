@@ -1,0 +1,12 @@
+"""The store: sessions in Redis (Redis only; no Flask, no HTTP).
+
+One hash per session and one sorted-set index per user, each change one atomic
+Lua script; its failures are its own exceptions (``store.errors``).
+"""
+
+from __future__ import annotations
+
+from .errors import StoreError, StoreUnavailable
+from .sessions import SessionStore
+
+__all__ = ["SessionStore", "StoreError", "StoreUnavailable"]

@@ -1,0 +1,14 @@
+"""The store's own exceptions: what its callers catch, never a Redis client's."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of the store's exceptions."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis could not be reached, hung or failed the command: callers fail closed."""
+
+    def __init__(self, message: str = "the session store is unavailable") -> None:
+        super().__init__(message)

@@ -1,0 +1,230 @@
+"""The store's Lua scripts: each change of a user's sessions is one atomic script.
+
+Every script starts with the same head, which reads the arguments all
+scripts share, ``ARGV[1]`` to ``ARGV[HEAD_ARGC]`` (see ``SessionStore._run``):
+
+    NOW     the time, in ms since the epoch
+    USER    the user id
+    PREFIX  a session hash's key without the session id: the {userId} hash tag
+            keeps ``PREFIX .. id`` in the slot of the user's index
+    STREAM  the events stream's key; '' for none, and in a Cluster, where the
+            stream lives in another slot and the store appends the event itself
+    MAXLEN  the stream's approximate length cap
+    IDLE    the idle timeout in ms (0 = none)
+
+A script's own arguments follow, from ``ARGV[HEAD_ARGC + 1]``. ``KEYS[1]`` is
+always the user's index; the session hashes a script names come after it.
+The hash's fields are listed in ``encoding``.
+"""
+
+from __future__ import annotations
+
+HEAD_ARGC = 6  # the shared arguments above
+
+_HEAD = f"""
+local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local HEAD = {HEAD_ARGC}  -- a script's own arguments are ARGV[HEAD + 1], ARGV[HEAD + 2], ...
+local function emit(kind, ids, expire_at)
+  if STREAM == '' or #ids == 0 then return end
+  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+    'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
+end
+-- When the session was last active: field a, absent until the first touch
+-- (the session was last active when created, field c).
+local function last_active(created, active)
+  return tonumber(active or created)
+end
+local function idle(last)
+  return IDLE > 0 and NOW - last > IDLE
+end
+-- Delete a session: its hash and its index entry.
+local function drop(key, id)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], id)
+end
+-- Is the session (its hash key and id) live for a token expiring at `token_end`
+-- (ms; 0: no token)? An idle one is deleted; activity is noted at most every
+-- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
+-- never re-created as a key without a TTL. A token outliving its session was
+-- never issued here (tokens end with their session at the latest): refused.
+-- Returns false, or the session's claims (field k, '' for none), read in the
+-- same HMGET.
+local function live(key, id, touch, token_end)
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k')
+  if not seen[1] then return false end
+  if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
+  local last = last_active(seen[1], seen[2])
+  if idle(last) then
+    drop(key, id)
+    return false
+  end
+  if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  return seen[3] or ''
+end
+"""
+
+# create. KEYS: the index, the new session's hash. ARGV: session id, expire_at,
+# max sessions (0 = no cap), then the hash's field/value pairs.
+# Returns the ids evicted by the cap.
+CREATE = """
+local id, expire_at, cap = ARGV[HEAD + 1], ARGV[HEAD + 2], tonumber(ARGV[HEAD + 3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+redis.call('HSET', KEYS[2], unpack(ARGV, HEAD + 4))
+redis.call('PEXPIREAT', KEYS[2], expire_at)
+redis.call('ZADD', KEYS[1], expire_at, id)
+emit('session.created', {id}, expire_at)
+local evicted = {}
+local excess = redis.call('ZCARD', KEYS[1]) - cap
+if cap > 0 and excess > 0 then
+  -- The oldest first, never the session just made: one made in the same
+  -- millisecond as an older one has the same score and may sort before it.
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
+    if old ~= id and #evicted < excess then evicted[#evicted + 1] = old end
+  end
+  for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
+  redis.call('ZREM', KEYS[1], unpack(evicted))
+  emit('session.evicted', evicted)
+end
+-- The index lives exactly as long as the user's last session.
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return evicted
+"""
+
+# check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
+# the token's end (ms, 0 = none). Returns the live session's claims ('' for
+# none); nil when it is not live.
+CHECK = """
+return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
+"""
+
+# rotate. KEYS: the index, the session's hash. ARGV: session id, presented
+# refresh secret, new secret, grace (ms), issued ('1' when the token is provably
+# the service's: only then is a mismatch theft). Returns {outcome, current
+# secret, expire_at, claims}; outcomes as in domain.sessions.Rotation.
+ROTATE = """
+local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
+local new, grace, issued = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5]
+local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a', 'k')
+if not cur[1] then return {0, false, false} end
+if idle(last_active(cur[4], cur[5])) then
+  drop(KEYS[2], id)
+  return {0, false, false}
+end
+-- The secrets are compared by their digests: a presented guess's timing
+-- never tells how much of it matched.
+local function matches(held)
+  return held and redis.sha1hex(held) == redis.sha1hex(presented)
+end
+local expire_at = redis.call('PEXPIRETIME', KEYS[2])
+if matches(cur[1]) then
+  redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
+  emit('session.refreshed', {id}, expire_at)
+  return {1, new, expire_at, cur[6] or ''}
+end
+if matches(cur[2]) and NOW - tonumber(cur[3]) < grace then
+  redis.call('HSET', KEYS[2], 'a', NOW)
+  emit('session.refreshed', {id}, expire_at)
+  return {2, cur[1], expire_at, cur[6] or ''}
+end
+-- A guess at a session's secret is refused, and ends nothing.
+if issued ~= '1' then return {-2, false, false} end
+drop(KEYS[2], id)
+emit('session.theft_detected', {id}, expire_at)
+return {-1, false, expire_at}
+"""
+
+# list. KEYS: the index, the asking session's hash (none when no session asks).
+# ARGV: the asking session's id ('' = none), touch interval, its token's end (ms).
+# Returns id, expire_at, fields, id, expire_at, fields, ... of the live sessions
+# and prunes the rest; nil when the asking session is not live.
+LIST = """
+local caller, touch, token_end = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[2], caller, touch, token_end) then return false end
+-- A field of an HGETALL reply (name, value, name, value, ...).
+local function field(flat, name)
+  for f = 1, #flat, 2 do
+    if flat[f] == name then return flat[f + 1] end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+local out = {}
+local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  local id = index[i]
+  local fields = redis.call('HGETALL', PREFIX .. id)
+  if #fields == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+    drop(PREFIX .. id, id)
+  else
+    out[#out + 1] = id
+    out[#out + 1] = index[i + 1]
+    out[#out + 1] = fields
+  end
+end
+return out
+"""
+
+# revoke. KEYS: the index, the session's hash, the asking session's hash (none
+# when no session asks). ARGV: session id, the asking session's id ('' = none),
+# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
+# -1 when the asking session is not live (nothing revoked).
+REVOKE = """
+local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
+local existed = redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], id)
+if existed == 1 then emit('session.revoked', {id}) end
+return existed
+"""
+
+# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none).
+# Returns the revoked ids. One script, so a login racing with it either lands
+# before (and is revoked) or after (and is indexed): never a live session
+# missing from the index.
+REVOKE_ALL = """
+local keep = ARGV[HEAD + 1]
+local revoked = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id ~= keep then
+    if redis.call('DEL', PREFIX .. id) == 1 then revoked[#revoked + 1] = id end
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+emit('sessions.revoked_all', revoked)
+return revoked
+"""
+
+# set_claims. KEYS: the index, the session's hash (none for all of the user's
+# sessions). ARGV: session id ('' = every session of the user), the claims as
+# JSON ('' = none). Returns the ids of the live sessions changed.
+SET_CLAIMS = """
+local id, claims = ARGV[HEAD + 1], ARGV[HEAD + 2]
+local ids = id ~= '' and {id} or redis.call('ZRANGE', KEYS[1], 0, -1)
+local changed = {}
+for _, each in ipairs(ids) do
+  local key = PREFIX .. each
+  if redis.call('EXISTS', key) == 1 then
+    if claims == '' then redis.call('HDEL', key, 'k') else redis.call('HSET', key, 'k', claims) end
+    changed[#changed + 1] = each
+  end
+end
+emit('session.claims_changed', changed)
+return changed
+"""
+
+# Each script's whole source, by the name SessionStore runs it by.
+SCRIPTS = {
+    name: _HEAD + body
+    for name, body in {
+        "create": CREATE,
+        "check": CHECK,
+        "rotate": ROTATE,
+        "list": LIST,
+        "revoke": REVOKE,
+        "revoke_all": REVOKE_ALL,
+        "set_claims": SET_CLAIMS,
+    }.items()
+}

@@ -1,0 +1,333 @@
+"""Sessions in Redis: one hash per session, one sorted-set index per user.
+
+This module runs the scripts (``scripts``) that change them; ``keyspace``
+names the keys, ``encoding`` says what a session's hash holds.
+
+Every key of a user carries the ``{userId}`` hash tag, so all of a user's keys
+live in one Cluster slot and each multi-key change can be one atomic script.
+Each public method is exactly one round trip to Redis; in a Cluster, a change
+that emits an event takes a second one (the stream is in another slot).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+
+from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
+from .connection import ERRORS, Client, run_and_wait, thread_client
+from .encoding import decode_session, encode_session
+from .errors import StoreUnavailable
+from .keyspace import KeyLayout
+from .scripts import SCRIPTS
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Turn any Redis failure into StoreUnavailable, so callers fail closed."""
+    try:
+        yield
+    except ERRORS as error:
+        raise StoreUnavailable(
+            f"the session store is unavailable: {type(error).__name__}"
+        ) from error
+
+
+@dataclass(frozen=True)
+class _Bound:
+    client: Client
+    scripts: dict[str, Script]
+    cluster: bool  # events go to the stream in a second command
+    connection: Callable[[], Client]  # the client to run scripts on, in this thread
+
+
+class SessionStore(KeyLayout):
+    """Create, check, rotate, list and revoke sessions; knows Redis, not HTTP.
+
+    ``client`` is a Redis or RedisCluster client made with
+    ``decode_responses=True``, or a function returning one, called on first use.
+    With an ``events_stream``, every change also appends an event to that
+    stream: in the same script as the change, except in a Cluster (see
+    ``_append_event``). With ``wait_replicas``, a revoke is answered once that
+    many replicas have it, or ``wait_timeout`` seconds have passed (not in a
+    Cluster; see ``connection.run_and_wait``).
+    """
+
+    TOUCH_INTERVAL_MS = 60_000  # lastActiveAt moves at most once a minute
+    # ... and at most every tenth of the idle timeout: a session used more often
+    # than every 0.9 x the timeout is never taken for idle.
+    TOUCH_PER_IDLE_TIMEOUT = 10
+
+    def __init__(
+        self,
+        client: Client | Callable[[], Client],
+        *,
+        prefix: str = "sessionsvc:",
+        lifetime: int = 1_209_600,
+        idle_timeout: int = 0,
+        refresh_grace: float = 10,
+        max_sessions: int = 50,
+        events_stream: str | None = None,
+        events_maxlen: int = 100_000,
+        wait_replicas: int = 0,
+        wait_timeout: float = 0.5,
+    ) -> None:
+        super().__init__(prefix)
+        self._connect = client if callable(client) else lambda: client
+        self._bound: _Bound | None = None
+        self.lifetime_ms = lifetime * 1000
+        self.idle_timeout_ms = idle_timeout * 1000
+        self.touch_interval_ms = min(
+            self.TOUCH_INTERVAL_MS,
+            self.idle_timeout_ms // self.TOUCH_PER_IDLE_TIMEOUT or self.TOUCH_INTERVAL_MS,
+        )
+        self.refresh_grace_ms = int(refresh_grace * 1000)
+        self.max_sessions = max_sessions
+        self.events_stream = events_stream
+        self.events_maxlen = events_maxlen
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = int(wait_timeout * 1000)
+
+    def _bind(self) -> _Bound:
+        """Get the client (the first call may connect) and its scripts."""
+        bound = self._bound
+        if bound is None:
+            with _store_errors():
+                client = self._connect()
+            scripts = {name: client.register_script(lua) for name, lua in SCRIPTS.items()}
+            cluster = isinstance(client, RedisCluster)
+            if cluster and self.wait_replicas:
+                log.error("REDIS_WAIT_REPLICAS is ignored in a Cluster: revokes do not wait")
+            # Two threads may both get here: they build the same thing.
+            bound = self._bound = _Bound(client, scripts, cluster, thread_client(client))
+        return bound
+
+    @property
+    def redis(self) -> Client:
+        """The Redis client (connecting first, if the store has not yet)."""
+        return self._bind().client
+
+    def _run(
+        self,
+        script: str,
+        user_id: str,
+        session_ids: tuple[str, ...],
+        *args: str | int,
+        now: int,
+        wait: bool = False,
+    ) -> Any:
+        """Run one of the scripts for a user (and the sessions it names): one round trip.
+
+        With ``wait``, wait for ``wait_replicas`` replicas to have the change.
+        """
+        bound = self._bind()
+        keys = [self.index_key(user_id)]
+        keys += [self.session_key(user_id, session_id) for session_id in session_ids]
+        head = [  # ARGV[1..HEAD_ARGC], as the scripts' shared head reads them
+            now,
+            user_id,
+            self.session_key(user_id, ""),
+            "" if bound.cluster else self.events_stream or "",
+            self.events_maxlen,
+            self.idle_timeout_ms,
+        ]
+        run, argv = bound.scripts[script], [*head, *args]
+        with _store_errors():
+            if not (wait and self.wait_replicas and not bound.cluster):
+                return run(keys=keys, args=argv, client=bound.connection())
+            # In a Cluster, the client picks the connection: no WAIT there.
+            result, acknowledged = run_and_wait(
+                bound.client, run, keys, argv, self.wait_replicas, self.wait_timeout_ms
+            )
+        if acknowledged < self.wait_replicas:  # the change stands on the primary either way
+            log.warning(
+                "a revoke reached %d of %d replicas within %d ms: a failover now could undo it",
+                acknowledged,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+            )
+        return result
+
+    def _append_event(
+        self,
+        kind: str,
+        user_id: str,
+        session_ids: list[str],
+        now: int,
+        expire_at: int | str | None = None,
+    ) -> None:
+        """In a Cluster, append the event the script could not: one more round trip.
+
+        Not atomic with the change, which is committed by now: should this
+        fail, the event is lost and logged, and the request still succeeds.
+        """
+        bound = self._bind()
+        if not bound.cluster or not self.events_stream or not session_ids:
+            return
+        fields = {
+            "type": kind,
+            "userId": user_id,
+            "sessionIds": ",".join(session_ids),
+            "at": now,
+            "expireAt": "" if expire_at is None else expire_at,
+        }
+        try:
+            bound.client.xadd(
+                self.events_stream, fields, maxlen=self.events_maxlen, approximate=True
+            )
+        except ERRORS:
+            log.exception("event lost: %s", fields)
+
+    def create(
+        self,
+        user_id: str,
+        *,
+        device: Device,
+        ip: str,
+        location: str,
+        refresh_secret: str,
+        claims_json: str = "",
+        now: int | None = None,
+    ) -> tuple[Session, list[str]]:
+        """Store a new session (its claims as JSON); return it and the sessions the cap evicted."""
+        now = now_ms() if now is None else now
+        session = Session(
+            id=new_session_id(),
+            user_id=user_id,
+            created_at=now,
+            expire_at=now + self.lifetime_ms,
+            last_active_at=now,
+            device=device,
+            location=location,
+            ip=ip,
+        )
+        fields = encode_session(session, refresh_secret) | (
+            {"k": claims_json} if claims_json else {}
+        )
+        evicted = self._run(
+            "create",
+            user_id,
+            (session.id,),
+            session.id,
+            session.expire_at,
+            self.max_sessions,
+            *(item for pair in fields.items() for item in pair),
+            now=now,
+        )
+        self._append_event("session.created", user_id, [session.id], now, session.expire_at)
+        self._append_event("session.evicted", user_id, evicted, now)
+        return session, evicted
+
+    def is_live(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> bool:
+        """Tell whether the session exists and is not idle (``check``); note the activity."""
+        return self.check(user_id, session_id, token_expiry=token_expiry) is not None
+
+    def check(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> str | None:
+        """Return a live session's claims (JSON, '' for none), else None; note the activity.
+
+        With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
+        its token is not live for it: this service never issued such a token.
+        """
+        ids, asking = self._asking(session_id, token_expiry)
+        return self._run("check", user_id, ids, *asking, now=now_ms())
+
+    def set_claims(self, user_id: str, session_id: str | None, claims_json: str) -> list[str]:
+        """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
+        now = now_ms()
+        ids = (session_id,) if session_id else ()
+        changed = self._run("set_claims", user_id, ids, session_id or "", claims_json, now=now)
+        self._append_event("session.claims_changed", user_id, changed, now)
+        return changed
+
+    def rotate_refresh(
+        self, user_id: str, session_id: str, presented: str, new: str, *, issued: bool = True
+    ) -> Refresh:
+        """Swap the session's refresh secret for ``new`` if ``presented`` is current.
+
+        Another secret is theft (the session ends) only when the token was ``issued``
+        by the service, provably; else it is refused (``Rotation.UNKNOWN``).
+        """
+        now = now_ms()
+        outcome, current, expire_at, *claims_json = self._run(
+            "rotate",
+            user_id,
+            (session_id,),
+            session_id,
+            presented,
+            new,
+            self.refresh_grace_ms,
+            int(issued),
+            now=now,
+        )
+        if outcome == Rotation.REUSED.value:
+            self._append_event("session.theft_detected", user_id, [session_id], now, expire_at)
+        if outcome <= 0:
+            return Refresh(Rotation(outcome))
+        self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
+        return Refresh(Rotation(outcome), current, int(expire_at), *claims_json)
+
+    def _asking(
+        self, caller: str | None, token_expiry: int
+    ) -> tuple[tuple[str, ...], tuple[str, int, int]]:
+        """Return the session keys and script arguments that check the asking session.
+
+        No caller: no key, and an empty id, which the scripts take as "no check".
+        """
+        if caller is None:
+            return (), ("", 0, 0)
+        return (caller,), (caller, self.touch_interval_ms, token_expiry * 1000)
+
+    def list(
+        self, user_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> list[Session] | None:
+        """Return the user's live sessions, newest first.
+
+        With ``caller``, the session asking is checked (and its activity noted) in
+        the same round trip, as ``is_live`` would (for its token's ``token_expiry``):
+        None when it is not live.
+        """
+        ids, asking = self._asking(caller, token_expiry)
+        flat = self._run("list", user_id, ids, *asking, now=now_ms())
+        if flat is None:
+            return None
+        sessions = []
+        for i in range(0, len(flat), 3):
+            session_id, expire_at, pairs = flat[i : i + 3]
+            fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+            sessions.append(decode_session(user_id, session_id, expire_at, fields))
+        return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
+
+    def revoke(
+        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+    ) -> bool | None:
+        """Delete one session; return whether it existed.
+
+        With ``caller``, the session asking is checked first in the same round
+        trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
+        nothing deleted) when it is not live.
+        """
+        now = now_ms()
+        ids, asking = self._asking(caller, token_expiry)
+        existed = self._run(
+            "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
+        )
+        if existed < 0:
+            return None
+        if existed:
+            self._append_event("session.revoked", user_id, [session_id], now)
+        return bool(existed)
+
+    def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """Delete every session of the user but ``keep``; return the revoked ids."""
+        now = now_ms()
+        revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
+        self._append_event("sessions.revoked_all", user_id, revoked, now)
+        return revoked

@@ -1,0 +1,1 @@
+"""Tokens: the signing key ring, access tokens (JWTs) and opaque refresh tokens."""

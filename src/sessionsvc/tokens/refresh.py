@@ -1,0 +1,118 @@
+"""Refresh tokens: opaque, ``rt1.<user>.<session id>.<secret>.<tag>``; making and reading them.
+
+The secret is what the session holds in Redis, compared there (the store's
+rotate script), so no signing key, rotated or removed, ends a session; the tag
+tells a token the service issued from a guess (docs/keys.md). Where a request
+carries one (a cookie or a Bearer header) is the web layer's business.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+import jwt as pyjwt
+
+from ..domain.sessions import SessionRef, is_valid_user_id
+from .access import session_ref
+from .keyring import KeyRing
+
+# rt1.<base64url user id>.<session id>.<secret>.<tag>, the secret 16 random
+# bytes and the tag 16 bytes of an HMAC, both in base64url too (a user id of
+# 128 bytes is 171 characters).
+REFRESH_TOKEN_PATTERN = re.compile(
+    r"rt1\.([A-Za-z0-9_-]{1,171})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})"
+)
+# The legacy refresh JWT is read until this release, then refused (docs/keys.md).
+LEGACY_REFRESH_REMOVED_IN = "0.3.0"
+MISSING_CLAIM = "The token lacks a required claim (sub, sid, exp, jti)."
+
+
+class InvalidRefreshToken(ValueError):
+    """A presented refresh token is malformed or not one of ours; the message says which."""
+
+
+@dataclass(frozen=True)
+class PresentedRefresh:
+    """A refresh token as presented: whose session it names, and the secret to check."""
+
+    user_id: str
+    session_id: str
+    secret: str
+    issued: bool  # provably issued by the service: a secret it no longer holds is theft
+
+
+def new_refresh_secret() -> str:
+    """Return a new secret for a session's refresh token (128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def refresh_token(session: SessionRef, secret: str, service_key: str) -> str:
+    """Return the opaque refresh token naming a session and holding its current secret."""
+    user = base64.urlsafe_b64encode(session.user_id.encode()).rstrip(b"=").decode()
+    tag = _tag(session.user_id, session.session_id, secret, service_key)
+    return f"rt1.{user}.{session.session_id}.{secret}.{tag}"
+
+
+def _tag(user_id: str, session_id: str, secret: str, service_key: str) -> str:
+    """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
+
+    Its key derives from SERVICE_KEY. The tag decides only whether a secret the
+    session does not hold is theft (the session ends) or a guess (refused, nothing
+    changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
+    before it, until their next refresh, as guesses.
+    """
+    key = hmac.digest(service_key.encode(), b"sessionsvc:refresh", "sha256")
+    message = "\0".join((user_id, session_id, secret)).encode()
+    digest = hmac.digest(key, message, "sha256")[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def read_refresh_token(
+    token: str, *, service_key: str, ring: KeyRing, issuer: str, audience: str
+) -> PresentedRefresh:
+    """Return what a presented refresh token claims; raise InvalidRefreshToken if it cannot be one.
+
+    Nothing in it is trusted yet: the store compares its secret with the session's.
+    """
+    match = REFRESH_TOKEN_PATTERN.fullmatch(token)
+    if match is None:
+        return _legacy_refresh(token, ring=ring, issuer=issuer, audience=audience)
+    user, session_id, secret, tag = match.groups()
+    try:
+        user_id = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        user_id = None
+    if user_id is None or not is_valid_user_id(user_id):
+        raise InvalidRefreshToken("The refresh token names no valid user.")
+    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret, service_key))
+    return PresentedRefresh(user_id, session_id, secret, issued)
+
+
+def _legacy_refresh(token: str, *, ring: KeyRing, issuer: str, audience: str) -> PresentedRefresh:
+    """Read a legacy refresh JWT, until ``LEGACY_REFRESH_REMOVED_IN``.
+
+    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
+    session holds. Accepted once, it is rotated to an opaque token, so an upgrade
+    ends no session (docs/keys.md).
+    """
+    not_refresh = InvalidRefreshToken("The token is not a refresh token.")
+    try:
+        key = ring.key_for(pyjwt.get_unverified_header(token))
+        if key is not ring.keyless:  # a kid: an access token of ours, or a forgery
+            raise pyjwt.InvalidTokenError("not a refresh token")
+        payload = pyjwt.decode(
+            token, key.verifying, algorithms=["HS256"], audience=audience, issuer=issuer
+        )
+    except pyjwt.PyJWTError:
+        raise not_refresh from None
+    if payload.get("type") != "refresh":
+        raise not_refresh
+    session = session_ref(payload)
+    if session is None:
+        raise InvalidRefreshToken(MISSING_CLAIM)
+    return PresentedRefresh(*session, payload["jti"], issued=True)  # signed

@@ -1,0 +1,186 @@
+"""The support staff's API: any user's sessions, behind the service key."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..domain.claims import encode, parse_claims
+from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
+from ..extension import get_metrics, get_store
+from .auth import require_service_key
+from .bodies import (
+    ALL_REVOKED_RESPONSE,
+    ALL_SESSIONS_REVOKED,
+    REVOKED_RESPONSE,
+    SESSION_REVOKED,
+    session_json,
+)
+from .cookies import NO_STORE
+from .errors import InvalidRequest, SessionNotFound
+from .openapi import operation
+from .openapi_components import (
+    BAD_USER_ID,
+    JSON,
+    LIMITED,
+    NO_STORE_HEADER,
+    ROUTE_NOT_FOUND,
+    SERVICE,
+    SERVICE_KEY_REFUSED,
+    SESSION_ID,
+    SESSION_NOT_FOUND,
+    STORE_ERRORS,
+    error,
+    ok,
+    ref,
+)
+
+bp = Blueprint("admin", __name__)
+ADMIN = {"tags": ["admin"], "security": SERVICE}
+
+
+@bp.before_request
+def _require_service_key() -> None:
+    require_service_key()
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers.update(NO_STORE)  # users' IP addresses and locations
+    return response
+
+
+def _checked(user_id: str) -> str:
+    if not is_valid_user_id(user_id):
+        raise InvalidRequest(f"userId must be {USER_ID_RULE}")
+    return user_id
+
+
+@bp.get("/users/<user_id>/sessions")
+@operation(
+    "listUserSessions",
+    summary="List a user's live sessions, newest first.",
+    responses={
+        "200": ok("The user's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
+def list_user_sessions(user_id: str):
+    """List a user's live sessions, newest first."""
+    return {"sessions": [session_json(s) for s in get_store().list(_checked(user_id))]}
+
+
+@bp.delete("/users/<user_id>/sessions/<session_id>")
+@operation(
+    "revokeUserSession",
+    summary="Revoke one session of a user.",
+    responses={
+        "200": REVOKED_RESPONSE,
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": SESSION_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
+def revoke_user_session(user_id: str, session_id: str):
+    """Revoke one session of a user."""
+    user_id = _checked(user_id)
+    if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
+        raise SessionNotFound()
+    get_metrics().sessions_revoked.inc()
+    return SESSION_REVOKED
+
+
+@bp.delete("/users/<user_id>/sessions")
+@operation(
+    "revokeUserSessions",
+    summary="Revoke every session of a user (after an account compromise).",
+    responses={
+        "200": ALL_REVOKED_RESPONSE,
+        "400": BAD_USER_ID,
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+)
+def revoke_user_sessions(user_id: str):
+    """Revoke every session of a user (after an account compromise)."""
+    get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))
+    return ALL_SESSIONS_REVOKED
+
+
+def _claims_body() -> str:
+    """Return the body's new claims as stored (JSON, '' for none), or refuse the body."""
+    body = request.get_json(silent=True)
+    if not (isinstance(body, dict) and "claims" in body):
+        raise InvalidRequest('The body must be a JSON object with "claims" ({} for none).')
+    session_claims = parse_claims(body["claims"])
+    return encode(session_claims) if session_claims else ""
+
+
+CLAIMS_CHANGE = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["claims"],
+                    "properties": {"claims": ref("schemas", "Claims")},
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": ok(
+            "The live sessions whose claims were replaced.",
+            {
+                "type": "object",
+                "required": ["sessionIds"],
+                "properties": {"sessionIds": {"type": "array", "items": SESSION_ID}},
+            },
+        ),
+        "400": error("The userId or the claims are not valid.", InvalidRequest),
+        "401": SERVICE_KEY_REFUSED,
+        **STORE_ERRORS,
+    },
+    **ADMIN,
+}
+
+
+@bp.put("/users/<user_id>/sessions/<session_id>/claims")
+@operation(
+    "setSessionClaims",
+    summary="Replace one session's claims: verify returns them from the next request on, "
+    "and access tokens from the next refresh.",
+    **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": SESSION_NOT_FOUND}},
+)
+def set_session_claims(user_id: str, session_id: str):
+    """Replace one session's claims."""
+    user_id, claims_json = _checked(user_id), _claims_body()
+    changed = is_valid_session_id(session_id) and get_store().set_claims(
+        user_id, session_id, claims_json
+    )
+    if not changed:
+        raise SessionNotFound()
+    return {"sessionIds": changed}
+
+
+@bp.put("/users/<user_id>/claims")
+@operation(
+    "setUserClaims",
+    summary="Replace the claims of every live session of a user (a role revoked bites at the "
+    "gateway on the next request).",
+    **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": ROUTE_NOT_FOUND}},
+)
+def set_user_claims(user_id: str):
+    """Replace the claims of every live session of a user."""
+    return {"sessionIds": get_store().set_claims(_checked(user_id), None, _claims_body())}

@@ -1,0 +1,42 @@
+"""Probes for the orchestrator: ``/healthz`` (the process answers), ``/readyz`` (Redis answers)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+from ..extension import sessionsvc
+from .openapi import operation
+from .openapi_components import META, SIZE_ERRORS, STORE_ERRORS, ok, ref
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+@operation(
+    "healthz",
+    summary="Liveness: 200 while the process serves requests; touches nothing else.",
+    responses={"200": ok("Alive.", ref("schemas", "Status"))} | SIZE_ERRORS,
+    **META,
+)
+def healthz():
+    """Answer 200 while the process serves requests; touch nothing else."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@operation(
+    "readyz",
+    summary="Readiness: 200 when Redis answers PING within READY_TIMEOUT.",
+    responses={"200": ok("Ready.", ref("schemas", "Status"))} | STORE_ERRORS,
+    **META,
+)
+def readyz():
+    """Answer 200 when Redis answers PING within ``READY_TIMEOUT``, else 503 STORE_UNAVAILABLE."""
+    # A failure is answered by the handler for Redis errors (errors): 503 STORE_UNAVAILABLE.
+    sessionsvc().ready().ping()
+    return {"status": "ok"}
+
+
+def init_app(app: Flask) -> None:
+    """Mount the probes at the root, outside URL_PREFIX."""
+    app.register_blueprint(bp)

@@ -1,0 +1,395 @@
+"""The OpenAPI document's shared parts: schemas, parameters, headers, responses, security.
+
+Each view declares its own operation where it is defined (``openapi.operation``),
+from these parts; ``openapi`` puts them together. A response many operations
+share (say a 429) goes in RESPONSES and is referenced by name. Error codes come
+from the error classes (``errors``, or werkzeug's for routing), never typed again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
+
+from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
+from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
+from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
+from ..store.encoding import MAX_FIELD_LENGTH
+from ..tokens.refresh import REFRESH_TOKEN_PATTERN
+from .errors import (
+    HeadersTooLarge,
+    InvalidRequest,
+    InvalidServiceKey,
+    InvalidToken,
+    MissingToken,
+    RefreshTokenReused,
+    RequestTooLarge,
+    ServiceUnavailable,
+    SessionNotFound,
+    SessionsvcError,
+    TokenExpired,
+    TokenRevoked,
+    http_error_code,
+)
+
+JSON = "application/json"
+ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
+# The same patterns the views check ids against before they become Redis keys.
+USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
+SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
+
+ACCESS = [{"accessToken": []}]
+REFRESH = [{"refreshToken": []}, {"refreshCookie": []}]  # a header, or a browser's cookie
+SERVICE = [{"serviceKey": []}]
+
+# The 401s of each kind of credential (see auth.py's loaders).
+TOKEN_ERRORS = (MissingToken, InvalidToken, TokenExpired, TokenRevoked)
+REFRESH_ERRORS = (*TOKEN_ERRORS, RefreshTokenReused)
+SERVICE_KEY_ERRORS = (InvalidServiceKey,)
+
+Error = type[SessionsvcError] | type[HTTPException]
+
+
+def ref(kind: str, name: str) -> dict[str, str]:
+    """Refer to a shared component, e.g. ``ref("schemas", "Session")``."""
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def coded(*codes: str) -> dict[str, Any]:
+    """Return the error body's schema, narrowed to the given codes."""
+    return {"allOf": [ref("schemas", "Error")], "properties": {"code": {"enum": list(codes)}}}
+
+
+def error(description: str, *errors: Error) -> dict[str, Any]:
+    """Return an error response answering ``{"code", "error"}`` with the code of one of errors."""
+    codes = [e.code if issubclass(e, SessionsvcError) else http_error_code(e) for e in errors]
+    return {"description": description, "content": {JSON: {"schema": coded(*codes)}}}
+
+
+def one_of(*schemas: str) -> dict[str, Any]:
+    """Return a schema that is exactly one of the named schemas."""
+    return {"oneOf": [ref("schemas", name) for name in schemas]}
+
+
+def ok(
+    description: str, schema: dict[str, Any], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Return a 2xx JSON response; ``headers`` maps header names to header components."""
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = {name: ref("headers", header) for name, header in headers.items()}
+    return response
+
+
+def unauthorized(errors: tuple[Error, ...]) -> dict[str, Any]:
+    return error("The credential is missing or not accepted.", *errors)
+
+
+# The operations' groups, in the order the document (and the page) lists them.
+TAGS = ("sessions", "gateway", "admin", "browser", "meta")
+# The service's own routes: no credential.
+META: dict[str, Any] = {"tags": ["meta"], "security": []}
+# Every operation can answer these: the size limits apply before any work.
+SIZE_ERRORS = {
+    "413": ref("responses", "TooLarge"),
+    "431": ref("responses", "HeadersTooLarge"),
+}
+# Every store-backed operation can also answer these.
+STORE_ERRORS = {
+    **SIZE_ERRORS,
+    "500": ref("responses", "InternalError"),
+    "503": ref("responses", "ServiceUnavailable"),
+}
+# The endpoints that write are rate-limited (ratelimit.limited).
+LIMITED = {"429": ref("responses", "TooManyRequests")}
+NO_STORE_HEADER = {"Cache-Control": "NoStore"}  # header name -> its component
+SESSION_NOT_FOUND = error(
+    "No such session of this user (SESSION_NOT_FOUND), or the path matches no route (NOT_FOUND).",
+    SessionNotFound,
+    NotFound,
+)
+ROUTE_NOT_FOUND = error("The path matches no route.", NotFound)
+BAD_USER_ID = error("The userId in the path is not valid.", InvalidRequest)
+ACCESS_REFUSED = unauthorized(TOKEN_ERRORS)
+SERVICE_KEY_REFUSED = unauthorized(SERVICE_KEY_ERRORS)
+
+# What a client (or a stateful fuzzer) can do next with a new session.
+LOGIN_LINKS = {
+    "ListUserSessions": {
+        "operationId": "listUserSessions",
+        "parameters": {"user_id": "$request.body#/userId"},
+    },
+    "RevokeUserSession": {
+        "operationId": "revokeUserSession",
+        "parameters": {
+            "user_id": "$request.body#/userId",
+            "session_id": "$response.body#/session/_id",
+        },
+    },
+    "RevokeUserSessions": {
+        "operationId": "revokeUserSessions",
+        "parameters": {"user_id": "$request.body#/userId"},
+    },
+}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "description": "Every error, and the revoke confirmations.",
+        "required": ["code", "error"],
+        "properties": {
+            "code": {"type": "string", "description": "Stable, machine-readable."},
+            "error": {"type": "string", "description": "For humans; may change."},
+        },
+        "additionalProperties": False,
+    },
+    "Device": {
+        "type": "object",
+        "description": "Parsed from the User-Agent; `unknown` where it says nothing.",
+        "required": ["browser", "version", "platform", "os", "isDev"],
+        "properties": {
+            "browser": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "version": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "platform": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "os": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "isDev": {"type": "boolean", "description": "A developer or API tool."},
+        },
+        "additionalProperties": False,
+    },
+    "Session": {
+        "type": "object",
+        "description": "A session, with its fields in this order.",
+        "required": [
+            "device",
+            "location",
+            "_id",
+            "expireAt",
+            "createdAt",
+            "lastActiveAt",
+            "ip",
+            "current",
+        ],
+        "properties": {
+            "device": ref("schemas", "Device"),
+            "location": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "_id": SESSION_ID,
+            "expireAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
+            "createdAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
+            "lastActiveAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
+            "ip": {
+                "type": "string",
+                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}, {"const": "unknown"}],
+                "description": "`unknown` when the login named none and its request had none.",
+            },
+            "current": {"type": "boolean", "description": "The session of the asking token."},
+        },
+        "additionalProperties": False,
+    },
+    "SessionList": {
+        "type": "object",
+        "required": ["sessions"],
+        "properties": {
+            "sessions": {
+                "type": "array",
+                "description": "Live sessions, newest first.",
+                "items": ref("schemas", "Session"),
+            }
+        },
+        "additionalProperties": False,
+    },
+    "LoginRequest": {
+        "type": "object",
+        "required": ["userId"],
+        "properties": {
+            "userId": USER_ID,
+            "userAgent": {
+                "type": "string",
+                "description": "The user's User-Agent; defaults to this request's.",
+            },
+            "ip": {
+                "type": "string",
+                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                "description": "The user's address (no `%zone`); defaults to this request's.",
+            },
+            "claims": ref("schemas", "Claims"),
+        },
+    },
+    "Claims": {
+        "type": "object",
+        "description": "What the login service says of the session (a role, a tenant, ...): "
+        f"at most {MAX_CLAIMS_BYTES} bytes as compact JSON, names {NAME_RULE}, none of "
+        f"{', '.join(sorted(RESERVED))}. In every access token under `{TOKEN_CLAIM}`.",
+        "propertyNames": {
+            "pattern": f"^{NAME_PATTERN.pattern}$",
+            "not": {"enum": sorted(RESERVED)},
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        },
+    },
+    "Tokens": {
+        "type": "object",
+        "required": ["accessToken", "refreshToken"],
+        "properties": {
+            "accessToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
+        },
+        "additionalProperties": False,
+    },
+    "Login": {
+        "type": "object",
+        "required": ["accessToken", "refreshToken", "session"],
+        "properties": {
+            "accessToken": {"type": "string", "pattern": JWT},
+            "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
+            "session": ref("schemas", "Session"),
+        },
+        "additionalProperties": False,
+    },
+    "AccessToken": {
+        "type": "object",
+        "description": "With the refresh cookie: the refresh token is in Set-Cookie only.",
+        "required": ["accessToken"],
+        "properties": {"accessToken": {"type": "string", "pattern": JWT}},
+        "additionalProperties": False,
+    },
+    "BrowserLogin": {
+        "type": "object",
+        "description": "A login in cookie mode: the refresh token is in Set-Cookie only.",
+        "required": ["accessToken", "session"],
+        "properties": {
+            "accessToken": {"type": "string", "pattern": JWT},
+            "session": ref("schemas", "Session"),
+        },
+        "additionalProperties": False,
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+        "additionalProperties": False,
+    },
+    "Verified": {
+        "type": "object",
+        "required": ["userId", "sessionId"],
+        "properties": {
+            "userId": USER_ID,
+            "sessionId": SESSION_ID,
+            "claims": ref("schemas", "Claims"),  # present when the session has claims
+        },
+        "additionalProperties": False,
+    },
+}
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "accessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A session's access token (a JWT of type access, signed with the "
+        "active key; its kid names a key of /.well-known/jwks.json).",
+    },
+    "refreshToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A session's refresh token (opaque: "
+        "rt1.<user>.<session>.<secret>.<tag>); single use.",
+    },
+    "refreshCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Secure-sessionsvc-refresh",
+        "description": "A browser's refresh token, HttpOnly; needs the X-Requested-With header.",
+    },
+    "serviceKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Service-Key",
+        "description": "The login service's and support staff's shared key (SERVICE_KEY).",
+    },
+}
+
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "CsrfHeader": {
+        "name": "X-Requested-With",
+        "in": "header",
+        "required": True,
+        "description": "Any value: proof the request came from the app (docs/browser.md#csrf).",
+        "schema": {"type": "string"},
+    },
+    "UserId": {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "schema": USER_ID,
+    },
+    "SessionId": {
+        "name": "session_id",
+        "in": "path",
+        "required": True,
+        "schema": SESSION_ID,
+    },
+}
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "RetryAfter": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "NoStore": {
+        "description": "Tokens and personal data (IP addresses, locations) must not be cached.",
+        "required": True,
+        "schema": {"type": "string", "enum": ["no-store"]},
+    },
+    "UserId": {
+        "description": "The token's user, for the gateway to forward.",
+        "required": True,
+        "schema": USER_ID,
+    },
+    "SessionId": {
+        "description": "The token's session, for the gateway to forward.",
+        "required": True,
+        "schema": SESSION_ID,
+    },
+    "SessionClaims": {
+        "description": "The session's claims as one line of ASCII JSON ({} for none), read "
+        "with the session: a claim changed by the admin API shows on the next verify.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "InternalError": error("A bug: logged, never shown.", SessionsvcError),
+    "TooLarge": error("The declared body is over MAX_CONTENT_LENGTH.", RequestTooLarge),
+    "HeadersTooLarge": error("The headers are over MAX_HEADER_BYTES.", HeadersTooLarge),
+    "TooManyRequests": {
+        **error(
+            "Over the per-user or per-IP rate limit, or too many wrong service keys from"
+            " this address.",
+            TooManyRequests,
+        ),
+        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+    },
+    "ServiceUnavailable": {
+        **error(
+            "Redis is unreachable or not answering; never a pass (fail closed).", ServiceUnavailable
+        ),
+        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+    },
+}
+
+DESCRIPTION = """\
+Login sessions, their JWT access and rotating refresh tokens, list and revoke.
+
+Every error is `{"code": "...", "error": "..."}`; each response lists the codes it can carry.
+Every route also answers `405 METHOD_NOT_ALLOWED` (with `Allow`) to a method it does not serve,
+and a path that matches no route gets `404 NOT_FOUND`.
+"""

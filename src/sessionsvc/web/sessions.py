@@ -1,0 +1,245 @@
+"""The sessions API: thin views that parse, call the store and answer."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Blueprint, request
+from flask_jwt_extended import get_jwt
+
+from ..domain.claims import decode
+from ..domain.sessions import Rotation, SessionRef, is_valid_session_id
+from ..extension import get_metrics, get_store
+from ..tokens.refresh import new_refresh_secret
+from . import cookies, cors
+from .auth import (
+    presented_refresh,
+    refresh_token_required,
+    service_key_required,
+    session_of,
+    session_required,
+)
+from .bodies import (
+    ALL_REVOKED_RESPONSE,
+    ALL_SESSIONS_REVOKED,
+    REVOKED_RESPONSE,
+    SESSION_REVOKED,
+    session_json,
+)
+from .cookies import NO_STORE  # token answers' header, and personal data's (list, verify, admin)
+from .errors import (
+    CsrfRejected,
+    InvalidRequest,
+    InvalidToken,
+    RefreshTokenReused,
+    SessionNotFound,
+    TokenRevoked,
+)
+from .logins import checked_login, issue_tokens, login_body_required, start_session
+from .openapi import operation
+from .openapi_components import (
+    ACCESS,
+    ACCESS_REFUSED,
+    JSON,
+    LIMITED,
+    LOGIN_LINKS,
+    NO_STORE_HEADER,
+    REFRESH,
+    REFRESH_ERRORS,
+    SERVICE,
+    SERVICE_KEY_REFUSED,
+    SESSION_NOT_FOUND,
+    STORE_ERRORS,
+    error,
+    ok,
+    one_of,
+    ref,
+    unauthorized,
+)
+from .ratelimit import limited
+
+bp = Blueprint("sessions", __name__)
+bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
+log = logging.getLogger(__name__)
+
+
+@bp.post("/sessions")
+@operation(
+    "createSession",
+    tags=["sessions"],
+    summary="Record a login (called by the trusted login service) and issue its tokens.",
+    security=SERVICE,
+    requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
+    responses={
+        "201": ok(
+            "The session and its tokens; with REFRESH_TOKEN_TRANSPORT=cookie, the refresh"
+            " token only as the Set-Cookie line to pass on to the browser (docs/browser.md).",
+            one_of("Login", "BrowserLogin"),
+            NO_STORE_HEADER,
+        )
+        | {"links": LOGIN_LINKS},
+        "400": error(
+            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            InvalidRequest,
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
+@service_key_required
+@login_body_required
+@limited
+def create_session():
+    """Record a login (called by the trusted login service) and issue its tokens."""
+    body, session = start_session(checked_login())
+    return cookies.token_response(
+        body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
+    )
+
+
+@bp.post("/sessions/refresh")
+@operation(
+    "refreshSession",
+    tags=["sessions"],
+    summary="Rotate the tokens; a rotated-out refresh token presented again revokes the session.",
+    security=REFRESH,
+    responses={
+        "200": ok(
+            "A new token pair; for the refresh cookie, the access token and the rotated cookie.",
+            one_of("Tokens", "AccessToken"),
+            NO_STORE_HEADER,
+        ),
+        "401": unauthorized(REFRESH_ERRORS),
+        "403": error("The refresh cookie came without X-Requested-With.", CsrfRejected),
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
+@refresh_token_required
+@limited
+def refresh_session():
+    """Rotate the refresh token; a rotated-out token presented again revokes the session."""
+    presented = presented_refresh()
+    user_id, session_id = presented.user_id, presented.session_id
+    refresh = get_store().rotate_refresh(
+        user_id, session_id, presented.secret, new_refresh_secret(), issued=presented.issued
+    )
+    if refresh.rotation is Rotation.UNKNOWN:
+        raise InvalidToken("The refresh token is not valid.")
+    if refresh.rotation is Rotation.REUSED:
+        get_metrics().theft_detected.inc()
+        log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
+        raise RefreshTokenReused()
+    if refresh.rotation is Rotation.GONE:
+        raise TokenRevoked()
+    get_metrics().sessions_refreshed.inc()
+    tokens = issue_tokens(
+        SessionRef(user_id, session_id),
+        refresh.expire_at,
+        refresh.refresh_secret,
+        decode(refresh.claims_json),
+    )
+    return cookies.token_response(
+        tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
+    )
+
+
+@bp.get("/sessions")
+@operation(
+    "listSessions",
+    tags=["sessions"],
+    summary="List the caller's live sessions, newest first.",
+    security=ACCESS,
+    responses={
+        "200": ok("The caller's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
+        "401": ACCESS_REFUSED,
+        **STORE_ERRORS,
+    },
+)
+@session_required(view_checks_session=True)
+def list_sessions():
+    """List the caller's live sessions, newest first."""
+    payload = get_jwt()
+    user_id, session_id = session_of(payload)
+    sessions = get_store().list(user_id, caller=session_id, token_expiry=payload["exp"])
+    if sessions is None:
+        raise TokenRevoked()
+    body = {"sessions": [session_json(session, session_id) for session in sessions]}
+    return body, HTTPStatus.OK, NO_STORE  # IP addresses and locations: no cache keeps them
+
+
+@bp.delete("/sessions/<session_id>")
+@operation(
+    "revokeSession",
+    tags=["sessions"],
+    summary="Revoke one of the caller's sessions.",
+    security=ACCESS,
+    responses={
+        "200": REVOKED_RESPONSE,
+        "401": ACCESS_REFUSED,
+        "404": SESSION_NOT_FOUND,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
+@session_required(view_checks_session=True)
+@limited
+def revoke_session(session_id: str):
+    """Revoke one of the caller's sessions."""
+    payload = get_jwt()
+    user_id, caller = session_of(payload)
+    store = get_store()
+    asking = {"token_expiry": payload["exp"]}
+    # An id that cannot exist never becomes a Redis key; it is as unknown as any other.
+    if not is_valid_session_id(session_id):
+        revoked = False if store.is_live(user_id, caller, **asking) else None
+    else:
+        revoked = store.revoke(user_id, session_id, caller=caller, **asking)
+    if revoked is None:
+        raise TokenRevoked()
+    if not revoked:
+        raise SessionNotFound()
+    if session_id == caller:
+        cookies.signed_out()
+    get_metrics().sessions_revoked.inc()
+    return SESSION_REVOKED
+
+
+@bp.delete("/sessions")
+@operation(
+    "revokeAllSessions",
+    tags=["sessions"],
+    summary="Revoke every session of the caller, or all but its own with `?keep=current`.",
+    security=ACCESS,
+    parameters=[
+        {
+            "name": "keep",
+            "in": "query",
+            "required": False,
+            "description": "`current` keeps the caller's own session.",
+            "schema": {"type": "string", "enum": ["current"]},
+        }
+    ],
+    responses={
+        "200": ALL_REVOKED_RESPONSE,
+        "400": error("keep is neither absent nor `current`.", InvalidRequest),
+        "401": ACCESS_REFUSED,
+        **LIMITED,
+        **STORE_ERRORS,
+    },
+)
+@session_required()
+@limited
+def revoke_all_sessions():
+    """Revoke every session of the caller, or all but its own with ``?keep=current``."""
+    user_id, session_id = session_of(get_jwt())
+    keep = request.args.get("keep")
+    if keep not in (None, "current"):
+        raise InvalidRequest("keep must be 'current' or absent.")
+    revoked = get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    if keep is None:
+        cookies.signed_out()
+    get_metrics().sessions_revoked.inc(len(revoked))
+    return ALL_SESSIONS_REVOKED
