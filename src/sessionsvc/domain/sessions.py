@@ -91,6 +91,6 @@ class Rotation(enum.Enum):
 @dataclass(frozen=True)
 class Refresh:
     rotation: Rotation
-    refresh_secret: str | None = None  # the session's refresh secret from now on
-    expire_at: int | None = None
+    refresh_secret: str = ""  # the session's refresh secret from now on ("" unless rotated)
+    expire_at: int = 0  # the session's end (ms; 0 unless rotated)
     claims_json: str = ""  # the session's claims as JSON ('' for none)

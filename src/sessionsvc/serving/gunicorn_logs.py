@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from typing import Any
 
@@ -54,7 +54,9 @@ class GunicornLogger(glogging.Logger):
                     own.setFormatter(fmt)
                     own.addFilter(RequestIdFilter())
 
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+    def access(
+        self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: timedelta
+    ) -> None:
         """Log one request: method, path (no query string), status, size, time, ids; no headers."""
         # The same switch as gunicorn's own access(): an access log is configured.
         cfg = self.cfg

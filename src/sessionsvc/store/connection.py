@@ -246,7 +246,7 @@ def thread_client(client: Client) -> Callable[[], Client]:
 
 
 def run_and_wait(
-    client: redis.Redis, script: Script, keys: list[str], args: list, replicas: int, timeout_ms: int
+    client: Client, script: Script, keys: list[str], args: list, replicas: int, timeout_ms: int
 ) -> tuple[Any, int]:
     """Run a script and WAIT behind it on the same connection: a pipeline, one round trip.
 

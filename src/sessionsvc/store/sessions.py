@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.typing import EncodableT, FieldT
 
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
@@ -131,7 +132,7 @@ class SessionStore(KeyLayout):
         bound = self._bind()
         keys = [self.index_key(user_id)]
         keys += [self.session_key(user_id, session_id) for session_id in session_ids]
-        head = [  # ARGV[1..HEAD_ARGC], as the scripts' shared head reads them
+        head: list[str | int] = [  # ARGV[1..HEAD_ARGC], as the scripts' shared head reads them
             now,
             user_id,
             self.session_key(user_id, ""),
@@ -172,7 +173,7 @@ class SessionStore(KeyLayout):
         bound = self._bind()
         if not bound.cluster or not self.events_stream or not session_ids:
             return
-        fields = {
+        fields: dict[FieldT, EncodableT] = {
             "type": kind,
             "userId": user_id,
             "sessionIds": ",".join(session_ids),
@@ -285,14 +286,14 @@ class SessionStore(KeyLayout):
             return (), ("", 0, 0)
         return (caller,), (caller, self.touch_interval_ms, token_expiry * 1000)
 
-    def list(
+    def list_sessions(
         self, user_id: str, *, caller: str | None = None, token_expiry: int = 0
     ) -> list[Session] | None:
         """Return the user's live sessions, newest first.
 
         With ``caller``, the session asking is checked (and its activity noted) in
         the same round trip, as ``is_live`` would (for its token's ``token_expiry``):
-        None when it is not live.
+        None when it is not live (never None without one).
         """
         ids, asking = self._asking(caller, token_expiry)
         flat = self._run("list", user_id, ids, *asking, now=now_ms())

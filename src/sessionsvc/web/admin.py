@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, request
 
 from ..domain.claims import encode, parse_claims
@@ -35,7 +37,7 @@ from .openapi_components import (
 )
 
 bp = Blueprint("admin", __name__)
-ADMIN = {"tags": ["admin"], "security": SERVICE}
+ADMIN: dict[str, Any] = {"tags": ["admin"], "security": SERVICE}
 
 
 @bp.before_request
@@ -69,9 +71,10 @@ def _checked(user_id: str) -> str:
     },
     **ADMIN,
 )
-def list_user_sessions(user_id: str):
+def list_user_sessions(user_id: str) -> dict[str, list[dict[str, Any]]]:
     """List a user's live sessions, newest first."""
-    return {"sessions": [session_json(s) for s in get_store().list(_checked(user_id))]}
+    sessions = get_store().list_sessions(_checked(user_id)) or []  # None only for a caller
+    return {"sessions": [session_json(session) for session in sessions]}
 
 
 @bp.delete("/users/<user_id>/sessions/<session_id>")
@@ -88,7 +91,7 @@ def list_user_sessions(user_id: str):
     },
     **ADMIN,
 )
-def revoke_user_session(user_id: str, session_id: str):
+def revoke_user_session(user_id: str, session_id: str) -> dict[str, str]:
     """Revoke one session of a user."""
     user_id = _checked(user_id)
     if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
@@ -111,7 +114,7 @@ def revoke_user_session(user_id: str, session_id: str):
     },
     **ADMIN,
 )
-def revoke_user_sessions(user_id: str):
+def revoke_user_sessions(user_id: str) -> dict[str, str]:
     """Revoke every session of a user (after an account compromise)."""
     get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))
     return ALL_SESSIONS_REVOKED
@@ -126,7 +129,7 @@ def _claims_body() -> str:
     return encode(session_claims) if session_claims else ""
 
 
-CLAIMS_CHANGE = {
+CLAIMS_CHANGE: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -163,7 +166,7 @@ CLAIMS_CHANGE = {
     "and access tokens from the next refresh.",
     **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": SESSION_NOT_FOUND}},
 )
-def set_session_claims(user_id: str, session_id: str):
+def set_session_claims(user_id: str, session_id: str) -> dict[str, list[str]]:
     """Replace one session's claims."""
     user_id, claims_json = _checked(user_id), _claims_body()
     changed = is_valid_session_id(session_id) and get_store().set_claims(
@@ -181,6 +184,6 @@ def set_session_claims(user_id: str, session_id: str):
     "gateway on the next request).",
     **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": ROUTE_NOT_FOUND}},
 )
-def set_user_claims(user_id: str):
+def set_user_claims(user_id: str) -> dict[str, list[str]]:
     """Replace the claims of every live session of a user."""
     return {"sessionIds": get_store().set_claims(_checked(user_id), None, _claims_body())}

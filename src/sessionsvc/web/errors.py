@@ -14,6 +14,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask.json.provider import JSONProvider as AnyJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..domain.claims import InvalidClaims
 from ..store.connection import ERRORS
@@ -135,7 +136,7 @@ def json_response(
     ``json`` is the app's provider: verify's fast path, outside any app context,
     passes it in.
     """
-    response = json.response(body)
+    response: Response = json.response(body)  # type: ignore[assignment]  # the app's Response class
     response.status_code = status
     response.headers.update(headers)
     return response
@@ -242,11 +243,12 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         return handle_sessionsvc_error(answer(str(error)))
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(error: HTTPException) -> Response:
+    def handle_http_error(error: HTTPException) -> WerkzeugResponse:
         # Keep Werkzeug's headers (Allow on 405, Retry-After on 429); replace only the body.
         response = error.get_response()
         response.data = json.dumps(
-            error_body(http_error_code(error), error.description), separators=(",", ":")
+            error_body(http_error_code(error), error.description or error.name),
+            separators=(",", ":"),
         )
         response.content_type = "application/json"
         return response

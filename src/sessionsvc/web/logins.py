@@ -79,7 +79,7 @@ def login_body() -> Login:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
     session_claims = parse_claims(body["claims"]) if "claims" in body else None
-    return Login(user_id, user_agent, ip, session_claims)
+    return Login(user_id, user_agent, ip, session_claims)  # type: ignore[arg-type]  # user_id: checked
 
 
 def login_body_required(view: F) -> F:

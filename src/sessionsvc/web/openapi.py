@@ -124,7 +124,7 @@ def _rule_suffix(rule: Rule) -> str:
     return "TrailingSlash" if rule.rule.endswith("/") else "Alias"
 
 
-def _path_parameter(name: str) -> dict[str, Any] | str:
+def _path_parameter(name: str) -> Any:
     """Refer to a documented path parameter, or describe a free one (verify's tail)."""
     known = {"user_id": "UserId", "session_id": "SessionId"}
     if name in known:

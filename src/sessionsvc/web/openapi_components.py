@@ -41,9 +41,10 @@ REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
 USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
 
-ACCESS = [{"accessToken": []}]
-REFRESH = [{"refreshToken": []}, {"refreshCookie": []}]  # a header, or a browser's cookie
-SERVICE = [{"serviceKey": []}]
+Security = list[dict[str, list[str]]]
+ACCESS: Security = [{"accessToken": []}]
+REFRESH: Security = [{"refreshToken": []}, {"refreshCookie": []}]  # a header, or a browser's cookie
+SERVICE: Security = [{"serviceKey": []}]
 
 # The 401s of each kind of credential (see auth.py's loaders).
 TOKEN_ERRORS = (MissingToken, InvalidToken, TokenExpired, TokenRevoked)

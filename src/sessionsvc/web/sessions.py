@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt
 
 from ..domain.claims import decode
@@ -91,7 +92,7 @@ log = logging.getLogger(__name__)
 @service_key_required
 @login_body_required
 @limited
-def create_session():
+def create_session() -> Response:
     """Record a login (called by the trusted login service) and issue its tokens."""
     body, session = start_session(checked_login())
     return cookies.token_response(
@@ -119,7 +120,7 @@ def create_session():
 )
 @refresh_token_required
 @limited
-def refresh_session():
+def refresh_session() -> Response:
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
     presented = presented_refresh()
     user_id, session_id = presented.user_id, presented.session_id
@@ -159,11 +160,11 @@ def refresh_session():
     },
 )
 @session_required(view_checks_session=True)
-def list_sessions():
+def list_sessions() -> tuple[dict[str, Any], HTTPStatus, dict[str, str]]:
     """List the caller's live sessions, newest first."""
     payload = get_jwt()
     user_id, session_id = session_of(payload)
-    sessions = get_store().list(user_id, caller=session_id, token_expiry=payload["exp"])
+    sessions = get_store().list_sessions(user_id, caller=session_id, token_expiry=payload["exp"])
     if sessions is None:
         raise TokenRevoked()
     body = {"sessions": [session_json(session, session_id) for session in sessions]}
@@ -186,7 +187,7 @@ def list_sessions():
 )
 @session_required(view_checks_session=True)
 @limited
-def revoke_session(session_id: str):
+def revoke_session(session_id: str) -> dict[str, str]:
     """Revoke one of the caller's sessions."""
     payload = get_jwt()
     user_id, caller = session_of(payload)
@@ -232,7 +233,7 @@ def revoke_session(session_id: str):
 )
 @session_required()
 @limited
-def revoke_all_sessions():
+def revoke_all_sessions() -> dict[str, str]:
     """Revoke every session of the caller, or all but its own with ``?keep=current``."""
     user_id, session_id = session_of(get_jwt())
     keep = request.args.get("keep")
