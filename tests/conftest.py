@@ -77,7 +77,7 @@ def redis_url() -> Iterator[str]:
     if TEST_REDIS_URL:
         yield TEST_REDIS_URL
         return
-    server = Cluster() if CLUSTER else ValkeyServer()
+    server = Cluster() if CLUSTER else ValkeyServer(port=free_port())
     server.start()
     yield server.connection_url
     server.stop()
