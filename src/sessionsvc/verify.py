@@ -274,7 +274,7 @@ class FastPathConflict(ConfigError):
 # Where Flask keeps each kind of hook it may run on a verify request: per
 # blueprint name (None for the app's), or one list (teardown_appcontext).
 # url_defaults functions run only when a URL is built, which verify's Flask
-# path does not do; they are watched all the same, as every unknown kind is.
+# path does not do today; they are watched all the same, in case it ever does.
 HOOKS = {
     "url_value_preprocessor": "url_value_preprocessors",
     "before_request": "before_request_funcs",
@@ -333,7 +333,7 @@ def _probe() -> None:
 
 # The one decorator the fast path repeats, with the arguments verify_session has.
 _SESSION_CHECK = session_required(view_checks_session=True)(_probe)
-SESSION_CHECK = "session_required(view_checks_session=True)"
+_SESSION_CHECK_NAME = "session_required(view_checks_session=True)"
 
 
 def _owner(hook: Callable[..., Any]) -> object:
@@ -352,10 +352,10 @@ def _name(function: object) -> str:
     return f"{function.__globals__.get('__name__', '?')}.{code.co_qualname}"  # type: ignore[attr-defined]
 
 
-def _closure(function: object) -> dict[str, Any] | None:
+def _closure(function: Any) -> dict[str, Any] | None:
     """Return the values a Python function closes over, by name; None for anything else."""
     try:
-        return dict(inspect.getclosurevars(function).nonlocals)  # type: ignore[arg-type]
+        return dict(inspect.getclosurevars(function).nonlocals)
     except (TypeError, ValueError):  # not a Python function, or a cell not yet filled
         return None
 
@@ -436,13 +436,13 @@ def _decorator_conflicts(app: Flask) -> list[str]:
             arguments = ", ".join(f"{name}={values[name]!r}" for name in differing)
             conflicts.append(
                 f"decorator {_name(view)} on {ENDPOINT} with {arguments}, "
-                f"unlike the {SESSION_CHECK} the fast path repeats"
+                f"unlike the {_SESSION_CHECK_NAME} the fast path repeats"
             )
             checks += 1  # a session check all the same: named for its arguments
         view = wrapped
     if checks != 1:
         conflicts.append(
-            f"{ENDPOINT} with {checks} of {SESSION_CHECK}, where the fast path has one"
+            f"{ENDPOINT} with {checks} of {_SESSION_CHECK_NAME}, where the fast path has one"
         )
     return conflicts
 
@@ -483,14 +483,16 @@ def _error_handler_conflicts(app: Flask) -> list[str]:
                         f"error handler {_name(handler)} for {error.__name__}{where}{other}"
                     )
                     named.add(id(handler))
-    for error in ANSWERED_ERRORS:
-        handler, expected = _handler_for(app, error), _handler_for(known, error)
-        if handler is None:
-            conflicts.append(f"no error handler for {error.__name__}, which the fast path answers")
-        elif id(handler) not in named and _differences(handler, expected) != []:
+    for answered in ANSWERED_ERRORS:
+        picked, shipped = _handler_for(app, answered), _handler_for(known, answered)
+        if picked is None:
             conflicts.append(
-                f"error handler {_name(handler)} for {error.__name__}, which the fast path "
-                f"answers as {_name(expected)} does"
+                f"no error handler for {answered.__name__}, which the fast path answers"
+            )
+        elif id(picked) not in named and _differences(picked, shipped) != []:
+            conflicts.append(
+                f"error handler {_name(picked)} for {answered.__name__}, which the fast path "
+                f"answers as {_name(shipped)} does"
             )
     return conflicts
 
