@@ -414,7 +414,7 @@ def test_an_app_refuses_to_start_when_it_gains_work_on_verify(make_app, add, nam
     try:
         with pytest.raises(verify.FastPathConflict, match=named):
             verify.check_fast_path(app)
-    finally:
+    finally:  # a receiver outlives its app: leave none for the tests after
         flask.request_started.disconnect(audit)
 
 
