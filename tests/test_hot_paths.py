@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
 from collections import defaultdict
 
+import blinker
 import flask
+import jwt as pyjwt
 import pytest
 import werkzeug.test
+from flask_jwt_extended import jwt_required
 
+from sessionsvc.extension import sessionsvc
+from sessionsvc.store import StoreError
+from sessionsvc.telemetry import new_metrics
 from sessionsvc.tokens.access import remembered_payload
-from sessionsvc.web import verify
+from sessionsvc.web import errors, verify
+from sessionsvc.web.auth import session_required
 from sessionsvc.web.ratelimit import limited
 from tests.conftest import commands_run
-from tests.support import auth, free_port, login
+from tests.support import JWT_SECRET, auth, free_port, login
 
 VERIFY = "/api/sessions/verify"
 
@@ -172,6 +181,7 @@ def test_verify_leaves_every_other_case_to_flask(both_paths, method, path, heade
 
     assert handled == [1]
     assert answer(response) == answer(send(flask_alone, method, path, headers, body))
+    assert FALLBACKS + "{" not in served.get("/metrics").get_data(as_text=True)  # not a fault
 
 
 def test_verify_without_flask_answers_a_store_failure_as_flask_would(make_app, client):
@@ -204,6 +214,63 @@ def test_verify_without_flask_counts_in_the_same_metrics(both_paths):
     assert f"sessionsvc_http_request_duration_seconds_count{labels} 2.0" in metrics
 
 
+# --- A fault of the fast path: Flask answers, and it is counted and logged ------------------
+
+FALLBACKS = "sessionsvc_verify_fast_path_fallbacks_total"
+
+
+def fallbacks(app, error: str) -> float | None:
+    return sessionsvc(app).metrics.registry.get_sample_value(FALLBACKS, {"error": error})
+
+
+def test_a_fault_of_the_fast_path_is_answered_by_flask_counted_and_logged(
+    both_paths, app, monkeypatch, caplog
+):
+    served, flask_alone, handled = both_paths
+    token = login(served)["accessToken"]
+    store = sessionsvc(app).store
+    check = store.check
+
+    def check_failing_outside_flask(*args, **kwargs):
+        # A fault only the fast path has: it calls the store outside any request context.
+        if not flask.has_request_context():
+            raise RuntimeError("a fault of the fast path")
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(store, "check", check_failing_outside_flask)
+    handled.clear()
+
+    with caplog.at_level(logging.WARNING, logger="sessionsvc.web.verify"):
+        first = served.get(VERIFY, headers=auth(token))
+        second = served.get(VERIFY, headers=auth(token))
+
+    assert handled == [1, 1]  # Flask answered both
+    assert first.status_code == second.status_code == 200
+    assert answer(first) == answer(flask_alone.get(VERIFY, headers=auth(token)))
+    assert fallbacks(app, "RuntimeError") == 2
+    warnings = [r for r in caplog.records if r.name == "sessionsvc.web.verify"]
+    assert len(warnings) == 1  # once per error class and worker
+    assert warnings[0].levelno == logging.WARNING
+    line = warnings[0].getMessage()
+    assert "RuntimeError" in line and "check_failing_outside_flask" in line
+    assert token not in caplog.text and "a fault of the fast path" not in caplog.text
+
+
+def test_a_signed_token_without_our_claims_goes_to_flask_uncounted(both_paths, app):
+    served, flask_alone, handled = both_paths
+    now = int(time.time())
+    claims = {"sub": "alice", "exp": now + 60, "type": "access", "jti": "j" * 22}
+    token = pyjwt.encode(claims | {"iss": "sessionsvc", "aud": "sessionsvc"}, JWT_SECRET)
+    handled.clear()
+
+    response = served.get(VERIFY, headers=auth(token))
+
+    assert handled == [1]
+    assert response.json["code"] == "INVALID_TOKEN"
+    assert answer(response) == answer(flask_alone.get(VERIFY, headers=auth(token)))
+    assert FALLBACKS + "{" not in served.get("/metrics").get_data(as_text=True)
+
+
 # --- The tripwire: no work on verify that the fast path would skip --------------------------
 
 
@@ -212,10 +279,19 @@ def audit(*args):
     return args[0] if args else None
 
 
-@pytest.mark.parametrize("kind", ["before_request", "after_request"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "url_value_preprocessor",
+        "before_request",
+        "after_request",
+        "teardown_request",
+        "url_defaults",
+    ],
+)
 def test_an_app_refuses_to_start_when_verify_gains_a_hook(make_app, monkeypatch, kind):
     # A copy of the blueprint's hooks with one more, as @verify.bp.<kind> would add it.
-    funcs = f"{kind}_funcs"
+    funcs = verify.HOOKS[kind]
     hooks = defaultdict(list, {k: list(v) for k, v in getattr(verify.bp, funcs).items()})
     hooks[None].append(audit)
     monkeypatch.setattr(verify.bp, funcs, hooks)
@@ -224,16 +300,141 @@ def test_an_app_refuses_to_start_when_verify_gains_a_hook(make_app, monkeypatch,
         make_app()
 
 
-def test_an_app_refuses_to_start_when_it_gains_a_hook(make_app):
-    app = make_app()
-    assert verify.check_fast_path(app) is None  # the app as created passes
-
-    app.before_request(audit)
+def test_an_app_refuses_to_start_when_verify_gains_an_error_handler(make_app, monkeypatch):
+    # A copy of the blueprint's handlers with one more, as @verify.bp.errorhandler would add it.
+    handlers = defaultdict(lambda: defaultdict(dict))
+    handlers[None][None][StoreError] = audit
+    monkeypatch.setattr(verify.bp, "error_handler_spec", handlers)
 
     with pytest.raises(
-        verify.FastPathConflict, match=r"before_request hook tests\.test_hot_paths\.audit"
+        verify.FastPathConflict,
+        match=r"error handler tests\.test_hot_paths\.audit for StoreError on blueprint verify",
     ):
-        verify.check_fast_path(app)
+        make_app()
+
+
+@pytest.mark.parametrize("signal", verify.SIGNALS, ids=lambda signal: signal.name)
+def test_an_app_refuses_to_start_with_a_signal_receiver_for_any_app(make_app, signal):
+    # As Sentry's integration connects its receivers: for every sender.
+    signal.connect(audit)
+    try:
+        with pytest.raises(
+            verify.FastPathConflict, match=rf"{signal.name} receiver tests\.test_hot_paths\.audit"
+        ):
+            make_app()
+    finally:
+        signal.disconnect(audit)
+
+
+def test_the_tripwire_watches_every_signal_flask_has():
+    sent = {s for s in vars(flask.signals).values() if isinstance(s, blinker.NamedSignal)}
+
+    assert set(verify.SIGNALS) == sent
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"TESTING": False},
+        {"RATELIMIT_ENABLED": True},
+        {"REFRESH_TOKEN_TRANSPORT": "cookie", "CORS_ORIGINS": ["https://app.example"]},
+        {"TRUSTED_PROXIES": 1, "UI_PATH": ""},
+    ],
+    ids=["defaults", "not testing", "rate limits", "cookies and CORS", "proxies, no page"],
+)
+def test_the_app_as_shipped_passes_the_tripwire(make_app, settings):
+    app = make_app(**settings)  # create_app runs the check
+
+    assert verify.check_fast_path(app) is None
+
+
+def forwarded(app):
+    """Stand for a receiver somebody connects (a tracer, say), on this app."""
+    flask.request_started.connect(audit, app)
+
+
+def handler_on_another_metrics(app):
+    errors.register_error_handlers(app, new_metrics())
+
+
+def without_the_sessionsvc_error_handler(app):
+    del app.error_handler_spec[None][None][errors.SessionsvcError]
+
+
+# Each kind of work Flask would do on verify, added to an app as made, and how it is named.
+ADDED = {
+    "before_request": (lambda app: app.before_request(audit), r"before_request hook [\w.]*audit"),
+    "teardown_request": (
+        lambda app: app.teardown_request(audit),
+        r"teardown_request hook [\w.]*audit",
+    ),
+    "teardown_appcontext": (
+        lambda app: app.teardown_appcontext(audit),
+        r"teardown_appcontext hook [\w.]*audit",
+    ),
+    "url_value_preprocessor": (
+        lambda app: app.url_value_preprocessor(audit),
+        r"url_value_preprocessor hook [\w.]*audit",
+    ),
+    "url_defaults": (lambda app: app.url_defaults(audit), r"url_defaults hook [\w.]*audit"),
+    "error handler of an answered error": (
+        lambda app: app.register_error_handler(errors.TokenRevoked, audit),
+        r"error handler [\w.]*audit for TokenRevoked",
+    ),
+    "error handler of their base": (
+        lambda app: app.register_error_handler(errors.SessionsvcError, audit),
+        r"error handler [\w.]*audit for SessionsvcError",
+    ),
+    "error handler of another error": (
+        lambda app: app.register_error_handler(KeyError, audit),
+        r"error handler [\w.]*audit for KeyError",
+    ),
+    "error handler of a status": (
+        lambda app: app.register_error_handler(401, audit),
+        r"error handler [\w.]*audit for Unauthorized",
+    ),
+    "the app's error handler on other objects": (
+        handler_on_another_metrics,
+        r"handle_sessionsvc_error for SessionsvcError closing over another metrics",
+    ),
+    "no handler of the answered errors": (
+        without_the_sessionsvc_error_handler,
+        r"handle_unexpected_error for TokenRevoked, which the fast path answers as "
+        r"[\w.<>]*handle_sessionsvc_error does",
+    ),
+    "signal receiver for this app": (forwarded, r"request-started receiver [\w.]*audit"),
+}
+
+
+@pytest.mark.parametrize(("add", "named"), ADDED.values(), ids=ADDED.keys())
+def test_an_app_refuses_to_start_when_it_gains_work_on_verify(make_app, add, named):
+    app = make_app()
+    assert verify.check_fast_path(app) is None  # the app as made passes
+
+    add(app)
+    try:
+        with pytest.raises(verify.FastPathConflict, match=named):
+            verify.check_fast_path(app)
+    finally:  # a receiver outlives its app: leave none for the tests after
+        flask.request_started.disconnect(audit)
+
+
+def test_a_receiver_for_another_app_is_not_this_ones(make_app):
+    app, other = make_app(), make_app()
+    flask.request_started.connect(audit, other)
+    try:
+        assert verify.check_fast_path(app) is None
+        with pytest.raises(verify.FastPathConflict, match="request-started receiver"):
+            verify.check_fast_path(other)
+    finally:
+        flask.request_started.disconnect(audit)
+
+
+def test_the_apps_own_error_handlers_registered_again_pass(app):
+    errors.register_error_handlers(app, sessionsvc(app).metrics)
+
+    assert verify.check_fast_path(app) is None
 
 
 def unwrapped(view):
@@ -255,6 +456,53 @@ def test_an_app_refuses_to_start_when_verify_gains_a_decorator(make_app, decorat
 
     with pytest.raises(verify.FastPathConflict, match=rf"decorator [^;]*{named}"):
         verify.check_fast_path(app)
+
+
+def undecorated(view):
+    """Stand for verify's view without its session check."""
+    return inspect.unwrap(view)
+
+
+@pytest.mark.parametrize(
+    ("decorate", "named"),
+    [
+        (
+            lambda view: jwt_required(optional=True, locations=["cookies"])(undecorated(view)),
+            r"decorator [\w.<>]*jwt_required[\w.<>]* on verify\.verify_session with "
+            r"locations=\['cookies'\], optional=True, skip_revocation_check=False, "
+            r"unlike the session_required\(view_checks_session=True\)",
+        ),
+        (
+            lambda view: session_required()(undecorated(view)),  # a second round trip
+            r"with skip_revocation_check=False, unlike",
+        ),
+        (
+            lambda view: jwt_required(fresh=True, skip_revocation_check=True)(undecorated(view)),
+            r"with fresh=True, unlike",
+        ),
+        (undecorated, r"verify\.verify_session with 0 of session_required"),
+        (
+            lambda view: session_required(view_checks_session=True)(view),
+            r"verify\.verify_session with 2 of session_required",
+        ),
+    ],
+    ids=["optional in cookies", "revocation checked", "fresh", "none", "two"],
+)
+def test_an_app_refuses_to_start_when_verifys_session_check_changes(make_app, decorate, named):
+    app = make_app()
+    app.view_functions[verify.ENDPOINT] = decorate(app.view_functions[verify.ENDPOINT])
+
+    with pytest.raises(verify.FastPathConflict, match=named):
+        verify.check_fast_path(app)
+
+
+def test_the_session_check_is_compared_by_its_arguments_not_its_making(make_app):
+    # The same check, made again by flask-jwt-extended's own decorator: nothing differs.
+    app = make_app()
+    view = jwt_required(skip_revocation_check=True)(inspect.unwrap(verify.verify_session))
+    app.view_functions[verify.ENDPOINT] = view
+
+    assert verify.check_fast_path(app) is None
 
 
 def test_a_hook_of_another_blueprint_is_not_verifys(make_app):

@@ -32,6 +32,7 @@ class Metrics:
     sessions_revoked: Counter
     sessions_evicted: Counter
     theft_detected: Counter
+    verify_fast_path_fallbacks: Counter
     # (endpoint, status) -> its request counter and latency histogram: labels()
     # validates and locks on each call; a few dozen pairs exist at most.
     by_labels: dict[tuple[str, str], tuple[Counter, Histogram]] = field(default_factory=dict)
@@ -86,5 +87,11 @@ def new_metrics() -> Metrics:
         theft_detected=counter(
             "sessionsvc_sessions_theft_detected_total",
             "Rotated-out refresh tokens presented again; their sessions were revoked.",
+        ),
+        # Labelled by the exception's class: the code's own classes, a bounded set.
+        verify_fast_path_fallbacks=counter(
+            "sessionsvc_verify_fast_path_fallbacks_total",
+            "Verify requests whose fast path raised an exception and that Flask answered instead.",
+            ("error",),
         ),
     )

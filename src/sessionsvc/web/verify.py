@@ -11,20 +11,42 @@ Authorization header, a body, too many header bytes, an expired, invalid or
 refresh token) goes to the Flask app untouched. Both build their answers with
 ``errors.json_response`` and ``errors.refusal`` (Flask's own JSON response, as
 the error handler's), and ``check_fast_path`` refuses to start
-an app whose verify view or request hooks do work the fast path would skip.
+an app that would do work on a verify request that the fast path skips (a
+decorator, hook, error handler or signal receiver it does not know). An
+exception inside the fast path hands the request to Flask too, but is counted
+(``sessionsvc_verify_fast_path_fallbacks_total``) and logged, never hidden.
 tests/test_hot_paths.py holds both paths to the same bytes.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    before_render_template,
+    current_app,
+    got_request_exception,
+    message_flashed,
+    request,
+    request_finished,
+    request_started,
+    request_tearing_down,
+    template_rendered,
+)
 from flask.json.provider import JSONProvider
 from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
@@ -34,15 +56,17 @@ from ..config import ConfigError
 from ..domain.claims import HEADER as CLAIMS_HEADER
 from ..domain.claims import decode
 from ..extension import get_store, sessionsvc
-from ..logs import REQUEST_ID_HEADER, new_request_id
+from ..logs import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from ..store import SessionStore, StoreError
 from ..tokens.access import verified_payload
-from . import errors, metrics, ratelimit
+from . import auth, errors, metrics, ratelimit
 from .auth import decode_settings, session_of, session_required
 from .cookies import NO_STORE
 from .errors import TokenRevoked, header_bytes, json_response, refusal, unavailable
 from .openapi import operation
 from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("verify", __name__)
 # Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
@@ -155,6 +179,7 @@ class VerifyFastPath:
         self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
         self.settings = decode_settings(app)
+        self.fallbacks_logged: set[str] = set()  # the error classes logged by this worker
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -166,7 +191,10 @@ class VerifyFastPath:
             answer = error if isinstance(error, TokenRevoked) else unavailable(error)
             errors.note_error(answer, self.metrics, request_id)
             response = repeat_verify_error_code(refusal(answer, self.json))
-        except Exception:  # Flask's path answers what this one cannot, errors included
+        except errors.InvalidToken:  # signed, but without our claims: Flask's path says which
+            return self.wsgi_app(environ, start_response)
+        except Exception as error:  # a fault of this path: Flask's answers, and it is seen
+            self._note_fallback(error, environ)
             return self.wsgi_app(environ, start_response)
         else:
             if ids is None:
@@ -177,6 +205,33 @@ class VerifyFastPath:
         response.headers[REQUEST_ID_HEADER] = request_id
         self.metrics.observe(ENDPOINT, response.status_code, time.perf_counter() - started)
         return response(environ, start_response)
+
+    def _note_fallback(self, error: Exception, environ: dict[str, Any]) -> None:
+        """Count an exception that sent a request to Flask; log its class once per worker.
+
+        The line names the class and where it was raised, never its message,
+        which could quote the token.
+        """
+        kind = type(error)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        self.metrics.verify_fast_path_fallbacks.labels(name).inc()
+        if name in self.fallbacks_logged:
+            return
+        self.fallbacks_logged.add(name)
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.warning(
+            "verify's fast path raised %s (%s:%s, in %s) and handed the request to Flask; "
+            "logged once per worker, counted in sessionsvc_verify_fast_path_fallbacks_total",
+            name,
+            where.filename,
+            where.lineno,
+            where.name,
+            extra={"request_id": valid_request_id(environ.get("HTTP_X_REQUEST_ID"))},
+        )
 
     def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
         """Return the (user id, session id, claims JSON) of a verify request with a valid token.
@@ -219,25 +274,69 @@ class FastPathConflict(ConfigError):
     """The app does work on verify requests that the fast path would skip."""
 
 
-# The hooks that run on a verify request in Flask, and what the fast path does instead:
-# the request id and the metrics it adds itself, an oversized request it hands to
-# Flask, the rate limiter has nothing to do (verify's blueprint is exempt),
-# and the error code it repeats with the same function.
+# Where Flask keeps each kind of hook it may run on a verify request: per
+# blueprint name (None for the app's), or one list (teardown_appcontext).
+# url_defaults functions run only when a URL is built, which verify's Flask
+# path does not do today; they are watched all the same, in case it ever does.
+HOOKS = {
+    "url_value_preprocessor": "url_value_preprocessors",
+    "before_request": "before_request_funcs",
+    "after_request": "after_request_funcs",
+    "teardown_request": "teardown_request_funcs",
+    "teardown_appcontext": "teardown_appcontext_funcs",
+    "url_defaults": "url_default_functions",
+}
+# Flask's signals: Flask's path sends the request and app context ones on every
+# request (Sentry's integration listens to request_started and
+# got_request_exception); the fast path sends none. Template and flash receivers
+# would run only if verify rendered or flashed, and are watched all the same.
+SIGNALS = (
+    request_started,
+    request_finished,
+    got_request_exception,
+    request_tearing_down,
+    appcontext_pushed,
+    appcontext_popped,
+    appcontext_tearing_down,
+    before_render_template,
+    template_rendered,
+    message_flashed,
+)
+# The app's hooks and receivers that run on a verify request in Flask, and what
+# the fast path does instead. Anything else refuses start-up.
 KNOWN_HOOKS: dict[str, frozenset[object]] = {
+    "url_value_preprocessor": frozenset(),
     "before_request": frozenset(
         {
-            logs._assign_request_id,
-            metrics._start_timer,
-            errors.refuse_oversized_requests,
-            ratelimit.limiter,
+            logs._assign_request_id,  # the fast path gives the request its id itself,
+            metrics._start_timer,  # times it itself,
+            errors.refuse_oversized_requests,  # hands an oversized request to Flask,
+            ratelimit.limiter,  # and has no limit to check: verify's blueprint is exempt
         }
     ),
     "after_request": frozenset(
         {logs._echo_request_id, metrics._observe, ratelimit.limiter, repeat_verify_error_code}
     ),
+    # flask-limiter's release of its per-request state: exempt, verify never has any.
+    "teardown_request": frozenset({ratelimit.limiter}),
+    "teardown_appcontext": frozenset(),
+    "url_defaults": frozenset(),
+    "receiver": frozenset(),  # of any of SIGNALS, for this app or for any sender
 }
-# The one decorator the fast path repeats: session_required's token and session check.
-_SESSION_REQUIRED = session_required()(lambda: None).__code__
+# The errors the fast path answers itself, as the app's SessionsvcError handler
+# (errors.register_error_handlers) does: note_error, then refusal. The error
+# handlers known are the ones the app's own setup registers: that module's and
+# flask-jwt-extended's (its exceptions, answered through the loaders in ``auth``).
+ANSWERED_ERRORS = (TokenRevoked, StoreError)
+
+
+def _probe() -> None:
+    """Stand for verify's view in the reference decorator."""
+
+
+# The one decorator the fast path repeats, with the arguments verify_session has.
+_SESSION_CHECK = session_required(view_checks_session=True)(_probe)
+_SESSION_CHECK_NAME = "session_required(view_checks_session=True)"
 
 
 def _owner(hook: Callable[..., Any]) -> object:
@@ -256,25 +355,169 @@ def _name(function: object) -> str:
     return f"{function.__globals__.get('__name__', '?')}.{code.co_qualname}"  # type: ignore[attr-defined]
 
 
+def _closure(function: Any) -> dict[str, Any] | None:
+    """Return the values a Python function closes over, by name; None for anything else."""
+    try:
+        return dict(inspect.getclosurevars(function).nonlocals)
+    except (TypeError, ValueError):  # not a Python function, or a cell not yet filled
+        return None
+
+
+def _differences(
+    actual: object,
+    expected: object,
+    *,
+    stand_in: tuple[object, object] | None = None,
+    depth: int = 2,
+) -> list[str] | None:
+    """Name what ``actual`` closes over unlike ``expected`` ([] if nothing); None for other code.
+
+    Functions made by one ``def`` differ only in what they close over (a
+    decorator's arguments, a handler's objects). Values are compared by
+    equality, functions among them by these rules, ``depth`` deep;
+    ``stand_in`` is (a value of expected's, the one that takes its place in actual's).
+    """
+    if actual is expected:
+        return []
+    code = getattr(actual, "__code__", None)
+    if code is None or code is not getattr(expected, "__code__", None):
+        return None
+    if getattr(actual, "__self__", None) is not getattr(expected, "__self__", None):
+        return None
+    mine, theirs = _closure(actual), _closure(expected)
+    if mine is None or theirs is None:
+        return None
+    if stand_in is not None:
+        placeholder, replacement = stand_in
+        theirs = {name: replacement if v is placeholder else v for name, v in theirs.items()}
+    return [name for name, value in theirs.items() if not _same_value(mine[name], value, depth)]
+
+
+def _same_value(actual: object, expected: object, depth: int) -> bool:
+    """Tell whether two closed-over values are the same (see _differences)."""
+    if actual is expected:
+        return True
+    if hasattr(expected, "__code__"):
+        return depth > 0 and _differences(actual, expected, depth=depth - 1) == []
+    try:
+        return bool(actual == expected)
+    except Exception:  # an object whose == fails is not the one expected
+        return False
+
+
+def _hook_conflicts(app: Flask) -> list[str]:
+    """Name each hook of the app or verify's blueprint, and each signal receiver, not known."""
+    conflicts = []
+    for kind, attribute in HOOKS.items():
+        hooks = getattr(app, attribute)
+        if isinstance(hooks, Mapping):
+            hooks = [*hooks.get(None, ()), *hooks.get(bp.name, ())]
+        conflicts += [
+            f"{kind} hook {_name(hook)}" for hook in hooks if _owner(hook) not in KNOWN_HOOKS[kind]
+        ]
+    for signal in SIGNALS:
+        # For this app or for any sender: both are sent Flask's path's signals.
+        for receiver in signal.receivers_for(app):
+            if _owner(receiver) not in KNOWN_HOOKS["receiver"]:
+                conflicts.append(f"{signal.name} receiver {_name(receiver)}")
+    return conflicts
+
+
+def _decorator_conflicts(app: Flask) -> list[str]:
+    """Name each decorator of verify's view but the one session check the fast path repeats."""
+    conflicts, checks = [], 0
+    view, undecorated = app.view_functions[ENDPOINT], inspect.unwrap(verify_session)
+    while view is not undecorated:
+        wrapped = getattr(view, "__wrapped__", undecorated)  # no __wrapped__: named here
+        differing = _differences(view, _SESSION_CHECK, stand_in=(_probe, wrapped))
+        if differing == []:
+            checks += 1
+        elif differing is None:
+            conflicts.append(f"decorator {_name(view)} on {ENDPOINT}")
+        else:  # the session check's decorator, with other arguments
+            values = _closure(view) or {}
+            arguments = ", ".join(f"{name}={values[name]!r}" for name in differing)
+            conflicts.append(
+                f"decorator {_name(view)} on {ENDPOINT} with {arguments}, "
+                f"unlike the {_SESSION_CHECK_NAME} the fast path repeats"
+            )
+            checks += 1  # a session check all the same: named for its arguments
+        view = wrapped
+    if checks != 1:
+        conflicts.append(
+            f"{ENDPOINT} with {checks} of {_SESSION_CHECK_NAME}, where the fast path has one"
+        )
+    return conflicts
+
+
+def _known_error_handlers(app: Flask) -> Flask:
+    """Return a bare app with the error handlers the app's own setup registers on an app."""
+    known = Flask(__name__, static_folder=None)
+    errors.register_error_handlers(known, sessionsvc(app).metrics)
+    auth.jwt.init_app(known)
+    return known
+
+
+def _handler_for(app: Flask, error: type[Exception]) -> Callable[..., Any] | None:
+    """Return the handler Flask picks for an error on verify: its blueprint's, else the app's."""
+    for scope in (bp.name, None):
+        handlers = app.error_handler_spec.get(scope, {}).get(None, {})
+        for kind in error.__mro__:
+            if kind in handlers:
+                return handlers[kind]
+    return None
+
+
+def _error_handler_conflicts(app: Flask) -> list[str]:
+    """Name each error handler not known, and any that would answer the fast path's errors."""
+    known = _known_error_handlers(app)
+    conflicts, named = [], set()
+    for scope in (None, bp.name):
+        for code, handlers in app.error_handler_spec.get(scope, {}).items():
+            for error, handler in handlers.items():
+                expected = (
+                    known.error_handler_spec[None][code].get(error) if scope is None else None
+                )
+                differing = None if expected is None else _differences(handler, expected)
+                if differing != []:
+                    where = "" if scope is None else f" on blueprint {scope}"
+                    other = f" closing over another {', '.join(differing)}" if differing else ""
+                    conflicts.append(
+                        f"error handler {_name(handler)} for {error.__name__}{where}{other}"
+                    )
+                    named.add(id(handler))
+    for answered in ANSWERED_ERRORS:
+        picked, shipped = _handler_for(app, answered), _handler_for(known, answered)
+        if picked is None:
+            conflicts.append(
+                f"no error handler for {answered.__name__}, which the fast path answers"
+            )
+        elif id(picked) not in named and _differences(picked, shipped) != []:
+            conflicts.append(
+                f"error handler {_name(picked)} for {answered.__name__}, which the fast path "
+                f"answers as {_name(shipped)} does"
+            )
+    return conflicts
+
+
 def check_fast_path(app: Flask) -> None:
-    """Refuse an app whose verify requests run a hook or decorator the fast path does not."""
-    unknown = []
-    for kind, known in KNOWN_HOOKS.items():
-        hooks = getattr(app, f"{kind}_funcs")
-        for hook in [*hooks.get(None, ()), *hooks.get(bp.name, ())]:
-            if _owner(hook) not in known:
-                unknown.append(f"{kind} hook {_name(hook)}")
-    view = app.view_functions[ENDPOINT]
-    while view is not verify_session:
-        if getattr(view, "__code__", None) is not _SESSION_REQUIRED:
-            unknown.append(f"decorator {_name(view)} on {ENDPOINT}")
-        view = getattr(view, "__wrapped__", verify_session)  # no __wrapped__: named above
+    """Refuse an app whose verify requests run what the fast path does not.
+
+    That is a decorator of the view but the session check, a hook, error handler
+    or signal receiver that is not known (KNOWN_HOOKS, and the app's own error
+    handlers), or another handler for the errors the fast path answers.
+    """
+    unknown = [
+        *_hook_conflicts(app),
+        *_decorator_conflicts(app),
+        *_error_handler_conflicts(app),
+    ]
     if unknown:
         raise FastPathConflict(
             "verify's fast path (web/verify.py) would skip: "
             + "; ".join(unknown)
-            + ". Do that work in VerifyFastPath too and add it to verify.KNOWN_HOOKS, "
-            "or keep it off verify."
+            + ". Do that work in VerifyFastPath too and make it known to verify.check_fast_path "
+            "(verify.KNOWN_HOOKS), or keep it off verify."
         )
 
 
