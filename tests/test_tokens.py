@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from importlib.metadata import version
 
 import jwt as pyjwt
 import pytest
+from packaging.version import Version
 
+from sessionsvc.tokens.refresh import LEGACY_REFRESH_REMOVED_IN
 from tests.support import JWT_SECRET, auth, login
 
 
@@ -314,3 +317,9 @@ def test_a_token_two_rotations_old_is_theft_even_within_the_window(make_app):
     response = client.post("/api/sessions/refresh", headers=auth(body["refreshToken"]))
 
     assert response.json["code"] == "REFRESH_TOKEN_REUSED"
+
+
+def test_the_legacy_refresh_jwt_is_read_only_until_its_removal_release():
+    # Reaching that release fails here: remove tokens.refresh._legacy_refresh
+    # (refusing such tokens with 401 INVALID_TOKEN), then this test.
+    assert Version(version("sessionsvc")) < Version(LEGACY_REFRESH_REMOVED_IN)
