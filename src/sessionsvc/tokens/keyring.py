@@ -84,8 +84,8 @@ class KeyRing:
 
     keys: Mapping[str, SigningKey]
     active: SigningKey
-    # The key a token without a kid is checked against: JWT_SECRET_KEY's, whose
-    # tokens from before key ids had none; None: a kid is required.
+    # The key a token without a kid is checked against: JWT_SECRET_KEY's, for
+    # legacy tokens, which carry none; None: a kid is required.
     keyless: SigningKey | None = None
 
     @property
