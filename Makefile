@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint config-doc session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ test-all: $(STAMP) ## Run every test, the slow ones too
 lint: $(STAMP) ## Check style and common bugs with ruff
 	$(BIN)/ruff check src tests examples bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check src tests examples bench wsgi.py gunicorn.conf.py
+
+config-doc: $(STAMP) ## Write docs/configuration.md's settings table from src/sessionsvc/config.py
+	$(BIN)/python -c 'from sessionsvc import config; config.write_doc()'
 
 session: $(STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
