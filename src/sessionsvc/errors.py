@@ -114,6 +114,14 @@ class StoreUnavailable(SessionsvcError):
     headers = {"Retry-After": "1"}  # noqa: RUF012 (read only)
 
 
+class StoreTooOld(StoreUnavailable):
+    """The server is older than the store's scripts need; the message says which it is."""
+
+    code = "STORE_VERSION_UNSUPPORTED"
+    message = "The session store's server is too old: sessionsvc needs Redis 7.0 or newer."
+    headers = {}  # noqa: RUF012 (read only): trying again soon changes nothing
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
     """Return the API's one error shape."""
     return {"code": code, "error": message}

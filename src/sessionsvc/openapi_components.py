@@ -25,6 +25,7 @@ from .errors import (
     RequestTooLarge,
     SessionNotFound,
     SessionsvcError,
+    StoreTooOld,
     StoreUnavailable,
     TokenExpired,
     TokenRevoked,
@@ -379,7 +380,10 @@ RESPONSES: dict[str, dict[str, Any]] = {
     },
     "StoreUnavailable": {
         **error(
-            "Redis is unreachable or not answering; never a pass (fail closed).", StoreUnavailable
+            "Redis is unreachable or not answering, or older than 7.0"
+            " (STORE_VERSION_UNSUPPORTED); never a pass (fail closed).",
+            StoreUnavailable,
+            StoreTooOld,
         ),
         "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
     },
