@@ -394,6 +394,7 @@ def test_a_bad_ring_stops_gunicorn_with_one_error_naming_the_key(tmp_path):
     )
 
     assert result.returncode == 1
-    assert "- SESSIONSVC_JWT_KEYS: only one key may be active, not '2026-06', '2026-12'" in result.stderr
+    problem = "- SESSIONSVC_JWT_KEYS: only one key may be active, not '2026-06', '2026-12'"
+    assert problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not any(jwk["d"] in result.stderr + result.stdout for jwk in two_active)

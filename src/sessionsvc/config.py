@@ -5,10 +5,12 @@ default, a good example and its meaning: the one source of the defaults (the
 store's too), of the start-up checks and of docs/configuration.md's table
 (``make config-doc`` writes it; tests/test_config.py fails when it differs).
 
-No settings library: Flask's ``from_prefixed_env`` reads the environment and
-JSON-decodes it already, where pydantic-settings and the like read it themselves
-and word their errors their own way; a small table of parse functions fits both.
-This module imports neither Flask nor gunicorn, so the store can take its defaults here.
+No settings library: Flask's ``from_prefixed_env`` reads the environment
+(JSON-decoding what it can) and test_config overrides it; pydantic-settings and
+the like read the environment themselves and word their errors their own way,
+where each line here names SESSIONSVC_<NAME>, the value's problem and a good
+value. A table of small parse functions does that in a page. This module
+imports neither Flask nor gunicorn, so the store can take its defaults here.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def _redis_url(value: Any) -> str | None:
     return value
 
 
-def _signing_keys(value: Any) -> str | dict[str, Any] | None:
+def _jwk_set(value: Any) -> str | dict[str, Any] | None:
     # A JWK Set given in the environment arrives parsed (a dict); keys.check_ring reads it.
     if value in (None, ""):
         return None
@@ -292,7 +294,9 @@ def _kind_of(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "the string given"
-    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 # Shortest secrets production accepts: 256 bits for HS256's key (RFC 7518 3.2),
@@ -323,7 +327,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "JWT_KEYS",
-        Kind("the path of a JWK Set file, or a JWK Set in JSON", _signing_keys),
+        Kind("the path of a JWK Set file, or a JWK Set in JSON", _jwk_set),
         None,
         "/etc/sessionsvc/jwks.json",
         "the signing keys: the path of a JWK Set file (reloaded on `SIGHUP`) or the JWK Set's"
