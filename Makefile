@@ -12,7 +12,7 @@ TEST_WORKERS ?= auto
 SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint config-doc session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,9 @@ lint: $(STAMP) ## Check style (ruff), types (mypy) and the rules between layers 
 	$(BIN)/ruff format --check src tests examples bench wsgi.py gunicorn.conf.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+config-doc: $(STAMP) ## Write docs/configuration.md's settings table from src/sessionsvc/config.py
+	$(BIN)/python -c 'from sessionsvc import config; config.write_doc()'
 
 session: $(SERVE_STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
 	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)

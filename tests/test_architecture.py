@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -20,16 +22,30 @@ def test_every_import_contract_is_kept():
     assert "0 broken" in result.stdout
 
 
-def test_importing_the_package_loads_no_app():
-    # gunicorn's master reads and checks the settings before any worker: that
-    # must not import the web layer (create_app imports it, inside the factory).
+def loaded_by(module: str, *prefixes: str) -> list[str]:
+    """Return the modules of ``prefixes`` that importing ``module`` loads, in a fresh process."""
     code = (
-        "import sys, sessionsvc.config; "
-        "print(sorted(m for m in sys.modules if m.startswith(('sessionsvc.web', 'flask_jwt'))))"
+        f"import sys, {module}; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r} "
+        f"or m.startswith({prefixes!r})))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return eval(result.stdout)  # noqa: S307 (our own process's printed list)
+
+
+def test_reading_the_settings_loads_no_web_layer():
+    # gunicorn's master reads and checks the settings before any worker: that
+    # must not import the web layer (create_app imports it, inside the factory).
+    assert loaded_by("sessionsvc.config", "sessionsvc.web", "flask_jwt_extended") == []
+
+
+@pytest.mark.parametrize("layer", ["sessionsvc.domain", "sessionsvc.store"])
+def test_the_domain_and_the_store_load_no_web_framework(layer):
+    # The import contracts see direct imports; this sees what loading them brings along.
+    modules = [
+        f"{layer}.{path.stem}" for path in (ROOT / "src" / Path(*layer.split("."))).glob("*.py")
+    ]
+    assert loaded_by(", ".join(modules), "flask", "werkzeug", "gunicorn") == []

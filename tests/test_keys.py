@@ -100,7 +100,7 @@ def keys() -> dict[str, dict]:
     ],
 )
 def test_a_bad_key_ring_is_refused_with_one_clear_message(entries, message):
-    with pytest.raises(ConfigError, match=f"\n- JWT_KEYS: .*{message}") as refused:
+    with pytest.raises(ConfigError, match=f"\n- SESSIONSVC_JWT_KEYS: .*{message}") as refused:
         create_app({"ENV": "production", "SERVICE_KEY": "s" * 32, "JWT_KEYS": ring(*entries)})
 
     assert "Traceback" not in str(refused.value)
@@ -394,6 +394,7 @@ def test_a_bad_ring_stops_gunicorn_with_one_error_naming_the_key(tmp_path):
     )
 
     assert result.returncode == 1
-    assert "- JWT_KEYS: only one key may be active, not '2026-06', '2026-12'" in result.stderr
+    problem = "- SESSIONSVC_JWT_KEYS: only one key may be active, not '2026-06', '2026-12'"
+    assert problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not any(jwk["d"] in result.stderr + result.stdout for jwk in two_active)

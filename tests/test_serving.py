@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -121,11 +122,15 @@ def test_a_new_connection_goes_to_a_worker_with_a_thread_free(gunicorn, own_valk
 
 
 def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_path):
-    # Production with no secrets, no Redis and a bad hop count: the master refuses.
+    # Production with no secrets, no Redis and bad values: the master refuses.
     bad = {
         "SESSIONSVC_ENV": "production",
         "SESSIONSVC_INSTANCE_PATH": str(tmp_path),
         "SESSIONSVC_TRUSTED_PROXIES": "-1",
+        "SESSIONSVC_URL_PREFIX": "api",
+        "SESSIONSVC_MAX_SESSIONS_PER_USER": "ten",
+        "SESSIONSVC_REDIS_SOCKET_TIMEOUT": "half",
+        "SESSIONSVC_REDIS_KEY_PREFIX": "sessions{eu}:",
     }
     server = Gunicorn(tmp_path, bad)
 
@@ -139,6 +144,22 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
         in result.stderr
     )
     assert "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set" in result.stderr
-    assert "TRUSTED_PROXIES must be an integer >= 0, not -1" in result.stderr
+    for variable, value in bad.items():
+        if variable not in ("SESSIONSVC_ENV", "SESSIONSVC_INSTANCE_PATH"):
+            assert f"\n- {variable} must be " in result.stderr
+            read = json.loads(value) if value == "-1" else value  # as from_prefixed_env reads it
+            assert f", not {read!r}; e.g. {variable}=" in result.stderr
+    assert result.stderr.count("Error: ") == 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "valkey").exists()  # no embedded server was started
+
+
+def test_a_session_lifetime_in_days_starts_and_logs_in(gunicorn):
+    server = gunicorn(SESSIONSVC_SESSION_LIFETIME="14d")
+
+    session = server.login()["session"]
+
+    lifetime = datetime.fromisoformat(session["expireAt"]) - datetime.fromisoformat(
+        session["createdAt"]
+    )
+    assert lifetime == timedelta(days=14)

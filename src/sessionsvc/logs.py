@@ -19,7 +19,6 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # into every log line and back into a response header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
-LOG_FORMATS = ("json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
 # What could end a text line or pass for another: C0 and C1 controls, DEL, and
 # Unicode's line and paragraph separators.

@@ -15,7 +15,8 @@ from typing import Any
 
 from gunicorn import glogging
 
-from ..logs import LOG_FORMATS, REQUEST_ID_HEADER, RequestIdFilter, formatter, valid_request_id
+from ..config import LOG_FORMATS
+from ..logs import REQUEST_ID_HEADER, RequestIdFilter, formatter, valid_request_id
 
 USER_AGENT_LIMIT = 256  # characters of the User-Agent put in an access line
 

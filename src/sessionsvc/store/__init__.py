@@ -6,7 +6,7 @@ Lua script; its failures are its own exceptions (``store.errors``).
 
 from __future__ import annotations
 
-from .errors import StoreError, StoreUnavailable
+from .errors import StoreError, StoreTooOld, StoreUnavailable
 from .sessions import SessionStore
 
-__all__ = ["SessionStore", "StoreError", "StoreUnavailable"]
+__all__ = ["SessionStore", "StoreError", "StoreTooOld", "StoreUnavailable"]

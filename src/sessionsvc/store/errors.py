@@ -12,3 +12,7 @@ class StoreUnavailable(StoreError):
 
     def __init__(self, message: str = "the session store is unavailable") -> None:
         super().__init__(message)
+
+
+class StoreTooOld(StoreUnavailable):
+    """The server is older than the store's scripts need; the message says which it is."""

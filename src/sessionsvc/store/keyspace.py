@@ -18,7 +18,7 @@ class KeyLayout:
     SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
 
-    def __init__(self, prefix: str = "sessionsvc:") -> None:
+    def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not contain a hash tag")
         self.prefix = prefix

@@ -12,19 +12,24 @@ that emits an event takes a second one (the stream is in another slot).
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from redis.cluster import RedisCluster
+from redis.client import Pipeline
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
+from ..config import DEFAULTS
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
 from .encoding import decode_session, encode_session
-from .errors import StoreUnavailable
+from .errors import StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
 
@@ -40,6 +45,41 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailable(
             f"the session store is unavailable: {type(error).__name__}"
         ) from error
+
+
+# The scripts call PEXPIRETIME, new in Redis 7.0. Valkey reports the Redis
+# version it is compatible with as its redis_version (7.2.4 for Valkey 8 and 9).
+OLDEST_SERVER = (7, 0)
+
+
+def version_numbers(version: str) -> tuple[int, ...] | None:
+    """Return a ``redis_version``'s numbers, "6.2.14" -> (6, 2, 14); None if it has none."""
+    match = re.match(r"\d+(?:\.\d+)*", version.strip())
+    return tuple(int(part) for part in match[0].split(".")) if match else None
+
+
+def too_old(version: str) -> bool:
+    """Tell whether a server reporting ``version`` lacks what the scripts call (unknown: no)."""
+    numbers = version_numbers(version)
+    return numbers is not None and numbers < OLDEST_SERVER
+
+
+def too_old_error(version: str) -> StoreTooOld:
+    """Return the error saying plainly that the server is too old."""
+    oldest = ".".join(map(str, OLDEST_SERVER))
+    return StoreTooOld(
+        f"Redis {version} is too old: sessionsvc needs Redis {oldest} or newer (PEXPIRETIME)."
+    )
+
+
+def _server_version(client: Client) -> str:
+    """Return the server's ``redis_version``; "" when it will not say (INFO denied by an ACL)."""
+    with _store_errors():
+        try:
+            return str(client.info("server").get("redis_version", ""))
+        except ResponseError as error:
+            log.warning("the server's version is unknown (%s): Redis 7.0 or newer is needed", error)
+            return ""
 
 
 @dataclass(frozen=True)
@@ -71,19 +111,22 @@ class SessionStore(KeyLayout):
         self,
         client: Client | Callable[[], Client],
         *,
-        prefix: str = "sessionsvc:",
-        lifetime: int = 1_209_600,
-        idle_timeout: int = 0,
-        refresh_grace: float = 10,
-        max_sessions: int = 50,
-        events_stream: str | None = None,
-        events_maxlen: int = 100_000,
-        wait_replicas: int = 0,
-        wait_timeout: float = 0.5,
+        # The defaults are the settings' (config.SETTINGS), written nowhere else.
+        prefix: str = DEFAULTS["REDIS_KEY_PREFIX"],
+        lifetime: int = DEFAULTS["SESSION_LIFETIME"],
+        idle_timeout: int = DEFAULTS["SESSION_IDLE_TIMEOUT"],
+        refresh_grace: float = DEFAULTS["REFRESH_REUSE_GRACE"],
+        max_sessions: int = DEFAULTS["MAX_SESSIONS_PER_USER"],
+        events_stream: str | None = None,  # none: no events
+        events_maxlen: int = DEFAULTS["EVENTS_MAXLEN"],
+        wait_replicas: int = DEFAULTS["REDIS_WAIT_REPLICAS"],
+        wait_timeout: float = DEFAULTS["REDIS_WAIT_TIMEOUT"],
     ) -> None:
         super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
         self._bound: _Bound | None = None
+        self._server_version: str | None = None  # its redis_version, once asked; "" unknown
+        self._version_lock = threading.Lock()
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
         self.touch_interval_ms = min(
@@ -98,11 +141,13 @@ class SessionStore(KeyLayout):
         self.wait_timeout_ms = int(wait_timeout * 1000)
 
     def _bind(self) -> _Bound:
-        """Get the client (the first call may connect) and its scripts."""
+        """Get the client (the first call may connect), check its server once, and its scripts."""
         bound = self._bound
         if bound is None:
             with _store_errors():
                 client = self._connect()
+            if not isinstance(client, Pipeline | ClusterPipeline):  # a pipeline runs nothing yet
+                self.check_version(client)
             scripts = {name: client.register_script(lua) for name, lua in SCRIPTS.items()}
             cluster = isinstance(client, RedisCluster)
             if cluster and self.wait_replicas:
@@ -110,6 +155,24 @@ class SessionStore(KeyLayout):
             # Two threads may both get here: they build the same thing.
             bound = self._bound = _Bound(client, scripts, cluster, thread_client(client))
         return bound
+
+    def check_version(self, client: Client) -> None:
+        """Raise StoreTooOld if the server is older than the scripts need.
+
+        The server is asked once per store (INFO server), on ``client``: the
+        store's own on first use, or /readyz's if it asks first.
+        """
+        version = self._server_version
+        if version is None:
+            version = _server_version(client)
+            with self._version_lock:
+                first = self._server_version is None
+                if first:
+                    self._server_version = version
+            if first and too_old(version):
+                log.error("%s", too_old_error(version))
+        if too_old(version):
+            raise too_old_error(version)  # a new one each time: a raise adds to its traceback
 
     @property
     def redis(self) -> Client:

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..domain.claims import InvalidClaims
 from ..store.connection import ERRORS
-from ..store.errors import StoreError
+from ..store.errors import StoreError, StoreTooOld
 from ..telemetry import Metrics
 from ..tokens.refresh import InvalidRefreshToken
 
@@ -116,10 +116,22 @@ class ServiceUnavailable(SessionsvcError):
     headers = {"Retry-After": "1"}  # noqa: RUF012 (read only)
 
 
+class StoreVersionUnsupported(ServiceUnavailable):
+    """The server is older than the store's scripts need; the message says which it is."""
+
+    code = "STORE_VERSION_UNSUPPORTED"
+    message = "The session store's server is too old: sessionsvc needs Redis 7.0 or newer."
+    headers = {}  # noqa: RUF012 (read only): trying again soon changes nothing
+
+
 def unavailable(error: Exception) -> ServiceUnavailable:
-    """Return the 503 for a store or Redis failure, keeping Redis's own error as its cause."""
-    answer = ServiceUnavailable()
-    answer.__cause__ = error.__cause__ if isinstance(error, StoreError) else error
+    """Return the 503 for a store or Redis failure, keeping what went wrong as its cause."""
+    answer = (
+        StoreVersionUnsupported(str(error))
+        if isinstance(error, StoreTooOld)
+        else ServiceUnavailable()
+    )
+    answer.__cause__ = (error.__cause__ or error) if isinstance(error, StoreError) else error
     return answer
 
 

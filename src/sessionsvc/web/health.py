@@ -26,14 +26,21 @@ def healthz():
 @bp.get("/readyz")
 @operation(
     "readyz",
-    summary="Readiness: 200 when Redis answers PING within READY_TIMEOUT.",
+    summary="Readiness: 200 when Redis answers PING within READY_TIMEOUT and is 7.0 or newer.",
     responses={"200": ok("Ready.", ref("schemas", "Status"))} | STORE_ERRORS,
     **META,
 )
 def readyz():
-    """Answer 200 when Redis answers PING within ``READY_TIMEOUT``, else 503 STORE_UNAVAILABLE."""
-    # A failure is answered by the handler for Redis errors (errors): 503 STORE_UNAVAILABLE.
-    sessionsvc().ready().ping()
+    """Answer 200 when Redis answers PING within ``READY_TIMEOUT`` and is recent enough, else 503.
+
+    503 STORE_UNAVAILABLE when it does not answer, STORE_VERSION_UNSUPPORTED when it is
+    older than Redis 7.0 (asked once, then known).
+    """
+    # A failure is answered by the handler for store and Redis errors (errors): a 503.
+    state = sessionsvc()
+    ready = state.ready()
+    ready.ping()
+    state.store.check_version(ready)
     return {"status": "ok"}
 
 

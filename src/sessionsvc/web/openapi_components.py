@@ -28,6 +28,7 @@ from .errors import (
     ServiceUnavailable,
     SessionNotFound,
     SessionsvcError,
+    StoreVersionUnsupported,
     TokenExpired,
     TokenRevoked,
     http_error_code,
@@ -381,7 +382,10 @@ RESPONSES: dict[str, dict[str, Any]] = {
     },
     "ServiceUnavailable": {
         **error(
-            "Redis is unreachable or not answering; never a pass (fail closed).", ServiceUnavailable
+            "Redis is unreachable or not answering, or older than 7.0"
+            " (STORE_VERSION_UNSUPPORTED); never a pass (fail closed).",
+            ServiceUnavailable,
+            StoreVersionUnsupported,
         ),
         "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
     },
