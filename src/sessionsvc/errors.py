@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from flask.json.provider import JSONProvider as AnyJSONProvider
-from gunicorn import util
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -163,7 +162,13 @@ def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str)
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    util.write_nonblock(sock, (head + body).encode("latin-1"))
+    # As gunicorn's own writer: never wait on a client that reads nothing.
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        sock.sendall((head + body).encode("latin-1"))
+    finally:
+        sock.settimeout(timeout)
 
 
 class JSONProvider(DefaultJSONProvider):
