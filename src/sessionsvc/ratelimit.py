@@ -157,7 +157,7 @@ class ClusterStorage(RedisStorage):
         return self.cluster
 
 
-def counters(client: Client, *, url: str, key_prefix: str) -> RedisStorage:
+def limits_storage(client: Client, *, url: str, key_prefix: str) -> RedisStorage:
     """Return limits' Redis storage on the app's client: the same server, timeouts and breaker."""
     if isinstance(client, redis.Redis):  # one server, or Sentinel's primary
         # On the client's own pool, the URI only tells redis-py from valkey-py.
@@ -197,7 +197,9 @@ class AppRedisStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport)
     def counters(self) -> RedisStorage:
         """limits' Redis storage on the app's client, made on first use (by two threads alike)."""
         if self._counters is None:
-            self._counters = counters(self.connect(), url=self.url, key_prefix=self.key_prefix)
+            self._counters = limits_storage(
+                self.connect(), url=self.url, key_prefix=self.key_prefix
+            )
         return self._counters
 
     @property
