@@ -79,7 +79,7 @@ class CircuitBreaker:
         try:
             yield
         except Exception as error:
-            # Anything else: Redis answered, with an error or a refused connection.
+            # Open after a timeout; any other error is an answer (a refused connection too).
             self.is_open = hung(error)
             raise
         else:
@@ -171,7 +171,9 @@ class BreakerCluster(RedisCluster):
     RedisCluster retries whole commands in a loop of its own, after refreshing
     its slot table, so MOVED/ASK/TRYAGAIN and a failed-over primary are its job;
     it takes only the number of retries from its Retry and never calls it, so
-    the breaker wraps each command here. Its node connections never retry.
+    the breaker wraps each command (and script) here. Its node connections
+    never retry. Its pipelines, which the service does not use on a Cluster,
+    are not guarded.
     """
 
     # The loop's own list of errors worth another try, less a timeout: a hung
