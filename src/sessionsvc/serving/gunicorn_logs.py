@@ -48,12 +48,15 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        if cfg.logconfig or cfg.logconfig_dict or getattr(cfg, "logconfig_json", None):
+            return  # the operator's logging configuration has the last word
         fmt = formatter(_log_format_from_env())
+        # Without one, gunicorn's two loggers (which do not propagate) hold only
+        # the handlers its setup just made: its error log, access log, syslog.
         for log in (self.error_log, self.access_log):
             for own in log.handlers:
-                if getattr(own, "_gunicorn", False):  # gunicorn's handlers, not a logconfig's
-                    own.setFormatter(fmt)
-                    own.addFilter(RequestIdFilter())
+                own.setFormatter(fmt)
+                own.addFilter(RequestIdFilter())
 
     def access(
         self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: timedelta

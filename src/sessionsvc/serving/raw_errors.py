@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import socket
 
-from gunicorn import util
-
 from ..web.errors import error_body, status_code
 
 
@@ -21,4 +19,10 @@ def write_raw_error(sock: socket.socket, status: int, reason: str, _detail: str)
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    util.write_nonblock(sock, (head + body).encode("latin-1"))
+    # As gunicorn's own writer: never wait on a client that reads nothing.
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        sock.sendall((head + body).encode("latin-1"))
+    finally:
+        sock.settimeout(timeout)

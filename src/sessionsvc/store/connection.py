@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import threading
@@ -30,6 +31,14 @@ ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 HANG = (redis.TimeoutError, socket.timeout)
 
 
+def hung(error: BaseException) -> bool:
+    """Tell whether an error is, or was caused by, a server that answered nothing in time.
+
+    A Cluster client raises a timeout of a topology refresh as the cause of its own error.
+    """
+    return isinstance(error, HANG) or isinstance(error.__cause__, HANG)
+
+
 class CircuitOpen(redis.ConnectionError):
     """Redis timed out lately and another request is finding out whether it is back."""
 
@@ -41,7 +50,7 @@ class CircuitBreaker:
     """Fail fast once Redis has timed out, while one call at a time probes it.
 
     One per client, so per worker process: every connection of the client (each
-    gets a deep copy of its Retry, see BreakerRetry) shares it. Closed, every
+    with its own copy of the BreakerRetry) shares it. Closed, every
     call goes through. After a timeout it opens: one call at a time still goes
     to Redis (the probe), every other call fails at once with CircuitOpen. The
     probe's answer closes it again, so the service is back on Redis's first
@@ -53,9 +62,6 @@ class CircuitBreaker:
         self._probe: int | None = None  # the thread of the call let through while open
         self._lock = threading.Lock()
         self._calls = threading.local()  # this thread's call in progress, if any
-
-    def __deepcopy__(self, memo: dict) -> CircuitBreaker:
-        return self  # shared, not copied, by every connection's copy of the Retry
 
     @contextmanager
     def call(self) -> Iterator[None]:
@@ -72,11 +78,9 @@ class CircuitBreaker:
         self._calls.active = True
         try:
             yield
-        except HANG:
-            self.is_open = True
-            raise
-        except Exception:
-            self.is_open = False  # Redis answered, with an error or a refused connection
+        except Exception as error:
+            # Open after a timeout; any other error is an answer (a refused connection too).
+            self.is_open = hung(error)
             raise
         else:
             self.is_open = False
@@ -102,6 +106,17 @@ class BreakerRetry(Retry):
     def __init__(self, backoff: ExponentialBackoff, retries: int, breaker: CircuitBreaker) -> None:
         super().__init__(backoff, retries)
         self.breaker = breaker
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BreakerRetry:
+        """Copy the retry's own state (its backoff), but never its breaker.
+
+        A client copies the Retry it is given for each of its connections, and
+        those copies must guard the same calls with the one breaker.
+        """
+        memo[id(self.breaker)] = self.breaker
+        copied = copy.copy(self)
+        copied.__dict__ = copy.deepcopy(self.__dict__, memo)
+        return copied
 
     def call_with_retry(
         self,
@@ -150,6 +165,33 @@ def redis_client(
     )
 
 
+class BreakerCluster(RedisCluster):
+    """RedisCluster through a CircuitBreaker, and never again after a timeout.
+
+    RedisCluster retries whole commands in a loop of its own, after refreshing
+    its slot table, so MOVED/ASK/TRYAGAIN and a failed-over primary are its job;
+    it takes only the number of retries from its Retry and never calls it, so
+    the breaker wraps each command (and script) here. Its node connections
+    never retry. Its pipelines, which the service does not use on a Cluster,
+    are not guarded.
+    """
+
+    # The loop's own list of errors worth another try, less a timeout: a hung
+    # node would be asked again, for another timeout each time (docs/dependencies.md).
+    ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]  # the base types it by length
+        error for error in RedisCluster.ERRORS_ALLOW_RETRY if error is not redis.TimeoutError
+    )
+
+    def __init__(self, *args: Any, breaker: CircuitBreaker, **kwargs: Any) -> None:
+        self.breaker = breaker  # before RedisCluster's own set-up, which may run commands
+        super().__init__(*args, **kwargs)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one command (every retry of it included) through the breaker."""
+        with self.breaker.call():
+            return super().execute_command(*args, **kwargs)
+
+
 def cluster_client(
     url: str,
     *,
@@ -159,12 +201,13 @@ def cluster_client(
     **options: Any,
 ) -> RedisCluster:
     """Make a Cluster client from any node's URL, with the same bounds (connects at once)."""
-    # The node connections themselves never retry: RedisCluster retries whole
-    # commands, after refreshing its slot table, so MOVED/ASK/TRYAGAIN and a
-    # failed-over primary are its job. It counts the retries of its Retry but
-    # never calls it: no circuit breaker in a Cluster (yet).
-    retry = _retry(retries, breaker)
-    return RedisCluster.from_url(url, retry=retry, **_socket_options(timeout) | options)
+    breaker = breaker or CircuitBreaker()
+    return BreakerCluster.from_url(
+        url,
+        breaker=breaker,
+        retry=_retry(retries, breaker),  # its number of retries, and its backoff
+        **_socket_options(timeout) | options,
+    )
 
 
 def sentinel_client(
@@ -202,9 +245,7 @@ def sentinel_client(
 def close(client: Client) -> None:
     """Close a client's connections: RedisCluster.close() leaves its nodes' pools open."""
     if isinstance(client, RedisCluster):
-        for node in client.get_nodes():
-            if node.redis_connection is not None:
-                node.redis_connection.connection_pool.disconnect()
+        client.disconnect_connection_pools()
     client.close()
 
 

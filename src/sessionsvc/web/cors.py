@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, current_app
-from flask_cors.core import get_cors_options, set_cors_headers
+from flask_cors import cross_origin
 
 from ..config import cors_origins
 from .cookies import CSRF_HEADER
@@ -14,19 +14,20 @@ def add_cors_headers(response: Response) -> Response:
 
     The sessions blueprint's hook, not the app's: verify (a blueprint of its own,
     answered by its fast path) is never CORS-enabled, so a gateway can never
-    read a preflight's answer as a pass.
+    read a preflight's answer as a pass. The blueprint serves every app of the
+    process, each with origins of its own, so flask-cors' decorator is applied
+    here, per response, to the response the view made; Flask keeps answering
+    OPTIONS itself (``automatic_options=False``).
     """
     if origins := cors_origins(current_app.config):
-        options = get_cors_options(
-            None,  # the current app
-            {
-                "origins": origins,
-                "supports_credentials": True,
-                "allow_headers": ["Authorization", "Content-Type", CSRF_HEADER],
-                "expose_headers": ["Retry-After"],
-                "methods": ["GET", "POST", "DELETE"],
-                "max_age": 600,
-            },
+        with_cors = cross_origin(
+            origins=origins,
+            supports_credentials=True,
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
+            expose_headers=["Retry-After"],
+            methods=["GET", "POST", "DELETE"],
+            max_age=600,
+            automatic_options=False,
         )
-        set_cors_headers(response, options)
+        return with_cors(lambda: response)()
     return response

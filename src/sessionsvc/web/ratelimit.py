@@ -14,15 +14,23 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import redis
 from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
 from limits import parse
-from limits.storage import RedisStorage, Storage
+from limits.storage import (
+    MovingWindowSupport,
+    RedisStorage,
+    SlidingWindowCounterSupport,
+    Storage,
+)
+from redis.cluster import RedisCluster
 from werkzeug.exceptions import TooManyRequests
 
+from ..config import embedded_redis_url
 from ..extension import sessionsvc
-from ..store.connection import Client
+from ..store.connection import ERRORS, Client
 
 F = TypeVar("F", bound=Callable)
 log = logging.getLogger(__name__)
@@ -130,12 +138,42 @@ def count_service_key_failure() -> None:
         limiter.limiter.hit(failures, "service-key-failures", client_key())
 
 
-class AppRedisStorage(RedisStorage):
-    """limits' Redis storage on the app's own client: one server, Sentinel or Cluster.
+class ClusterStorage(RedisStorage):
+    """limits' Redis storage on a Cluster client of the app's own.
 
-    So the counters share the sessions' timeouts and retries, and, like the
-    store, connect (and detect a Cluster) on first use, never in create_app.
-    Each counter is one key, so its scripts run on any of these clients.
+    limits' RedisClusterStorage makes a client of its own, connecting at once
+    and without the app's circuit breaker; its Redis storage sends every
+    command through get_connection(), the Cluster client here (listed in
+    docs/dependencies.md). Each counter is one key (a sliding window's two
+    share a hash tag), so its scripts run on a Cluster client too.
+    """
+
+    def __init__(self, url: str, *, cluster: RedisCluster, key_prefix: str) -> None:
+        self.cluster = cluster  # before RedisStorage registers its scripts on get_connection()
+        # Its own client, made from the node's URL, is never used (no I/O).
+        super().__init__(url, key_prefix=key_prefix)
+
+    def get_connection(self, readonly: bool = False) -> Any:
+        return self.cluster
+
+
+def limits_storage(client: Client, *, url: str, key_prefix: str) -> RedisStorage:
+    """Return limits' Redis storage on the app's client: the same server, timeouts and breaker."""
+    if isinstance(client, redis.Redis):  # one server, or Sentinel's primary
+        # On the client's own pool, the URI only tells redis-py from valkey-py.
+        return RedisStorage(
+            "redis://", connection_pool=client.connection_pool, key_prefix=key_prefix
+        )
+    return ClusterStorage(url, cluster=client, key_prefix=key_prefix)
+
+
+class AppRedisStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
+    """The counters in the sessions' Redis, through the app's own client (scheme ``sessionsvc``).
+
+    A storage of limits' documented kind (a Storage subclass with its scheme),
+    which Flask-Limiter makes in init_app: it hands every call to limits' own
+    Redis storage, made on the first one, so that the client connects (and
+    detects a Cluster) on first use, as the store's does, never in create_app.
     """
 
     STORAGE_SCHEME = ["sessionsvc"]  # noqa: RUF012 (limits' own class attribute)
@@ -145,27 +183,66 @@ class AppRedisStorage(RedisStorage):
         uri: str,
         *,
         connect: Callable[[], Client],
+        url: str,
         key_prefix: str,
         wrap_exceptions: bool = False,
     ) -> None:
-        Storage.__init__(self, uri, wrap_exceptions=wrap_exceptions)
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        self.connect = connect
+        self.url = url
         self.key_prefix = key_prefix
-        self.target_server = "redis"
-        self.dependency = self.dependencies["redis"].module
-        self._connect = connect
+        self._counters: RedisStorage | None = None
 
     @property
-    def storage(self) -> Client:  # RedisStorage's client attribute
-        return self._connect()
+    def counters(self) -> RedisStorage:
+        """limits' Redis storage on the app's client, made on first use (by two threads alike)."""
+        if self._counters is None:
+            self._counters = limits_storage(
+                self.connect(), url=self.url, key_prefix=self.key_prefix
+            )
+        return self._counters
 
-    def initialize_storage(self, _uri: str) -> None:
-        """Register nothing yet: the scripts are registered on first use (see __getattr__)."""
+    @property
+    def base_exceptions(self) -> tuple[type[Exception], ...]:
+        return ERRORS
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("lua_"):  # RedisStorage's scripts, on the app's client
-            RedisStorage.initialize_storage(self, "")
-            return object.__getattribute__(self, name)
-        raise AttributeError(name)
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.counters.incr(key, expiry, amount)
+
+    def get(self, key: str) -> int:
+        return self.counters.get(key)
+
+    def get_expiry(self, key: str) -> float:
+        return self.counters.get_expiry(key)
+
+    def check(self) -> bool:
+        try:
+            return self.counters.check()
+        except ERRORS:  # no client yet: the server is down
+            return False
+
+    def reset(self) -> int | None:
+        return self.counters.reset()
+
+    def clear(self, key: str) -> None:
+        self.counters.clear(key)
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        return self.counters.acquire_entry(key, limit, expiry, amount)
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        return self.counters.get_moving_window(key, limit, expiry)
+
+    def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        return self.counters.acquire_sliding_window_entry(key, limit, expiry, amount)
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        return self.counters.get_sliding_window(key, expiry)
+
+    def clear_sliding_window(self, key: str, expiry: int) -> None:
+        self.counters.clear_sliding_window(key, expiry)
 
 
 def init_app(app: Flask) -> None:
@@ -175,6 +252,7 @@ def init_app(app: Flask) -> None:
         "RATELIMIT_STORAGE_OPTIONS",
         {
             "connect": sessionsvc(app).connect,
+            "url": app.config["REDIS_URL"] or embedded_redis_url(app.instance_path),
             "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
         },
     )
