@@ -58,7 +58,7 @@ lint: $(STAMP) ## Check style (ruff), types (mypy) and the rules between layers 
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-config-doc: $(STAMP) ## Write docs/configuration.md's settings table from src/sessionsvc/config.py
+config-doc: $(STAMP) ## Write docs/configuration.md's settings table from src/sessionsvc/config/settings.py
 	$(BIN)/python -c 'from sessionsvc import config; config.write_doc()'
 
 session: $(SERVE_STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import stat
@@ -387,22 +386,6 @@ def test_the_settings_table_in_the_docs_is_the_one_in_the_code():
     assert document == config.with_doc_table(document), "run `make config-doc`"
     for setting in SETTINGS:
         assert f"| `{setting.variable}` |" in document
-
-
-def test_the_settings_module_imports_no_flask_or_gunicorn():
-    # The store takes its defaults from the table, and the store layer uses no Flask.
-    tree = ast.parse(Path(config.__file__).read_text())
-    imported = {
-        alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names
-    }
-    imported |= {
-        "." * node.level + (node.module or "")
-        for node in tree.body
-        if isinstance(node, ast.ImportFrom)
-    }
-
-    assert {name.split(".")[0] for name in imported} & {"flask", "werkzeug", "gunicorn"} == set()
-    assert not imported & {".logs", ".errors", ".extension"}
 
 
 def test_the_embedded_server_says_what_to_set_when_it_is_not_installed(instance, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Response, current_app
 from flask_cors import cross_origin
 
-from ..config import cors_origins
 from .cookies import CSRF_HEADER
 
 
@@ -19,7 +18,7 @@ def add_cors_headers(response: Response) -> Response:
     here, per response, to the response the view made; Flask keeps answering
     OPTIONS itself (``automatic_options=False``).
     """
-    if origins := cors_origins(current_app.config):
+    if origins := current_app.config["CORS_ORIGINS"]:  # a list: config.validate made it one
         with_cors = cross_origin(
             origins=origins,
             supports_credentials=True,

@@ -1,0 +1,215 @@
+"""Reading the settings, converting and checking them at start-up, development secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import maxminddb
+
+from ..instance import write_once
+from ..tokens import keyring
+from .kinds import PREFIX
+from .settings import (
+    BY_NAME,
+    DEFAULTS,
+    MAKE_SECRET,
+    MIN_IDLE_TIMEOUT,
+    MIN_SECRET_LENGTH,
+    SECRET_KEYS,
+    SETTINGS,
+)
+
+if TYPE_CHECKING:
+    from flask import Config
+
+log = logging.getLogger(__name__)
+
+# The embedded Valkey's socket in the instance folder (serving.embedded starts it).
+EMBEDDED_SOCKET = "valkey.sock"
+
+
+def embedded_redis_url(instance_path: str) -> str:
+    """Return the store's URL when none is configured: the embedded Valkey's socket."""
+    return f"unix://{Path(instance_path) / EMBEDDED_SOCKET}"
+
+
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Tell whether the configuration is production's (``ENV``, read in lower case)."""
+    return config["ENV"] == "production"
+
+
+def instance_path() -> str:
+    """Return the instance folder: ``SESSIONSVC_INSTANCE_PATH``, else ``./var``.
+
+    It holds development secrets and the embedded Valkey; Flask's default for an
+    installed package would be inside the virtualenv.
+    """
+    return os.environ.get("SESSIONSVC_INSTANCE_PATH") or os.path.abspath("var")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run a service (a RuntimeError: gunicorn prints it, no traceback)."""
+
+
+def read(config: Config, test_config: Mapping[str, Any] | None = None) -> None:
+    """Fill ``config``: the defaults, then ``SESSIONSVC_*`` variables, then test_config.
+
+    The values are as read; validate() converts them to their types.
+    """
+    config.from_mapping(DEFAULTS)
+    config.from_prefixed_env(PREFIX)
+    if test_config is not None:
+        config.from_mapping(test_config)
+
+
+def from_environment() -> Config:
+    """Return the configuration the environment gives (gunicorn's master checks it)."""
+    from flask import Config  # here: importing this module imports no Flask
+
+    config = Config(os.getcwd())
+    read(config)
+    return config
+
+
+# --- Start-up checks ----------------------------------------------------------------------
+#
+# validate() converts each setting to its kind, then runs the checks across
+# settings; it reports every problem in one error. A check is a generator of
+# problems, registered with @check and the settings it reads: it runs only when
+# each of them is well-typed.
+
+Check = Callable[[Mapping[str, Any]], Iterator[str]]
+CHECKS: list[tuple[tuple[str, ...], Check]] = []
+
+
+def check(*names: str) -> Callable[[Check], Check]:
+    """Register a start-up check reading the settings ``names``."""
+
+    def register(function: Check) -> Check:
+        CHECKS.append((names, function))
+        return function
+
+    return register
+
+
+def validate(config: MutableMapping[str, Any]) -> None:
+    """Convert every setting to its type, in place; raise one ConfigError naming every bad one."""
+    problems: list[str] = []
+    bad: set[str] = set()
+    for setting in SETTINGS:
+        value = config.get(setting.name, setting.default)
+        try:
+            config[setting.name] = setting.kind.parse(value)
+        except ValueError as error:
+            problems.append(setting.problem(value, str(error)))
+            bad.add(setting.name)
+    for names, function in CHECKS:
+        if bad.isdisjoint(names):
+            problems.extend(function(config))
+    if problems:
+        raise ConfigError(
+            "the configuration cannot run the service:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+@check("ENV", "JWT_KEYS", "JWT_SECRET_KEY", "SERVICE_KEY")
+def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
+    if not is_production(config):
+        return  # development generates strong ones (ensure_secrets)
+    missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
+    if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
+        missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
+    if missing:
+        yield (
+            f"{', '.join(missing)} must be set when SESSIONSVC_ENV=production;"
+            f" make a secret with: {MAKE_SECRET}"
+        )
+    for key in ("JWT_SECRET_KEY", *SECRET_KEYS):
+        secret = config.get(key)
+        if secret and len(secret.encode()) < MIN_SECRET_LENGTH:
+            yield (
+                f"SESSIONSVC_{key} must be at least {MIN_SECRET_LENGTH} bytes long when"
+                f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
+            )
+
+
+@check("ENV", "SESSION_IDLE_TIMEOUT")
+def _idle_timeout(config: Mapping[str, Any]) -> Iterator[str]:
+    timeout = config["SESSION_IDLE_TIMEOUT"]
+    if is_production(config) and 0 < timeout < MIN_IDLE_TIMEOUT:
+        yield (
+            f"SESSIONSVC_SESSION_IDLE_TIMEOUT must be 0 (off) or at least {MIN_IDLE_TIMEOUT}"
+            f" seconds with SESSIONSVC_ENV={config['ENV']}, not {timeout!r};"
+            " e.g. SESSIONSVC_SESSION_IDLE_TIMEOUT=30m"
+        )
+
+
+@check("JWT_KEYS", "JWT_SECRET_KEY")
+def _signing_keys(config: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        keyring.check_ring(config)
+    except keyring.KeyRingError as error:
+        yield f"{PREFIX}_{error}"  # its message starts with the setting's name
+
+
+@check("ENV", "REDIS_URL", "REDIS_SENTINELS")
+def _redis(config: Mapping[str, Any]) -> Iterator[str]:
+    if is_production(config) and not (config["REDIS_URL"] or config["REDIS_SENTINELS"]):
+        # The embedded Valkey is for development (and may not even be installed).
+        yield (
+            "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set when "
+            "SESSIONSVC_ENV=production, e.g. SESSIONSVC_REDIS_URL=redis://redis.internal:6379/0"
+        )
+
+
+@check("REDIS_SENTINELS", "REDIS_CLUSTER")
+def _sentinel_or_cluster(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["REDIS_SENTINELS"] and config["REDIS_CLUSTER"]:
+        yield (
+            "SESSIONSVC_REDIS_SENTINELS and SESSIONSVC_REDIS_CLUSTER=true exclude each other;"
+            " e.g. SESSIONSVC_REDIS_CLUSTER=false, or unset it"
+        )
+
+
+@check("REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT", "REDIS_SOCKET_TIMEOUT")
+def _wait(config: Mapping[str, Any]) -> Iterator[str]:
+    wait, read_timeout = config["REDIS_WAIT_TIMEOUT"], config["REDIS_SOCKET_TIMEOUT"]
+    if config["REDIS_WAIT_REPLICAS"] and wait >= read_timeout:
+        # Else the read would time out first and be retried: the revoke would run twice.
+        yield (
+            f"SESSIONSVC_REDIS_WAIT_TIMEOUT must be below SESSIONSVC_REDIS_SOCKET_TIMEOUT"
+            f" ({read_timeout}) when SESSIONSVC_REDIS_WAIT_REPLICAS is set, not {wait};"
+            f" e.g. SESSIONSVC_REDIS_WAIT_TIMEOUT={read_timeout / 2}"
+        )
+
+
+@check("GEOIP_DATABASE")
+def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
+    if database := config["GEOIP_DATABASE"]:
+        try:
+            maxminddb.open_database(database, maxminddb.MODE_AUTO).close()
+        except (OSError, maxminddb.InvalidDatabaseError) as error:
+            setting = BY_NAME["GEOIP_DATABASE"]
+            yield (
+                f"SESSIONSVC_GEOIP_DATABASE {database!r} cannot be opened ({error});"
+                f" e.g. SESSIONSVC_GEOIP_DATABASE={setting.example}"
+            )
+
+
+def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
+    """Fill missing secrets from the instance folder (development only: validate() ran)."""
+    missing = [key for key in SECRET_KEYS if not config.get(key)]
+    if not missing:
+        return
+    path = Path(instance_path) / "secrets.json"
+    write_once(path, lambda: {key: secrets.token_urlsafe(32) for key in SECRET_KEYS})
+    stored = json.loads(path.read_text())
+    for key in missing:
+        config[key] = stored[key]
+    log.warning("development secrets %s taken from %s", ", ".join(missing), path)
