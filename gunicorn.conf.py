@@ -27,7 +27,7 @@ from prometheus_client import multiprocess
 
 # Not `config`: every global of this file is read as a gunicorn setting of that name.
 from sessionsvc import config as sessionsvc_config
-from sessionsvc.serving import embedded, raw_errors
+from sessionsvc.serving import embedded
 
 # gunicorn must not face clients: behind deploy/nginx.conf (or another buffering
 # gateway) only. A gthread worker holds a thread for as long as a client takes
@@ -96,9 +96,6 @@ accesslog = "-"
 # so that only absurd requests meet gunicorn's own refusal.
 limit_request_field_size = 16_384
 limit_request_line = 16_384
-# gunicorn writes its refusals (431, 414, 400, ...) as HTML, with no setting or
-# hook for the body: its one writer is replaced by one writing the API's JSON.
-util.write_error = raw_errors.write_raw_error
 # One JSON object per line (SESSIONSVC_LOG_FORMAT=text for plain lines); the
 # access log has a fixed list of fields: no headers, no query string.
 logger_class = "sessionsvc.serving.gunicorn_logs.GunicornLogger"
@@ -137,6 +134,19 @@ def _empty_metrics_dir(server):
     for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
         os.remove(stale)
     server.log.info("metrics files in %s", metrics_dir)
+
+
+def post_fork(server, worker):
+    """Make the worker write gunicorn's own refusals as the API's JSON.
+
+    gunicorn writes them (431, 414, 400, ...) as HTML, with no setting or hook
+    for the body: its one writer is replaced by one writing the API's JSON. In
+    the worker, which writes them and imports the app anyway: the master only
+    reads and checks the settings.
+    """
+    from sessionsvc.serving import raw_errors
+
+    util.write_error = raw_errors.write_raw_error
 
 
 def child_exit(server, worker):

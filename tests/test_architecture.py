@@ -22,10 +22,14 @@ def test_every_import_contract_is_kept():
     assert "0 broken" in result.stdout
 
 
-def loaded_by(module: str, *prefixes: str) -> list[str]:
-    """Return the modules of ``prefixes`` that importing ``module`` loads, in a fresh process."""
+def loaded_by(modules: str, *prefixes: str) -> list[str]:
+    """Return the modules of ``prefixes`` that loading ``modules`` brings, in a fresh process.
+
+    ``modules`` is what an import statement takes, or a file's path, run as gunicorn reads it.
+    """
+    load = f"runpy.run_path({modules!r})" if modules.endswith(".py") else f"import {modules}"
     code = (
-        f"import sys, {module}; "
+        f"import runpy, sys; {load}; "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r} "
         f"or m.startswith({prefixes!r})))"
     )
@@ -36,10 +40,12 @@ def loaded_by(module: str, *prefixes: str) -> list[str]:
     return eval(result.stdout)  # noqa: S307 (our own process's printed list)
 
 
-def test_reading_the_settings_loads_no_web_layer():
-    # gunicorn's master reads and checks the settings before any worker: that
-    # must not import the web layer (create_app imports it, inside the factory).
-    assert loaded_by("sessionsvc.config", "sessionsvc.web", "flask_jwt_extended") == []
+@pytest.mark.parametrize("module", ["sessionsvc.config", "gunicorn.conf.py"])
+def test_reading_the_settings_loads_no_web_layer(module):
+    # gunicorn's master reads gunicorn.conf.py and checks the settings before
+    # any worker: that must not import the web layer (create_app imports it,
+    # inside the factory; the workers do).
+    assert loaded_by(module, "sessionsvc.web", "flask_jwt_extended") == []
 
 
 @pytest.mark.parametrize("layer", ["sessionsvc.domain", "sessionsvc.store"])
