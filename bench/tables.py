@@ -226,8 +226,7 @@ WORKER_CONFIGS = {
         "--threads",
         "2",
     ),
-    "gthread, 1 worker per core x 4 threads": ("--worker-class", "gthread"),
-    "gthread balancing accepts, 1 worker per core x 4 threads (shipped)": (),
+    "gthread, 1 worker per core x 4 threads (shipped)": (),
     "gevent, 2 workers": ("--worker-class", "gevent", "--workers", "2"),
 }
 
