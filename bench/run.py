@@ -188,7 +188,7 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     sections += [f"- {note}" for note in bench.notes] + [""]
     if "workers" not in skip:
         print("worker classes:", flush=True)
-        sections += ["### Worker class and count", "", *workers_table(bench, all_loads), ""]
+        sections += ["### Worker classes, direct", "", *workers_table(bench, all_loads), ""]
     if "page" not in skip:
         print("the devices page in Chromium:", flush=True)
         sections += ['### The "Your devices" page in a browser', "", *page_table(bench), ""]
@@ -219,9 +219,16 @@ def endpoints(
         wanted = missed + [p for p in bench.args.profile.split(",") if p and p not in missed]
         if wanted and "profile" not in skip:
             print(f"profiling {', '.join(wanted)} ...", flush=True)
-            sections += ["### Profiles", ""]
+            sections += [
+                "### Profiles",
+                "",
+                "py-spy samples of the workers' busy time (threads holding the GIL), by layer: "
+                "self time, then inclusive in brackets.",
+                "",
+            ]
             for key in wanted:
-                sections += [*profile(bench, app, all_loads[key]), ""]
+                sections += profile(bench, app, all_loads[key])
+            sections += [""]
     finally:
         app.stop()
         bare.stop()
