@@ -6,7 +6,8 @@ an nginx of its own running deploy/nginx.conf (its protected upstream the same
 bare endpoint for both). They run at the same time and are loaded in turn, the
 order reversed every other round, so that a change in the machine's load
 weighs on both. Each round measures the gateway request (auth_request verify,
-then the bare endpoint) and verify alone, and counts each worker's requests.
+then the bare endpoint), verify alone, and the floor (the bare endpoint after one
+Redis round trip, through the first nginx), and counts each worker's requests.
 
 The rule: the candidate is worth keeping only if stock gthread, in every
 round, misses the balance target (a worker under half its fair share) or
@@ -20,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from gateway import Measured, Side, measure
+from gateway import FLOOR_TARGET, OPEN_SERVER, Measured, Side, measure
 from load import Bench, Load
 from servers import start_gunicorn
 
@@ -37,13 +38,21 @@ def shipped_worker_class() -> str:
     return found.group(1) if found else "sync"
 
 
-def _gateway(tmp: Path, service: Gunicorn, protected: Gunicorn) -> Nginx:
-    """Start nginx on deploy/nginx.conf in front of ``service``; one worker, as gateway.py's."""
+def _gateway(
+    tmp: Path, service: Gunicorn, protected: Gunicorn, open_port: int | None = None
+) -> Nginx:
+    """Start nginx on deploy/nginx.conf in front of ``service``; one worker, as gateway.py's.
+
+    ``open_port``: gateway.py's open server beside it, the protected upstream
+    without auth_request.
+    """
     tmp.mkdir()
     port = free_port()
     site = render_deploy_conf(listen=port, sessionsvc=service.port, protected=protected.port)
     (tmp / "sessionsvc.conf").write_text(site)
-    return Nginx(tmp, nginx_main_conf(tmp, worker_connections=4096), port).start()
+    http = OPEN_SERVER.format(port=open_port) if open_port else ""
+    main = nginx_main_conf(tmp, worker_connections=4096, http=http)
+    return Nginx(tmp, main, port).start()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +65,8 @@ class Cell:
     stock_rps: float
     candidate_shares: tuple[float, float]  # gateway request, verify
     stock_shares: tuple[float, float]
+    candidate_floor: float  # verify over the floor, the bare endpoint after one round trip
+    stock_floor: float
 
     @property
     def ratio(self) -> float:
@@ -67,7 +78,7 @@ class Cell:
 
 
 def _cells(connections: int, rows: list[Measured]) -> list[Cell]:
-    gateway_a, gateway_b, verify_a, verify_b = rows
+    gateway_a, gateway_b, verify_a, verify_b, floor = rows
     return [
         Cell(
             connections,
@@ -76,6 +87,8 @@ def _cells(connections: int, rows: list[Measured]) -> list[Cell]:
             gateway_b.rounds[i].rps,
             (gateway_a.shares[i].lowest, verify_a.shares[i].lowest),
             (gateway_b.shares[i].lowest, verify_b.shares[i].lowest),
+            verify_a.rounds[i].rps / floor.rounds[i].rps,
+            verify_b.rounds[i].rps / floor.rounds[i].rps,
         )
         for i in range(len(gateway_a.rounds))
     ]
@@ -103,8 +116,10 @@ def workers_ab_section(bench: Bench, verify: Load, candidate: str) -> list[str]:
     cells: list[Cell] = []
     totals: list[str] = []
     try:
+        open_port = free_port()
         for name, server in servers.items():
-            gateways[name] = _gateway(tmp / name.rsplit(".", 1)[-1], server, bare)
+            folder = tmp / name.rsplit(".", 1)[-1]
+            gateways[name] = _gateway(folder, server, bare, None if gateways else open_port)
         gateway_load = dataclasses.replace(verify.bare(), name="gateway")
         valkey = bench.valkey._process.pid
 
@@ -120,6 +135,14 @@ def workers_ab_section(bench: Bench, verify: Load, candidate: str) -> list[str]:
             side(STOCK, gateway_load, "gateway"),
             side(candidate, verify, "verify"),
             side(STOCK, verify, "verify"),
+            Side(
+                "floor: bare after one PING",
+                f"http://127.0.0.1:{open_port}",
+                verify.bare("/bare/redis"),
+                (bare.process.pid, valkey),
+                bare,
+                nginx=gateways[candidate].process.pid,
+            ),
         ]
         for connections in map(int, bench.args.gateway_connections.split(",")):
             print(f"worker class A/B through nginx, {connections} connections:", flush=True)
@@ -165,23 +188,36 @@ def _report(
         "own on deploy/nginx.conf (one worker), loaded in turn, the order reversed every "
         f"other round; {args.rounds} rounds of {args.duration:g} s per request and side. "
         "Lowest share: the requests of the worker that served the fewest in the round, over "
-        "an equal split, for the gateway request and for verify alone. Load average (1, 5, "
-        f"15 min) {', '.join(f'{x:.2f}' for x in load_before)} before the section, "
+        "an equal split, for the gateway request and for verify alone. Verify / floor: "
+        "verify's requests over those of the bare endpoint after one Redis round trip "
+        f"(through the first nginx) in the same round, target ≥ {FLOOR_TARGET}. Load "
+        f"average (1, 5, 15 min) {', '.join(f'{x:.2f}' for x in load_before)} before the section, "
         f"{', '.join(f'{x:.2f}' for x in load_after)} after.",
         "",
         "| connections | round | gateway req/s A | gateway req/s B | B / A "
-        "| lowest share A (gateway, verify) | lowest share B (gateway, verify) | B misses |",
-        "| ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        "| lowest share A (gateway, verify) | lowest share B (gateway, verify) "
+        "| verify / floor A | verify / floor B | B misses |",
+        "| ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
     ]
     for cell in cells:
         lines.append(
             f"| {cell.connections} | {cell.round} | {cell.candidate_rps:.0f} "
             f"| {cell.stock_rps:.0f} | {cell.ratio:.2f} | {shares(cell.candidate_shares)} "
-            f"| {shares(cell.stock_shares)} | {'yes' if cell.stock_missed else 'no'} |"
+            f"| {shares(cell.stock_shares)} | {cell.candidate_floor:.2f} | {cell.stock_floor:.2f} "
+            f"| {'yes' if cell.stock_missed else 'no'} |"
         )
+    floors = {
+        name: [getattr(cell, f"{side}_floor") for cell in cells]
+        for name, side in ((candidate, "candidate"), (STOCK, "stock"))
+    }
     lines += [
         "",
         *totals,
+        *(
+            f"- Verify over the floor with `{name}`: {min(ratios):.2f} to {max(ratios):.2f}, "
+            f"≥ {FLOOR_TARGET} in {sum(r >= FLOOR_TARGET for r in ratios)} of {len(ratios)} rounds."
+            for name, ratios in floors.items()
+        ),
         f"- Rule: keep A only if B, in every round, has a worker under {BALANCED} of its fair "
         f"share or serves at least {1 - FEWER:.0%} fewer gateway requests. B missed in "
         f"**{missed} of {len(cells)}** rounds: {verdict}.",
