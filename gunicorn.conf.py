@@ -58,8 +58,8 @@ if not control_socket_disable:
 # gunicorn's own gthread: in a same-run A/B through deploy/nginx.conf, a worker
 # class that left new connections to a worker with a thread free served no
 # more gateway requests (gthread 0.97x to 1.19x of it) and was not needed for
-# the balance (gthread kept every worker at half its fair share or more in 44
-# of 50 rounds); docs/benchmarks.md, "Worker class and count". nginx
+# the balance (gthread kept every worker at half its fair share or more in 56
+# of 62 rounds); docs/benchmarks.md, "Worker class and count". nginx
 # spreads the load by closing each connection after 100 requests
 # (`keepalive_requests` in deploy/nginx.conf). Not reuse_port: each worker
 # would listen on a socket of its own, and connections waiting on a recycled
