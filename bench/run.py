@@ -20,19 +20,32 @@ import tempfile
 import time
 from pathlib import Path
 
-import support_path  # noqa: F401 (first: puts tests/ on sys.path for tests/support.py)
-from algorithms import section as algorithms_section
-from gateway import gateway_tables
-from load import TARGETS, Bench, Load, loads
-from page import page_table
-from profiles import profile
-from seed import Seeded, seed_all
-from servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
-from tables import command_table, main_table, memory_table, scaling_table, workers_table
 from tests.support import ROOT
+
+from bench.algorithms import section as algorithms_section
+from bench.gateway import gateway_tables
+from bench.load import TARGETS, Bench, Load, loads
+from bench.page import page_table
+from bench.profiles import profile
+from bench.seed import Seeded, seed_all
+from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
+from bench.tables import command_table, main_table, memory_table, scaling_table, workers_table
+from bench.workers_ab import shipped_worker_class, workers_ab_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+# In the order they run; "profile" profiles what "throughput" finds under its target.
+SECTIONS = (
+    "throughput",
+    "profile",
+    "gateway",
+    "workers-ab",
+    "memory",
+    "scaling",
+    "workers",
+    "page",
+    "algorithms",
+)
 
 
 def machine() -> str:
@@ -77,16 +90,25 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=1_000_000, help="other users for scaling")
     parser.add_argument("--memory-sessions", type=int, default=100_000)
     parser.add_argument(
-        "--skip",
-        default="",
-        help="comma list of: throughput (round trips, profiles too),gateway,workers,scaling,"
-        "memory,profile,page,algorithms",
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma list of the sections to run, of: {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--skip", default="", help="comma list of sections not to run")
+    parser.add_argument(
+        "--ab-worker-class",
+        default=shipped_worker_class(),
+        help="the worker class that workers-ab compares with stock gthread "
+        "(default: gunicorn.conf.py's)",
     )
     parser.add_argument("--profile", default="", help="comma list of endpoints to profile anyway")
     parser.add_argument("--only", default="", help="comma list of endpoints to measure (a trial)")
     parser.add_argument("--print", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
-    skip = set(filter(None, args.skip.split(",")))
+    chosen = set(filter(None, args.sections.split(",")))
+    skip = set(filter(None, args.skip.split(","))) | (set(SECTIONS) - chosen)
+    if unknown := (chosen | skip) - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: `make bench` installs it (apt-get install wrk)")
 
@@ -134,10 +156,11 @@ def main() -> None:
 def run(bench: Bench, skip: set[str]) -> list[str]:
     args = bench.args
     sections: list[str] = []
-    if not {"throughput", "gateway", "scaling", "workers"} <= skip:  # memory seeds its own
+    if not {"throughput", "gateway", "workers-ab", "scaling", "workers"} <= skip:
+        # memory seeds its own; only throughput spends single-use tokens
         print("seeding sessions ...", flush=True)
         took = time.monotonic()
-        seeded = seed_all(bench)
+        seeded = seed_all(bench, single_use="throughput" not in skip)
         print(
             f"  {sum(map(len, seeded.values())):,} in {time.monotonic() - took:.1f} s", flush=True
         )
@@ -150,6 +173,10 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
         print("the deployed path, nginx in front:", flush=True)
         sections += ["### Through nginx (deploy/nginx.conf), as a gateway calls verify", ""]
         sections += [*gateway_tables(bench, all_loads["verify"]), ""]
+    if "workers-ab" not in skip:
+        print("worker class A/B through nginx:", flush=True)
+        candidate = args.ab_worker_class
+        sections += [*workers_ab_section(bench, all_loads["verify"], candidate), ""]
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
@@ -160,7 +187,7 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     sections += [f"- {note}" for note in bench.notes] + [""]
     if "workers" not in skip:
         print("worker classes:", flush=True)
-        sections += ["### Worker class and count", "", *workers_table(bench, all_loads), ""]
+        sections += ["### Worker classes, direct", "", *workers_table(bench, all_loads), ""]
     if "page" not in skip:
         print("the devices page in Chromium:", flush=True)
         sections += ['### The "Your devices" page in a browser', "", *page_table(bench), ""]
@@ -176,7 +203,7 @@ def endpoints(
     """Measure throughput and latency, count round trips and profile what misses its target."""
     sections: list[str] = []
     app = start_gunicorn("wsgi:app", bench.env, bench.tmp)
-    bare = start_gunicorn("bare:app", bench.env, bench.tmp)
+    bare = start_gunicorn("bench.bare:app", bench.env, bench.tmp)
     rows = []
     try:
         print("throughput and latency, each against the bare endpoint:", flush=True)
@@ -191,9 +218,16 @@ def endpoints(
         wanted = missed + [p for p in bench.args.profile.split(",") if p and p not in missed]
         if wanted and "profile" not in skip:
             print(f"profiling {', '.join(wanted)} ...", flush=True)
-            sections += ["### Profiles", ""]
+            sections += [
+                "### Profiles",
+                "",
+                "py-spy samples of the workers' busy time (threads holding the GIL), by layer: "
+                "self time, then inclusive in brackets.",
+                "",
+            ]
             for key in wanted:
-                sections += [*profile(bench, app, all_loads[key]), ""]
+                sections += profile(bench, app, all_loads[key])
+            sections += [""]
     finally:
         app.stop()
         bare.stop()

@@ -19,7 +19,7 @@ from sessionsvc.tokens.refresh import new_refresh_secret
 from sessionsvc.web.logins import issue_tokens
 
 if TYPE_CHECKING:
-    from load import Bench
+    from bench.load import Bench
 
 PREFIX = "sessionsvc:"
 
@@ -154,11 +154,12 @@ def load_others(client: redis.Redis, count: int) -> float:
     return time.monotonic() - started
 
 
-def seed_all(bench: Bench) -> dict[str, list[Seeded]]:
+def seed_all(bench: Bench, *, single_use: bool = True) -> dict[str, list[Seeded]]:
+    """Log in the users of every load; ``single_use``: enough single-use tokens for a run."""
     app = bench.app
     # Single-use tokens, enough for a run: verify of new tokens answered over
     # 4,000 requests a second on this 2-core machine when nothing else ran.
-    per_run = bench.args.duration * bench.args.rounds * 6000 + 2000
+    per_run = bench.args.duration * bench.args.rounds * 6000 + 2000 if single_use else 100
     r = bench.run_id
     return {
         # A gateway checks each token many times (every request of its user for

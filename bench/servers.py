@@ -26,8 +26,8 @@ def start_gunicorn(
 ) -> Gunicorn:
     """Serve ``app`` with the shipped gunicorn.conf.py (plus ``args``) on a free port."""
     # The baseline (bench/bare.py) has no /readyz: its one route answers 200 too.
-    ready = "/bare" if app == "bare:app" else "/readyz"
-    server = Gunicorn(tmp, env, ("--pythonpath", "bench", *args), app=app, ready=ready)
+    ready = "/bare" if app == "bench.bare:app" else "/readyz"
+    server = Gunicorn(tmp, env, tuple(args), app=app, ready=ready)
     return server.start()
 
 

@@ -9,8 +9,10 @@ import statistics
 import time
 
 import redis
-from load import Bench, Load, Result, Row, check, count_commands, wrk
-from seed import (
+from tests.support import Gunicorn, auth
+
+from bench.load import Bench, Load, Result, Row, check, count_commands, wrk
+from bench.seed import (
     Seeded,
     index_key,
     load_others,
@@ -20,9 +22,7 @@ from seed import (
     write_lines,
     write_sessions,
 )
-from servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
-from tests.support import Gunicorn, auth
-
+from bench.servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 from sessionsvc.domain.sessions import SessionRef, new_session_id, now_ms
 from sessionsvc.tokens.refresh import new_refresh_secret
 from sessionsvc.web.logins import issue_tokens
@@ -228,8 +228,7 @@ WORKER_CONFIGS = {
         "--threads",
         "2",
     ),
-    "gthread, 1 worker per core x 4 threads": ("--worker-class", "gthread"),
-    "gthread balancing accepts, 1 worker per core x 4 threads (shipped)": (),
+    "gthread, 1 worker per core x 4 threads (shipped)": (),
     "gevent, 2 workers": ("--worker-class", "gevent", "--workers", "2"),
 }
 
@@ -246,7 +245,7 @@ def workers_table(bench: Bench, all_loads: dict[str, Load]) -> list[str]:
             lines.append(f"| {name} | not installed | | | | |")
             continue
         app = start_gunicorn("wsgi:app", bench.env, bench.tmp, args)
-        bare = start_gunicorn("bare:app", bench.env, bench.tmp, args)
+        bare = start_gunicorn("bench.bare:app", bench.env, bench.tmp, args)
         try:
             verify = bench.measure(app, bare, all_loads["verify"], None, rounds=2)
             listed = bench.measure(app, bare, all_loads["list"], None, rounds=2)

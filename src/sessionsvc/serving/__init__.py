@@ -1,1 +1,1 @@
-"""Serving: what is tied to gunicorn (its worker, logger and refusals); the embedded Valkey."""
+"""Serving: what is tied to gunicorn (its logger and refusals); the embedded Valkey."""
