@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,13 @@ def test_the_domain_and_the_store_load_no_web_framework(layer):
         f"{layer}.{path.stem}" for path in (ROOT / "src" / Path(*layer.split("."))).glob("*.py")
     ]
     assert loaded_by(", ".join(modules), "flask", "werkzeug", "gunicorn") == []
+
+
+def test_every_type_ignore_says_why():
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "src").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "# type: ignore" in line and not re.search(r"# type: ignore\[[\w-]+\]  # \S", line)
+    ]
+    assert unexplained == []

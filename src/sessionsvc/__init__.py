@@ -61,5 +61,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # The client address is the X-Forwarded-For entry our own gateway appended; any
     # earlier entry came from the client and is never trusted.
     if hops := app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
+        # Flask's documented way to add WSGI middleware; mypy sees a method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]  # see above
     return app

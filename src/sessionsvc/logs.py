@@ -94,7 +94,7 @@ def configure(log_format: str, level: str) -> None:
     for old in [h for h in root.handlers if getattr(h, "_sessionsvc", False)]:
         root.removeHandler(old)
     new = handler(log_format)
-    new._sessionsvc = True  # type: ignore[attr-defined]
+    new._sessionsvc = True  # type: ignore[attr-defined]  # our mark, found again above
     root.addHandler(new)
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings become records too, not bare stderr text

@@ -113,7 +113,7 @@ def limited(view: F) -> F:
             return view(*args, **kwargs)
         return limited_view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
 
 
 def refuse_service_key_guessing() -> None:

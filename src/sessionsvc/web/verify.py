@@ -352,7 +352,8 @@ def _name(function: object) -> str:
     code = getattr(function, "__code__", None)
     if code is None:
         return repr(function)
-    return f"{function.__globals__.get('__name__', '?')}.{code.co_qualname}"  # type: ignore[attr-defined]
+    module = function.__globals__.get("__name__", "?")  # type: ignore[attr-defined]  # has __code__
+    return f"{module}.{code.co_qualname}"
 
 
 def _closure(function: Any) -> dict[str, Any] | None:
@@ -524,4 +525,5 @@ def check_fast_path(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     """Put the verify fast path in front of the app, once nothing it would skip is registered."""
     check_fast_path(app)
-    app.wsgi_app = VerifyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    # Flask's documented way to put WSGI middleware in front; mypy sees a method.
+    app.wsgi_app = VerifyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]  # see above
