@@ -269,7 +269,7 @@ def test_each_settings_example_and_default_are_good_values(setting):
     assert setting.kind.parse(setting.default) == setting.default
 
 
-def test_the_issues_examples_are_refused_together(instance, monkeypatch):
+def test_common_mistakes_are_refused_together(instance, monkeypatch):
     monkeypatch.setenv("SESSIONSVC_URL_PREFIX", "api")
     monkeypatch.setenv("SESSIONSVC_MAX_SESSIONS_PER_USER", "ten")
     monkeypatch.setenv("SESSIONSVC_REDIS_SOCKET_TIMEOUT", "half")

@@ -24,7 +24,7 @@ from tests.support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = {"REDIS_URL": "redis://127.0.0.1:1", "REDIS_SOCKET_TIMEOUT": 0.2, "REDIS_RETRIES": 0}
-FAIL_FAST_BOUND = 5.0  # seconds; issue #2's bound for a 503 from a dead or hung Redis
+FAIL_FAST_BOUND = 5.0  # seconds: the longest a 503 from a dead or hung Redis may take
 GUNICORN_START_BOUND = 60.0
 
 

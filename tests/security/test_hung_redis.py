@@ -100,7 +100,7 @@ def call(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[in
 
 @pytest.mark.slow
 def test_thirty_verifies_on_a_hung_redis_under_gunicorn(gunicorn, own_valkey, paused):
-    """The issue's target, with the shipped gunicorn.conf.py and default settings."""
+    """Hold a hung Redis's cost to its bound, with the shipped gunicorn.conf.py and defaults."""
     server = gunicorn(SESSIONSVC_REDIS_URL=own_valkey.connection_url)
     token = server.login()["accessToken"]
     verify = ("GET", "/api/sessions/verify", auth(token))
