@@ -27,9 +27,18 @@ from tests.topologies import Cluster
 # Two variables pick the server the suite runs on: SESSIONSVC_REDIS_URL (a server
 # of yours instead of an embedded Valkey) and SESSIONSVC_TEST_REDIS=cluster (a
 # local 3-primary Cluster, or, with SESSIONSVC_REDIS_URL, a Cluster node of yours).
-TEST_REDIS_URL = os.environ.get("SESSIONSVC_REDIS_URL")
+# pytest-xdist's workers start with the environment as cleared below, so the two
+# choices travel to them under names of their own, which no app reads.
+CHOICES = {
+    "SESSIONSVC_REDIS_URL": "PYTEST_SESSIONSVC_REDIS_URL",
+    "SESSIONSVC_TEST_REDIS": "PYTEST_SESSIONSVC_TEST_REDIS",
+}
+for _name, _kept in CHOICES.items():
+    if _name in os.environ:
+        os.environ[_kept] = os.environ[_name]
+TEST_REDIS_URL = os.environ.get(CHOICES["SESSIONSVC_REDIS_URL"])
 MODES = ("standalone", "cluster")
-MODE = os.environ.get("SESSIONSVC_TEST_REDIS") or "standalone"
+MODE = os.environ.get(CHOICES["SESSIONSVC_TEST_REDIS"]) or "standalone"
 if MODE not in MODES:
     raise pytest.UsageError(f"SESSIONSVC_TEST_REDIS must be one of {', '.join(MODES)}")
 CLUSTER = MODE == "cluster"
@@ -47,7 +56,7 @@ BROWSER_TEST = [
 ]
 
 # Read those two, then clear every SESSIONSVC_* variable (and the metrics
-# directory, which metrics.py reads) before any app exists: what a developer
+# directory, which prometheus_client reads) before any app exists: what a developer
 # exported to run the service (their secrets, SESSIONSVC_ENV=production) must
 # not change the tests' outcomes. Each test sets what it needs itself.
 for _name in [name for name in os.environ if name.startswith("SESSIONSVC_")]:

@@ -27,6 +27,8 @@ from .keyring import KeyRing
 # Tokens verified lately, per worker. A gateway checks the same access token on
 # every request of its user for up to 30 minutes, so most checks are hits.
 VERIFIED_TOKENS_CACHED = 4096
+# What a token without the claims session_ref needs is refused with.
+MISSING_CLAIM = "The token lacks a required claim (sub, sid, exp, jti)."
 
 
 @dataclass(frozen=True, eq=False)

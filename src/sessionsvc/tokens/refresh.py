@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import jwt as pyjwt
 
 from ..domain.sessions import SessionRef, is_valid_user_id
-from .access import session_ref
+from .access import MISSING_CLAIM, session_ref
 from .keyring import KeyRing
 
 # rt1.<base64url user id>.<session id>.<secret>.<tag>, the secret 16 random
@@ -29,7 +29,6 @@ REFRESH_TOKEN_PATTERN = re.compile(
 )
 # The legacy refresh JWT is read until this release, then refused (docs/keys.md).
 LEGACY_REFRESH_REMOVED_IN = "0.3.0"
-MISSING_CLAIM = "The token lacks a required claim (sub, sid, exp, jti)."
 
 
 class InvalidRefreshToken(ValueError):

@@ -18,7 +18,7 @@ from flask_jwt_extended import JWTManager, jwt_required
 
 from ..domain.sessions import SessionRef
 from ..extension import get_keys, get_store, sessionsvc
-from ..tokens.access import DecodeSettings, session_ref
+from ..tokens.access import MISSING_CLAIM, DecodeSettings, session_ref
 from ..tokens.refresh import PresentedRefresh, read_refresh_token
 from . import cookies
 from .errors import (
@@ -78,7 +78,7 @@ def session_of(payload: Mapping[str, Any]) -> SessionRef:
     """Return the session an access token's payload names, refusing a token without our claims."""
     session = session_ref(payload)
     if session is None:
-        raise InvalidToken("The token lacks a required claim (sub, sid, exp, jti).")
+        raise InvalidToken(MISSING_CLAIM)
     return session
 
 
