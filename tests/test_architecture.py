@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -30,15 +31,15 @@ def loaded_by(modules: str, *prefixes: str) -> list[str]:
     """
     load = f"runpy.run_path({modules!r})" if modules.endswith(".py") else f"import {modules}"
     code = (
-        f"import runpy, sys; {load}; "
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r} "
-        f"or m.startswith({prefixes!r})))"
+        f"import json, runpy, sys; {load}; "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r} "
+        f"or m.startswith({prefixes!r}))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    return eval(result.stdout)  # noqa: S307 (our own process's printed list)
+    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("module", ["sessionsvc.config", "gunicorn.conf.py"])
