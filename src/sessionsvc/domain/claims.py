@@ -63,6 +63,11 @@ def encode(claims: SessionClaims) -> str:
     return json.dumps(claims, separators=(",", ":"), ensure_ascii=True)
 
 
+def stored(claims: SessionClaims | None) -> str:
+    """Return claims as a session keeps them: ``encode``'s JSON, '' for none."""
+    return encode(claims) if claims else ""
+
+
 def decode(text: str | None) -> SessionClaims:
     """Return claims stored by ``encode``; none stored is no claims."""
     return json.loads(text) if text else {}

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..domain.claims import encode, parse_claims
+from ..domain.claims import parse_claims, stored
 from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from ..extension import get_metrics, get_store
 from .auth import require_service_key
@@ -125,8 +125,7 @@ def _claims_body() -> str:
     body = request.get_json(silent=True)
     if not (isinstance(body, dict) and "claims" in body):
         raise InvalidRequest('The body must be a JSON object with "claims" ({} for none).')
-    session_claims = parse_claims(body["claims"])
-    return encode(session_claims) if session_claims else ""
+    return stored(parse_claims(body["claims"]))
 
 
 CLAIMS_CHANGE: dict[str, Any] = {

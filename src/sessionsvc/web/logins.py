@@ -124,7 +124,7 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         ip=login.ip,
         location=get_locator().locate(login.ip),
         refresh_secret=refresh_secret,
-        claims_json=claims.encode(login.session_claims) if login.session_claims else "",
+        claims_json=claims.stored(login.session_claims),
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
