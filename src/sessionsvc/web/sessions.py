@@ -130,7 +130,12 @@ def refresh_session() -> Response:
     refresh = get_store().rotate_refresh(
         user_id, session_id, presented.secret, successor, issued=presented.issued
     )
-    if refresh.rotation is Rotation.UNKNOWN:
+    # A token not provably issued here learns nothing of its session: a guess
+    # at a live one and any token of a dead or unknown one get the same answer,
+    # or every holder of a session id (any upstream) could tell if it is live.
+    if refresh.rotation is Rotation.UNKNOWN or (
+        refresh.rotation is Rotation.GONE and not presented.issued
+    ):
         raise InvalidToken(REFRESH_REFUSED)
     if refresh.rotation is Rotation.REUSED:
         get_metrics().theft_detected.inc()
