@@ -114,9 +114,9 @@ def read_refresh_token(
 def _legacy_refresh(token: str, *, ring: KeyRing, issuer: str, audience: str) -> PresentedRefresh:
     """Read a legacy refresh JWT, until ``LEGACY_REFRESH_REMOVED_IN``.
 
-    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
-    session holds. Accepted once, it is rotated to an opaque token, so an upgrade
-    ends no session (docs/keys.md).
+    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the session's
+    secret (held as 0.1.0 held it, or as its digest). Accepted once, it is rotated
+    to an opaque token, so an upgrade ends no session (docs/keys.md).
     """
     not_refresh = InvalidRefreshToken("The token is not a refresh token.")
     try:

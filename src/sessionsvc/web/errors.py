@@ -85,8 +85,8 @@ class DuplicateRefreshCookie(SessionsvcError):
     status = HTTPStatus.UNAUTHORIZED
     code = "DUPLICATE_REFRESH_COOKIE"
     message = (
-        "The request carries more than one refresh cookie: another site may have planted one."
-        " Both are cleared; sign in again."
+        "The request carries more than one refresh cookie (another page of the site may have"
+        " planted one): all are cleared; sign in again."
     )
 
 
