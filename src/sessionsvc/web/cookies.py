@@ -6,6 +6,7 @@ import ipaddress
 import time
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, after_this_request, current_app, g, make_response, request
 
@@ -120,9 +121,9 @@ def tossed_cookie_domains() -> list[str | None]:
     A sibling subdomain can set one for a parent domain (Domain=example.com); a
     public suffix is refused by browsers, and a clearing of one with it too.
     """
-    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    host = urlsplit(f"//{request.host}").hostname or ""  # no port, no IPv6 brackets
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host)
     except ValueError:
         labels = host.split(".")
         return [None, *(".".join(labels[i:]) for i in range(len(labels) - 1))]

@@ -61,9 +61,10 @@ from .openapi_components import (
 from .ratelimit import limited
 
 bp = Blueprint("sessions", __name__)
-REFRESH_REFUSED = "The refresh token is not valid."
 bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
 log = logging.getLogger(__name__)
+# What a refresh token that refreshes nothing gets, unless it is provably issued.
+REFRESH_REFUSED = "The refresh token is not valid."
 
 
 @bp.post("/sessions")
