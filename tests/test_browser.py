@@ -563,3 +563,90 @@ def test_a_session_hand_off_puts_no_token_in_a_url(open_context, service):
 
     token = refresh_cookie(context)
     assert token and not [url for url in urls if "eyJ" in url or token in url]
+
+
+def test_the_page_says_whose_account_it_is(open_context, service, console):
+    page = sign_in(open_context(), service, "alice")
+
+    expect(page.locator("#account")).to_have_text("Signed in as alice")
+    expect(page.locator("#account")).to_be_visible()
+    assert_accessible(page)
+    assert console.unexpected() == []
+
+
+def test_a_browser_signed_in_to_another_account_is_told_whose_it_is(open_context, service):
+    # A login CSRF: a page on another port sets the attacker's cookie at the
+    # victim's own path, which replaces the victim's (cookies know no ports).
+    # The service cannot tell, but the page shows whose account it lists: the
+    # user id too, whatever display name the attacker's account has.
+    context = open_context()
+    page = sign_in(context, service, "alice")
+    mallory = service.app.test_client().post(
+        "/api/sessions",
+        json={"userId": "mallory", "claims": {"name": "Alice Smith"}},
+        headers={"X-Service-Key": SERVICE_KEY},
+    )
+    token = mallory.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    plant(context, f"{COOKIE}={token}; Path=/api/sessions/refresh; Secure")
+
+    page.reload()
+
+    expect(page.locator("#account")).to_have_text("Signed in as Alice Smith (mallory)")
+
+
+def plant(context: BrowserContext, set_cookie: str) -> None:
+    """Visit a page on another port of the service's host that sets this cookie."""
+    planter = CookiePlanter("127.0.0.1", set_cookie)
+    try:
+        page = context.new_page()
+        page.goto(planter.url)
+        expect(page).to_have_title("planted")
+        page.close()
+    finally:
+        planter.close()
+
+
+class CookiePlanter:
+    """A page on another port of the service's host that sets a refresh cookie of its own."""
+
+    def __init__(self, host: str, set_cookie: str) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Set-Cookie", set_cookie)
+                self.end_headers()
+                self.wfile.write(b"<!doctype html><title>planted</title>")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("path", ["/api", "/"])
+def test_a_refresh_cookie_planted_by_another_port_is_refused_and_cleared(
+    open_context, service, console, path
+):
+    context = open_context()
+    page = sign_in(context, service, "alice")
+    mallory = service.app.test_client().post(
+        "/api/sessions", json={"userId": "mallory"}, headers={"X-Service-Key": SERVICE_KEY}
+    )
+    token = mallory.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    # Another port of the same host (cookies know no ports), another path: a
+    # second cookie of the same name, which the browser sends with the victim's.
+    plant(context, f"{COOKIE}={token}; Path={path}; Secure")
+    assert len([c for c in context.cookies() if c["name"] == COOKIE]) == 2
+
+    page.reload()
+
+    expect(page.locator("#app")).to_have_attribute("data-state", "signed-out")
+    assert refresh_cookie(context) is None  # both cleared: neither account is shown
+    assert console.unexpected(http_statuses_expected=True) == []

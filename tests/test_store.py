@@ -141,7 +141,7 @@ def test_a_new_session_is_stored_compactly(store, redis):
     assert redis.object("encoding", key) == "listpack"
     # No expiry field (the key's TTL and the index score hold it), no lastActiveAt
     # until the first touch, the descriptive parts packed into one field.
-    assert set(redis.hkeys(key)) == {"c", "x", "r"}
+    assert set(redis.hkeys(key)) == {"c", "x", "h"}
     assert store.list_sessions("alice")[0].expire_at == redis.pexpiretime(key) == session.expire_at
     refreshed = store.rotate_refresh("alice", session.id, "r0", "r1")
     assert refreshed.expire_at == redis.pexpiretime(key)
@@ -283,9 +283,37 @@ def test_rotation_outcomes(redis, key_prefix):
         session.expire_at,
     )
     time.sleep(0.01)
-    assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
-    assert store.rotate_refresh("alice", session.id, "r1", "r3").rotation is Rotation.GONE
+    assert store.rotate_refresh("alice", session.id, "r0", "r1").rotation is Rotation.REUSED
+    assert store.rotate_refresh("alice", session.id, "r1", "r2").rotation is Rotation.GONE
     assert store.list_sessions("alice") == []
+
+
+def test_the_previous_secret_within_the_grace_gets_its_successor_again(store):
+    session = create(store)
+    store.rotate_refresh("alice", session.id, "r0", "r1")
+
+    again = store.rotate_refresh("alice", session.id, "r0", "r1")
+    other = store.rotate_refresh("alice", session.id, "r0", "not-r1", issued=True)
+
+    assert (again.rotation, again.refresh_secret) == (Rotation.GRACE, "r1")
+    # Not the successor the session holds (another SERVICE_KEY derived it): refused, not theft.
+    assert other.rotation is Rotation.UNKNOWN
+    assert store.rotate_refresh("alice", session.id, "r1", "r2").rotation is Rotation.ROTATED
+
+
+def test_a_session_stored_with_its_secret_by_0_1_0_refreshes_once_into_digests(store, redis):
+    session = create(store)
+    key = store.session_key("alice", session.id)
+    redis.hdel(key, "h")
+    redis.hset(key, mapping={"r": "old1", "q": "old0", "t": now_ms()})  # as 0.1.0 wrote it
+
+    grace = store.rotate_refresh("alice", session.id, "old0", "derived")
+    rotated = store.rotate_refresh("alice", session.id, "old1", "new1")
+
+    assert (grace.rotation, grace.refresh_secret) == (Rotation.GRACE, "old1")  # its own
+    assert (rotated.rotation, rotated.refresh_secret) == (Rotation.ROTATED, "new1")
+    assert not {"r", "q"} & set(redis.hkeys(key))
+    assert store.rotate_refresh("alice", session.id, "new1", "new2").rotation is Rotation.ROTATED
 
 
 def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
@@ -293,7 +321,7 @@ def test_no_grace_means_none_even_in_the_same_millisecond(redis, key_prefix):
     for _ in range(20):
         session = create(store)
         store.rotate_refresh("alice", session.id, "r0", "r1")
-        assert store.rotate_refresh("alice", session.id, "r0", "r2").rotation is Rotation.REUSED
+        assert store.rotate_refresh("alice", session.id, "r0", "r1").rotation is Rotation.REUSED
 
 
 def test_revoke_all_racing_with_logins_never_hides_a_session(store, redis):

@@ -6,14 +6,23 @@ and its index score, not a field too; lastActiveAt is stored only once it
 differs from createdAt; the descriptive parts share one value. Fields:
 
     c  created at (ms)          a  last active at (ms), absent until the first touch
-    r  the refresh secret       q, t  the previous one, and when it was rotated
+    h  the refresh secret's digest   g, t  the previous one's, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
+    k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
 
-The Lua scripts (``scripts``) read and change c, a, r, q and t.
+No secret is kept, only its digest (``secret_digest``): a copy of the store (a
+backup, a replica, a MONITOR reader) refreshes no session. A session stored by
+an earlier release still holds its secrets in r and q; its next refresh
+compares them by their SHA-1 (as those releases did) and writes h and g in
+their place, so an upgrade ends no session (docs/redis.md).
+
+The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 
 from ..domain.sessions import UNKNOWN, Device, Session
@@ -22,6 +31,23 @@ from ..domain.sessions import UNKNOWN, Device, Session
 # in its compact listpack encoding (values up to 64 bytes).
 MAX_FIELD_LENGTH = 64
 SEPARATOR = "\x1f"  # between the parts of the packed description, field x
+
+
+def secret_digest(secret: str) -> str:
+    """Return what the store keeps of a refresh secret: its SHA-256, 16 bytes in base64url.
+
+    A refresh secret is 128 random bits (or an HMAC's, ``tokens.refresh``): no
+    salt or slow hash is needed, and 128 bits of digest leave a preimage as
+    hard to find as the secret itself. 22 characters, as long as the secret: a
+    session takes no more memory than when it held the secret.
+    """
+    digest = hashlib.sha256(secret.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def legacy_digest(secret: str) -> str:
+    """Return a secret's SHA-1 in hex, as ``redis.sha1hex`` gives it (for sessions of 0.1.0)."""
+    return hashlib.sha1(secret.encode()).hexdigest()  # noqa: S324 (a comparison, not a hash kept)
 
 
 def _clip(value: str) -> str:
@@ -59,7 +85,7 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
         fields["x"] = packed
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
-    fields["r"] = refresh_secret
+    fields["h"] = secret_digest(refresh_secret)
     return fields
 
 

@@ -99,34 +99,46 @@ CHECK = """
 return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 """
 
-# rotate. KEYS: the index, the session's hash. ARGV: session id, presented
-# refresh secret, new secret, grace (ms), issued ('1' when the token is provably
-# the service's: only then is a mismatch theft). Returns {outcome, current
-# secret, expire_at, claims}; outcomes as in domain.sessions.Rotation.
+# rotate. KEYS: the index, the session's hash. ARGV: session id, the presented
+# refresh secret's digest, its successor's digest, grace (ms), issued ('1' when
+# the token is provably the service's: only then is a mismatch theft), the
+# presented secret's SHA-1 (for a session stored by 0.1.0, which holds its
+# secrets themselves in r and q). No secret comes here, only digests: a
+# MONITOR or a replica's stream shows none. Returns {outcome, the secret from
+# now on (a 0.1.0 session's, on its grace; else false: it is the successor),
+# expire_at, claims}; outcomes as in domain.sessions.Rotation.
 ROTATE = """
-local id, presented = ARGV[HEAD + 1], ARGV[HEAD + 2]
-local new, grace, issued = ARGV[HEAD + 3], tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5]
-local cur = redis.call('HMGET', KEYS[2], 'r', 'q', 't', 'c', 'a', 'k')
-if not cur[1] then return {0, false, false} end
+local id, presented, successor = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+local grace, issued, legacy = tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5], ARGV[HEAD + 6]
+local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q')
+if not cur[4] then return {0, false, false} end
 if idle(last_active(cur[4], cur[5])) then
   drop(KEYS[2], id)
   return {0, false, false}
 end
--- The secrets are compared by their digests: a presented guess's timing
--- never tells how much of it matched.
-local function matches(held)
-  return held and redis.sha1hex(held) == redis.sha1hex(presented)
+-- Plain comparisons of digests: a digest's prefix matching tells nothing of
+-- the secret (SHA-256 of 128 random bits), so timing here leaks nothing.
+-- A 0.1.0 session's secrets are compared by their SHA-1, as 0.1.0 did.
+local held, previous = cur[1] == presented, cur[2] == presented
+if cur[7] then
+  held, previous = redis.sha1hex(cur[7]) == legacy, cur[8] and redis.sha1hex(cur[8]) == legacy
 end
 local expire_at = redis.call('PEXPIRETIME', KEYS[2])
-if matches(cur[1]) then
-  redis.call('HSET', KEYS[2], 'r', new, 'q', presented, 't', NOW, 'a', NOW)
+if held then
+  -- h and g replace a 0.1.0 session's r and q: from now on it keeps digests only.
+  redis.call('HDEL', KEYS[2], 'r', 'q')
+  redis.call('HSET', KEYS[2], 'h', successor, 'g', presented, 't', NOW, 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {1, new, expire_at, cur[6] or ''}
+  return {1, false, expire_at, cur[6] or ''}
 end
-if matches(cur[2]) and NOW - tonumber(cur[3]) < grace then
+-- The previous secret within the grace gets the successor it got before:
+-- derived again from it, it must be the one the session holds (a new
+-- SERVICE_KEY derives another: refused, as a guess).
+if previous and NOW - tonumber(cur[3]) < grace then
+  if not (cur[7] or cur[1] == successor) then return {-2, false, false} end
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at)
-  return {2, cur[1], expire_at, cur[6] or ''}
+  return {2, cur[7] or false, expire_at, cur[6] or ''}
 end
 -- A guess at a session's secret is refused, and ends nothing.
 if issued ~= '1' then return {-2, false, false} end

@@ -28,7 +28,7 @@ from redis.typing import EncodableT, FieldT
 from ..config import DEFAULTS
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
-from .encoding import decode_session, encode_session
+from .encoding import decode_session, encode_session, legacy_digest, secret_digest
 from .errors import StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
@@ -312,23 +312,27 @@ class SessionStore(KeyLayout):
         return changed
 
     def rotate_refresh(
-        self, user_id: str, session_id: str, presented: str, new: str, *, issued: bool = True
+        self, user_id: str, session_id: str, presented: str, successor: str, *, issued: bool = True
     ) -> Refresh:
-        """Swap the session's refresh secret for ``new`` if ``presented`` is current.
+        """Swap the session's refresh secret for ``successor`` if ``presented`` is current.
 
-        Another secret is theft (the session ends) only when the token was ``issued``
-        by the service, provably; else it is refused (``Rotation.UNKNOWN``).
+        ``successor`` must be derived from ``presented`` (``tokens.refresh``): the
+        previous secret presented again within the grace gets it again, and
+        only a digest of either reaches Redis. Another secret is theft (the
+        session ends) only when the token was ``issued`` by the service,
+        provably; else it is refused (``Rotation.UNKNOWN``).
         """
         now = now_ms()
-        outcome, current, expire_at, *claims_json = self._run(
+        outcome, held, expire_at, *claims_json = self._run(
             "rotate",
             user_id,
             (session_id,),
             session_id,
-            presented,
-            new,
+            secret_digest(presented),
+            secret_digest(successor),
             self.refresh_grace_ms,
             int(issued),
+            legacy_digest(presented),
             now=now,
         )
         if outcome == Rotation.REUSED.value:
@@ -336,7 +340,8 @@ class SessionStore(KeyLayout):
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
-        return Refresh(Rotation(outcome), current, int(expire_at), *claims_json)
+        # A session stored by 0.1.0, on its grace, holds a secret not derived: its own.
+        return Refresh(Rotation(outcome), held or successor, int(expire_at), *claims_json)
 
     def _asking(
         self, caller: str | None, token_expiry: int

@@ -1,9 +1,13 @@
 """Refresh tokens: opaque, ``rt1.<user>.<session id>.<secret>.<tag>``; making and reading them.
 
-The secret is what the session holds in Redis, compared there (the store's
-rotate script), so no signing key, rotated or removed, ends a session; the tag
-tells a token the service issued from a guess (docs/keys.md). Where a request
-carries one (a cookie or a Bearer header) is the web layer's business.
+The session holds a digest of the secret in Redis (never the secret: the store's
+encoding), compared there (the store's rotate script), so no signing key,
+rotated or removed, ends a session; the tag tells a token the service issued
+from a guess (docs/keys.md). A login's secret is random; each refresh's is
+derived from the one it replaces (``successor_secret``), so the previous token
+presented again within the grace gets the same successor without the store
+keeping it. Where a request carries one (a cookie or a Bearer header) is the
+web layer's business.
 """
 
 from __future__ import annotations
@@ -48,6 +52,21 @@ class PresentedRefresh:
 def new_refresh_secret() -> str:
     """Return a new secret for a session's refresh token (128 random bits)."""
     return secrets.token_urlsafe(16)
+
+
+def successor_secret(session: SessionRef, previous: str, service_key: str) -> str:
+    """Return the secret that replaces ``previous`` on a refresh (128 bits of an HMAC).
+
+    The same previous secret always gets the same successor, so two
+    presentations of one token within the grace get one new token, and the
+    store keeps only digests. Its key derives from SERVICE_KEY (a label of its
+    own, not the tag's): without it, neither an old token nor a copy of the
+    store tells a successor.
+    """
+    key = hmac.digest(service_key.encode(), b"sessionsvc:refresh-successor", "sha256")
+    message = "\0".join((*session, previous)).encode()
+    digest = hmac.digest(key, message, "sha256")[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def refresh_token(session: SessionRef, secret: str, service_key: str) -> str:
@@ -95,9 +114,9 @@ def read_refresh_token(
 def _legacy_refresh(token: str, *, ring: KeyRing, issuer: str, audience: str) -> PresentedRefresh:
     """Read a legacy refresh JWT, until ``LEGACY_REFRESH_REMOVED_IN``.
 
-    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the secret the
-    session holds. Accepted once, it is rotated to an opaque token, so an upgrade
-    ends no session (docs/keys.md).
+    It is signed with ``JWT_SECRET_KEY`` and has no kid; its jti is the session's
+    secret (held as 0.1.0 held it, or as its digest). Accepted once, it is rotated
+    to an opaque token, so an upgrade ends no session (docs/keys.md).
     """
     not_refresh = InvalidRefreshToken("The token is not a refresh token.")
     try:

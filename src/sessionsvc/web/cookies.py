@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, after_this_request, current_app, g, make_response, request
 
-from .errors import CsrfRejected
+from .errors import CsrfRejected, DuplicateRefreshCookie
 
 # __Secure-: the browser keeps it only if it came over HTTPS with Secure. (__Host-
 # would also pin it to Path=/, where every request of the site would carry it.)
@@ -32,13 +34,21 @@ def presented_refresh_token() -> str | None:
     """
     if "Authorization" in request.headers:
         return None
-    token = request.cookies.get(COOKIE_NAME)
-    if token is None:
+    tokens = request.cookies.getlist(COOKIE_NAME)  # every one the Cookie header holds
+    if not tokens:
         return None
     require_csrf_header()
+    if len(tokens) > 1:
+        # Cookie tossing: a page of the same site (another port, a sibling
+        # subdomain) planted one of its own beside ours, at another path or
+        # domain. Which is ours cannot be told (a browser sends neither), and
+        # taking the planted one signs the victim in as the attacker: refuse,
+        # and clear both (docs/browser.md#cookie-tossing).
+        after_this_request(clear_every_refresh_cookie)
+        raise DuplicateRefreshCookie()
     g.sessionsvc_refresh_cookie = True
     after_this_request(_clear_if_refused)
-    return token
+    return tokens[0]
 
 
 def require_csrf_header() -> None:
@@ -92,6 +102,52 @@ def clear_refresh_cookie(response: Response) -> Response:
     response.delete_cookie(
         COOKIE_NAME, path=refresh_path(), secure=True, httponly=True, samesite="Strict"
     )
+    return response
+
+
+def tossed_cookie_paths() -> list[str]:
+    """Return every path a cookie sent to the refresh endpoint can have: its prefixes."""
+    path = refresh_path()
+    paths = ["/"]
+    for end in range(1, len(path)):
+        if path[end] == "/":
+            paths += [path[:end], path[: end + 1]]  # /api and /api/ are two cookies
+    return [*paths, path]
+
+
+def tossed_cookie_domains() -> list[str | None]:
+    """Return every domain a cookie sent to this host can have: none (host-only), then its own.
+
+    A sibling subdomain can set one for a parent domain (Domain=example.com); a
+    public suffix is refused by browsers, and a clearing of one with it too.
+    """
+    host = urlsplit(f"//{request.host}").hostname or ""  # no port, no IPv6 brackets
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.split(".")
+        return [None, *(".".join(labels[i:]) for i in range(len(labels) - 1))]
+    return [None]  # an address: no cookie names a domain
+
+
+def clear_every_refresh_cookie(response: Response) -> Response:
+    """Tell the browser to drop every refresh cookie it may send here, planted ones included.
+
+    A cookie is cleared only by its name, path and domain: those are all the
+    ones the browser could have sent to the refresh endpoint, for this host
+    and its parent domains. One set for another host, or that another path
+    leaves unsent, is not here to be cleared, and does no harm here.
+    """
+    for domain in tossed_cookie_domains():
+        for path in tossed_cookie_paths():
+            response.delete_cookie(
+                COOKIE_NAME,
+                path=path,
+                domain=domain,
+                secure=True,
+                httponly=True,
+                samesite="Strict",
+            )
     return response
 
 

@@ -81,6 +81,15 @@ class RefreshTokenReused(SessionsvcError):
     message = "This refresh token was already used; the session has been revoked."
 
 
+class DuplicateRefreshCookie(SessionsvcError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "DUPLICATE_REFRESH_COOKIE"
+    message = (
+        "The request carries more than one refresh cookie (another page of the site may have"
+        " planted one): all are cleared; sign in again."
+    )
+
+
 class CsrfRejected(SessionsvcError):
     status = HTTPStatus.FORBIDDEN
     code = "CSRF_REJECTED"

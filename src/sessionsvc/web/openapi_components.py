@@ -18,6 +18,7 @@ from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
 from ..store.encoding import MAX_FIELD_LENGTH
 from ..tokens.refresh import REFRESH_TOKEN_PATTERN
 from .errors import (
+    DuplicateRefreshCookie,
     HeadersTooLarge,
     InvalidRequest,
     InvalidServiceKey,
@@ -49,7 +50,7 @@ SERVICE: Security = [{"serviceKey": []}]
 
 # The 401s of each kind of credential (see auth.py's loaders).
 TOKEN_ERRORS = (MissingToken, InvalidToken, TokenExpired, TokenRevoked)
-REFRESH_ERRORS = (*TOKEN_ERRORS, RefreshTokenReused)
+REFRESH_ERRORS = (*TOKEN_ERRORS, RefreshTokenReused, DuplicateRefreshCookie)
 SERVICE_KEY_ERRORS = (InvalidServiceKey,)
 
 Error = type[SessionsvcError] | type[HTTPException]

@@ -6,13 +6,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from flask_jwt_extended import get_jwt
 
 from ..domain.claims import decode
 from ..domain.sessions import Rotation, SessionRef, is_valid_session_id
 from ..extension import get_metrics, get_store
-from ..tokens.refresh import new_refresh_secret
+from ..tokens.refresh import successor_secret
 from . import cookies, cors
 from .auth import (
     presented_refresh,
@@ -63,6 +63,8 @@ from .ratelimit import limited
 bp = Blueprint("sessions", __name__)
 bp.after_request(cors.add_cors_headers)  # CORS_ORIGINS; verify has a blueprint of its own
 log = logging.getLogger(__name__)
+# What a refresh token that refreshes nothing gets, unless it is provably issued.
+REFRESH_REFUSED = "The refresh token is not valid."
 
 
 @bp.post("/sessions")
@@ -124,11 +126,18 @@ def refresh_session() -> Response:
     """Rotate the refresh token; a rotated-out token presented again revokes the session."""
     presented = presented_refresh()
     user_id, session_id = presented.user_id, presented.session_id
+    session = SessionRef(user_id, session_id)
+    successor = successor_secret(session, presented.secret, current_app.config["SERVICE_KEY"])
     refresh = get_store().rotate_refresh(
-        user_id, session_id, presented.secret, new_refresh_secret(), issued=presented.issued
+        user_id, session_id, presented.secret, successor, issued=presented.issued
     )
-    if refresh.rotation is Rotation.UNKNOWN:
-        raise InvalidToken("The refresh token is not valid.")
+    # A token not provably issued here learns nothing of its session: a guess
+    # at a live one and any token of a dead or unknown one get the same answer,
+    # or every holder of a session id (any upstream) could tell if it is live.
+    if refresh.rotation is Rotation.UNKNOWN or (
+        refresh.rotation is Rotation.GONE and not presented.issued
+    ):
+        raise InvalidToken(REFRESH_REFUSED)
     if refresh.rotation is Rotation.REUSED:
         get_metrics().theft_detected.inc()
         log.warning("refresh token reused: session %s of %s revoked", session_id, user_id)
@@ -137,7 +146,7 @@ def refresh_session() -> Response:
         raise TokenRevoked()
     get_metrics().sessions_refreshed.inc()
     tokens = issue_tokens(
-        SessionRef(user_id, session_id),
+        session,
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),

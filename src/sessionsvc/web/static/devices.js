@@ -99,7 +99,23 @@ function showOnlyThisNote() {
   document.getElementById("sign-out-others").hidden = others === 0;
 }
 
+/**
+ * "Signed in as alice": always in sight above the list, so a browser signed in
+ * to someone else's account (a planted refresh cookie: docs/browser.md) is noticed.
+ */
+function showAccount() {
+  const account = client.account;
+  const who = document.getElementById("account-name");
+  if (!account) {
+    who.replaceChildren();
+    return;
+  }
+  const id = element("span", { className: "user-id" }, `(${account.userId})`);
+  who.replaceChildren(...(account.name ? [account.name, " ", id] : [account.userId]));
+}
+
 function render(sessions) {
+  showAccount();
   // This device first, then the others as the service lists them (newest first).
   const ordered = [...sessions].sort((a, b) => Number(b.current) - Number(a.current));
   list.replaceChildren(...ordered.map(row));

@@ -28,10 +28,15 @@ export class SessionsvcError extends Error {
   }
 }
 
-/** Read a JWT's exp (seconds) without verifying it: the service does that. */
-function expiryOf(token) {
+/** Read a JWT's payload without verifying it: the service does that. */
+function payloadOf(token) {
   const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-  return JSON.parse(atob(payload)).exp;
+  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+function expiryOf(token) {
+  return payloadOf(token).exp;
 }
 
 async function errorFrom(response) {
@@ -72,6 +77,18 @@ export class SessionsClient extends EventTarget {
       this.#channel = new BroadcastChannel(CHANNEL_NAME);
       this.#channel.onmessage = ({ data }) => this.#heard(data);
     }
+  }
+
+  /**
+   * Whose account this browser is signed in to: {userId, name} (name: the
+   * session's "name" claim, else null), from the access token; null before
+   * the first token.
+   */
+  get account() {
+    if (!this.#token) return null;
+    const { sub, claims } = payloadOf(this.#token);
+    const name = typeof claims?.name === "string" && claims.name.trim() ? claims.name.trim() : null;
+    return { userId: sub, name };
   }
 
   /** List the user's live sessions: {sessions: [...]}, the current one marked. */
