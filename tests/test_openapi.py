@@ -150,6 +150,55 @@ def test_every_error_code_is_documented(client):
     assert "405 METHOD_NOT_ALLOWED" in document["info"]["description"]
 
 
+def generator_traps(node: Any, where: str = "#") -> list[str]:
+    """Return where the document has a schema that client generators misread.
+
+    openapi-typescript reads an alternative with no type of its own (a bare
+    ``{"format": "ipv4"}``) as ``unknown``; openapi-python-client reads a ``const``
+    among alternatives as "must be that value", and a type list not at all well.
+    tests/test_clients.py generates both clients; this finds the traps in make test.
+    """
+    if isinstance(node, list):
+        return [
+            trap for i, item in enumerate(node) for trap in generator_traps(item, f"{where}/{i}")
+        ]
+    if not isinstance(node, dict):
+        return []
+    traps = []
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        for i, alternative in enumerate(node.get(combinator, [])):
+            if not ({"type", "$ref"} & set(alternative)):
+                traps.append(f"{where}/{combinator}/{i}: an alternative without a type")
+            if combinator != "allOf" and "const" in alternative:
+                traps.append(f"{where}/{combinator}/{i}: a const among alternatives")
+    if isinstance(node.get("type"), list):
+        traps.append(f"{where}: a list of types")
+    if ({"enum", "const"} & set(node)) and "type" not in node:
+        traps.append(f"{where}: an enum or const without a type")
+    return traps + [
+        trap for key, value in node.items() for trap in generator_traps(value, f"{where}/{key}")
+    ]
+
+
+def test_every_schema_is_one_client_generators_read(client):
+    document = client.get("/api/openapi.json").json
+
+    assert generator_traps(document) == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "trap"),
+    [
+        ({"anyOf": [{"format": "ipv4"}]}, "#/anyOf/0: an alternative without a type"),
+        ({"oneOf": [{"type": "string", "const": "x"}]}, "#/oneOf/0: a const among alternatives"),
+        ({"type": ["string", "null"]}, "#: a list of types"),
+        ({"properties": {"a": {"const": "ok"}}}, "#/properties/a: an enum or const without a type"),
+    ],
+)
+def test_the_generator_trap_check_sees_each_trap(schema, trap):
+    assert generator_traps(schema) == [trap]
+
+
 @pytest.mark.parametrize("prefix", ["/api", "/v2"])
 def test_docs_page_shows_the_document_from_its_own_files(make_app, prefix):
     client = make_app(URL_PREFIX=prefix).test_client()

@@ -28,7 +28,6 @@ from .openapi_components import (
     ROUTE_NOT_FOUND,
     SERVICE,
     SERVICE_KEY_REFUSED,
-    SESSION_ID,
     SESSION_NOT_FOUND,
     STORE_ERRORS,
     error,
@@ -131,25 +130,10 @@ def _claims_body() -> str:
 CLAIMS_CHANGE: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            JSON: {
-                "schema": {
-                    "type": "object",
-                    "required": ["claims"],
-                    "properties": {"claims": ref("schemas", "Claims")},
-                }
-            }
-        },
+        "content": {JSON: {"schema": ref("schemas", "ClaimsUpdate")}},
     },
     "responses": {
-        "200": ok(
-            "The live sessions whose claims were replaced.",
-            {
-                "type": "object",
-                "required": ["sessionIds"],
-                "properties": {"sessionIds": {"type": "array", "items": SESSION_ID}},
-            },
-        ),
+        "200": ok("The live sessions whose claims were replaced.", ref("schemas", "ClaimsUpdated")),
         "400": error("The userId or the claims are not valid.", InvalidRequest),
         "401": SERVICE_KEY_REFUSED,
         **STORE_ERRORS,

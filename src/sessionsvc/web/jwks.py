@@ -24,9 +24,10 @@ JWKS = {
                 "type": "object",
                 "required": ["kty", "kid", "alg", "use"],
                 "properties": {
-                    "kty": {"enum": ["OKP", "EC", "RSA"]},
-                    "alg": {"enum": ["EdDSA", "ES256", "RS256"]},
-                    "use": {"const": "sig"},
+                    "kty": {"type": "string", "enum": ["OKP", "EC", "RSA"]},
+                    "kid": {"type": "string"},
+                    "alg": {"type": "string", "enum": ["EdDSA", "ES256", "RS256"]},
+                    "use": {"type": "string", "const": "sig"},
                 },
                 "not": {"required": ["d"]},  # never a private part
             },

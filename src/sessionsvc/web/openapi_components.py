@@ -41,6 +41,12 @@ JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 REFRESH_TOKEN = f"^{REFRESH_TOKEN_PATTERN.pattern}$"
 # The same patterns the views check ids against before they become Redis keys.
 USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
+# Each alternative typed on its own: a bare ``{"format": ...}`` or a ``const`` in an
+# anyOf is read as "any value" or "must be the const" by client generators
+# (openapi-typescript, openapi-python-client; docs/clients.md).
+IPV4 = {"type": "string", "format": "ipv4"}
+IPV6 = {"type": "string", "format": "ipv6"}
+UNKNOWN_ADDRESS = {"type": "string", "enum": ["unknown"], "title": "UnknownAddress"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
 
 Security = list[dict[str, list[str]]]
@@ -63,7 +69,10 @@ def ref(kind: str, name: str) -> dict[str, str]:
 
 def coded(*codes: str) -> dict[str, Any]:
     """Return the error body's schema, narrowed to the given codes."""
-    return {"allOf": [ref("schemas", "Error")], "properties": {"code": {"enum": list(codes)}}}
+    return {
+        "allOf": [ref("schemas", "Error")],
+        "properties": {"code": {"type": "string", "enum": list(codes)}},
+    }
 
 
 def error(description: str, *errors: Error) -> dict[str, Any]:
@@ -183,8 +192,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "createdAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "lastActiveAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "ip": {
-                "type": "string",
-                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}, {"const": "unknown"}],
+                "anyOf": [IPV4, IPV6, UNKNOWN_ADDRESS],
                 "description": "`unknown` when the login named none and its request had none.",
             },
             "current": {"type": "boolean", "description": "The session of the asking token."},
@@ -213,8 +221,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "The user's User-Agent; defaults to this request's.",
             },
             "ip": {
-                "type": "string",
-                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                "anyOf": [IPV4, IPV6],
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
             "claims": ref("schemas", "Claims"),
@@ -227,14 +234,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         f"{', '.join(sorted(RESERVED))}. In every access token under `{TOKEN_CLAIM}`.",
         "propertyNames": {
             "pattern": f"^{NAME_PATTERN.pattern}$",
-            "not": {"enum": sorted(RESERVED)},
+            "not": {"type": "string", "enum": sorted(RESERVED)},
         },
         "additionalProperties": {
             "anyOf": [
-                {"type": ["string", "number", "boolean"]},
+                {"type": "string"},
+                {"type": "number"},
+                {"type": "boolean"},
                 {"type": "array", "items": {"type": "string"}},
             ]
         },
+    },
+    "ClaimsUpdate": {
+        "type": "object",
+        "description": "The claims to put in place of a session's ({} for none).",
+        "required": ["claims"],
+        "properties": {"claims": ref("schemas", "Claims")},
+    },
+    "ClaimsUpdated": {
+        "type": "object",
+        "required": ["sessionIds"],
+        "properties": {
+            "sessionIds": {
+                "type": "array",
+                "description": "The live sessions whose claims were replaced.",
+                "items": SESSION_ID,
+            }
+        },
+        "additionalProperties": False,
     },
     "Tokens": {
         "type": "object",
@@ -275,7 +302,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Status": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"const": "ok"}},
+        "properties": {"status": {"type": "string", "const": "ok"}},
         "additionalProperties": False,
     },
     "Verified": {

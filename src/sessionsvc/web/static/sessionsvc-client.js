@@ -7,7 +7,7 @@
  * and one refresh serves every tab of the site (Web Locks + BroadcastChannel).
  *
  *   import { SessionsClient } from "/api/ui/sessionsvc-client.js";
- *   const client = new SessionsClient({ api: "/api" });
+ *   const client = new SessionsClient({ api: "/api", origins: ["https://orders.example.com"] });
  *   client.addEventListener("signedout", () => location.assign("/login"));
  *   const { sessions } = await client.list();
  */
@@ -50,6 +50,12 @@ async function errorFrom(response) {
   );
 }
 
+/** The origin of url, resolved as fetch() resolves it: against the document's base URL. */
+function originOf(url) {
+  const href = url instanceof Request ? url.url : String(url);
+  return new URL(href, globalThis.document?.baseURI).origin;
+}
+
 async function send(url, init) {
   try {
     return await fetch(url, init);
@@ -69,10 +75,22 @@ export class SessionsClient extends EventTarget {
   #timer = null;
   #refreshing = null;
   #channel = null;
+  #origins;
 
-  constructor({ api = "/api" } = {}) {
+  /**
+   * api: where sessionsvc's API is (default "/api"). origins: further origins the access
+   * token may go to with fetch() (the app's own API on another origin): absolute URLs, of
+   * which only the origin counts. The page's own origin and the API's always may.
+   */
+  constructor({ api = "/api", origins = [] } = {}) {
     super();
     this.#api = api.replace(/\/$/, "");
+    this.#origins = new Set([
+      globalThis.location?.origin,
+      originOf(this.#api),
+      ...origins.map((origin) => new URL(origin).origin), // absolute: a relative one throws here
+    ]);
+    this.#origins.delete("null"); // an opaque origin (data:, a sandbox) is no one's own
     if (typeof BroadcastChannel === "function") {
       this.#channel = new BroadcastChannel(CHANNEL_NAME);
       this.#channel.onmessage = ({ data }) => this.#heard(data);
@@ -123,9 +141,12 @@ export class SessionsClient extends EventTarget {
   /**
    * fetch() with the Bearer header, for the app's own API behind the gateway:
    * a token about to expire is refreshed first, and an answer that it has
-   * expired is retried once after a refresh.
+   * expired is retried once after a refresh. Only the page's own origin, the
+   * API's and those in `origins` get the token: any other URL is fetched as
+   * it is, with no Authorization header and no refresh.
    */
   async fetch(url, init = {}) {
+    if (!this.#origins.has(originOf(url))) return send(url, init);
     if (!this.#token || this.#expiresSoon()) await this.refresh();
     const used = this.#token;
     let response = await send(url, this.#authorized(init));
