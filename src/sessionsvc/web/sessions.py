@@ -48,7 +48,7 @@ from .openapi_components import (
     NO_STORE_HEADER,
     REFRESH,
     REFRESH_ERRORS,
-    SERVICE,
+    SERVICE_KEY_FORBIDDEN,
     SERVICE_KEY_REFUSED,
     SESSION_NOT_FOUND,
     STORE_ERRORS,
@@ -56,6 +56,7 @@ from .openapi_components import (
     ok,
     one_of,
     ref,
+    service_key_scope,
     unauthorized,
 )
 from .ratelimit import limited
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
     "createSession",
     tags=["sessions"],
     summary="Record a login (called by the trusted login service) and issue its tokens.",
-    security=SERVICE,
+    **service_key_scope("sessions:create"),
     requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
     responses={
         "201": ok(
@@ -85,11 +86,12 @@ log = logging.getLogger(__name__)
             InvalidRequest,
         ),
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **LIMITED,
         **STORE_ERRORS,
     },
 )
-@service_key_required
+@service_key_required("sessions:create")
 @login_body_required
 @limited
 def create_session() -> Response:
