@@ -292,6 +292,8 @@ def test_the_access_line_names_the_key_it_came_with(make_app, capsys):
         "/api/sessions", json={"userId": "alice"}, headers={"X-Service-Key": LOGIN_KEY}
     )
     refused = client.get("/api/admin/users/alice/sessions", headers={"X-Service-Key": "wrong"})
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level  # gunicorn's setup sets them
     cfg = Config()
     cfg.set("accesslog", "-")
     logger = gunicorn_logs.GunicornLogger(cfg)
@@ -301,9 +303,13 @@ def test_the_access_line_names_the_key_it_came_with(make_app, capsys):
                 status=answer.status, headers=list(answer.headers.items()), sent=0
             )
             logger.access(gunicorn_response, None, environ, timedelta(0))
-    finally:
-        for handler in list(logger.access_log.handlers):
-            logger.access_log.removeHandler(handler)
+    finally:  # the loggers are process-wide: leave them as found
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+        for log in (logger.error_log, logger.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True  # as before gunicorn's logger took it
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
     assert [(line["status"], line["service_key"]) for line in lines] == [
