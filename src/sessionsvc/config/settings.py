@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
         " refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
         " `SERVICE_KEY` (or `SERVICE_KEYS`), with `JWT_SECRET_KEY` or a service key under 32"
         " bytes, and without `REDIS_URL` or `REDIS_SENTINELS` (no embedded Valkey), and has no"
-        " development sign-in (404); in development, without either a `SERVICE_KEY` is"
+        " development sign-in (404); in development, without either, a `SERVICE_KEY` is"
         " generated once (32 random bytes) into `<instance folder>/secrets.json`, and without"
         " keys an Ed25519 key into `<instance folder>/jwt-keys.json` (shared by every worker"
         " and restart), and a warning says so",
@@ -149,7 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
         Kind('a JSON list of {"name", "key", "scopes"}', parse_service_keys),
         None,
         '[{"name": "login", "key": "<32+ random bytes>", "scopes": ["sessions:create"]}]',
-        "the keys of the services that call us, each sent as `X-Service-Key`: a JSON list of"
+        "the keys of the services that call sessionsvc, each sent as `X-Service-Key`: a JSON list of"
         ' `{"name", "key", "scopes"}`. The name (' + NAME_RULE + ") is what logs show, never"
         " the key; scopes are " + ", ".join(f"`{scope}`" for scope in SCOPES) + ". Keys are"
         " compared in constant time, at least 32 bytes in production; beside `SERVICE_KEY`"

@@ -1,4 +1,4 @@
-"""Credentials on a request: access tokens (flask-jwt-extended), refresh tokens, the service key.
+"""Credentials on a request: access tokens (flask-jwt-extended), refresh tokens, service keys.
 
 flask-jwt-extended is used through its public API: its key, header and
 revocation loaders, ``jwt_required`` and ``get_jwt``. Its refusals are
