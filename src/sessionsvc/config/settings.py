@@ -149,8 +149,8 @@ SETTINGS: tuple[Setting, ...] = (
         Kind('a JSON list of {"name", "key", "scopes"}', parse_service_keys),
         None,
         '[{"name": "login", "key": "<32+ random bytes>", "scopes": ["sessions:create"]}]',
-        "the keys of the services that call sessionsvc, each sent as `X-Service-Key`: a JSON list of"
-        ' `{"name", "key", "scopes"}`. The name (' + NAME_RULE + ") is what logs show, never"
+        "the keys of the services that call sessionsvc, each sent as `X-Service-Key`: a JSON list"
+        ' of `{"name", "key", "scopes"}`. The name (' + NAME_RULE + ") is what logs show, never"
         " the key; scopes are " + ", ".join(f"`{scope}`" for scope in SCOPES) + ". Keys are"
         " compared in constant time, at least 32 bytes in production; beside `SERVICE_KEY`"
         " (named `default`, every scope) for a rotation. See [keys](keys.md#service-keys)",
