@@ -6,7 +6,9 @@ sessionsvc under /api, this under /login) with REFRESH_TOKEN_TRANSPORT=cookie:
 1. The browser posts the sign-in form here.
 2. Having checked the password (your code), this service creates the session:
    POST /api/sessions with its X-Service-Key, the user id, and the browser's
-   User-Agent and address.
+   User-Agent and address. Give it a key of its own, with only the scope
+   sessions:create (SERVICE_KEYS, docs/keys.md#service-keys): it can then log
+   people in, and not list or revoke anyone's sessions.
 3. It passes sessionsvc's Set-Cookie line (the HttpOnly refresh cookie) on to
    the browser and redirects to the app; no token is ever put in a URL.
 4. The app's page gets its access token with one refresh (the client does it).

@@ -136,6 +136,46 @@ BAD: list[Any] = [
         ("out of bounds", "JWKS_MAX_AGE", "-1"),
         ("unparsable duration", "JWKS_MAX_AGE", "5 minutes"),
         ("wrong type", "SERVICE_KEY", "12345"),
+        ("not JSON", "SERVICE_KEYS", "login:secret"),
+        (
+            "not a list",
+            "SERVICE_KEYS",
+            '{"name": "login", "key": "kkkk", "scopes": ["admin:read"]}',
+        ),
+        (
+            "unsafe name",
+            "SERVICE_KEYS",
+            '[{"name": "log in", "key": "kkkk", "scopes": ["admin:read"]}]',
+        ),
+        (
+            "reserved name",
+            "SERVICE_KEYS",
+            '[{"name": "default", "key": "kkkk", "scopes": ["admin:read"]}]',
+        ),
+        ("no key", "SERVICE_KEYS", '[{"name": "login", "scopes": ["admin:read"]}]'),
+        ("no scopes", "SERVICE_KEYS", '[{"name": "login", "key": "kkkk", "scopes": []}]'),
+        (
+            "unknown scope",
+            "SERVICE_KEYS",
+            '[{"name": "login", "key": "kkkk", "scopes": ["admin:*"]}]',
+        ),
+        (
+            "unknown field",
+            "SERVICE_KEYS",
+            '[{"name": "login", "key": "kkkk", "scope": ["admin:read"]}]',
+        ),
+        (
+            "same name twice",
+            "SERVICE_KEYS",
+            '[{"name": "a", "key": "k1k1", "scopes": ["admin:read"]},'
+            ' {"name": "a", "key": "k2k2", "scopes": ["admin:read"]}]',
+        ),
+        (
+            "same key twice",
+            "SERVICE_KEYS",
+            '[{"name": "a", "key": "kkkk", "scopes": ["admin:read"]},'
+            ' {"name": "b", "key": "kkkk", "scopes": ["admin:write"]}]',
+        ),
         ("bad URL", "REDIS_URL", "http://redis.internal:6379"),
         ("bad URL", "REDIS_URL", "redis://redis.internal:port"),
         ("bad prefix", "REDIS_KEY_PREFIX", "sessionsvc{eu}:"),

@@ -52,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prefix = app.config["URL_PREFIX"]
     app.register_blueprint(sessions.bp, url_prefix=prefix)
     app.register_blueprint(verify.bp, url_prefix=prefix)
-    app.register_blueprint(admin.bp, url_prefix=f"{prefix}/admin")
+    app.register_blueprint(admin.bp, url_prefix=prefix + auth.ADMIN_PATH)
     app.register_blueprint(jwks.bp, url_prefix=prefix)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs

@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from .config import embedded_redis_url
+from .config import ConfigError, embedded_redis_url
+from .config.service_keys import ServiceKey, refresh_tag_secret, service_keys
 from .domain.locations import Locator
 from .store import SessionStore
 from .store.connection import LazyClient, connector
@@ -35,6 +36,8 @@ class Sessionsvc:
     locator: Locator
     metrics: Metrics
     keys: KeyRing  # the signing keys (tokens.keyring)
+    service_keys: tuple[ServiceKey, ...]  # SERVICE_KEY's (named default), then SERVICE_KEYS
+    refresh_secret: str  # what refresh tokens' tags are keyed by (tokens.refresh)
 
     def close(self) -> None:
         """Close the Redis connections made so far, and the GeoIP database."""
@@ -81,7 +84,17 @@ def init_app(app: Flask) -> None:
         locator=locator,
         metrics=new_metrics(),
         keys=load_ring(config, app.instance_path),
+        service_keys=service_keys(config),
+        refresh_secret=_refresh_secret(config),
     )
+
+
+def _refresh_secret(config: Mapping[str, Any]) -> str:
+    # Production requires a service key, development makes SERVICE_KEY (config.ensure_secrets).
+    secret = refresh_tag_secret(config)
+    if not secret:
+        raise ConfigError("SESSIONSVC_SERVICE_KEY (or SESSIONSVC_SERVICE_KEYS) must be set")
+    return secret
 
 
 def sessionsvc(app: Flask | None = None) -> Sessionsvc:

@@ -15,6 +15,9 @@ from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# The name (never the value) of the service key a request was accepted with, in
+# its WSGI environ (web.auth): the access line shows it.
+SERVICE_KEY_ENVIRON = "sessionsvc.service_key"
 # A request id from the gateway is kept only if it is short and plain: it goes
 # into every log line and back into a response header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")

@@ -15,6 +15,7 @@ import maxminddb
 from ..instance import write_once
 from ..tokens import keyring
 from .kinds import PREFIX
+from .service_keys import DEFAULT_NAME
 from .settings import (
     BY_NAME,
     DEFAULTS,
@@ -118,11 +119,13 @@ def validate(config: MutableMapping[str, Any]) -> None:
         )
 
 
-@check("ENV", "JWT_KEYS", "JWT_SECRET_KEY", "SERVICE_KEY")
+@check("ENV", "JWT_KEYS", "JWT_SECRET_KEY", "SERVICE_KEY", "SERVICE_KEYS")
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
     if not is_production(config):
         return  # development generates strong ones (ensure_secrets)
-    missing = [f"SESSIONSVC_{key}" for key in SECRET_KEYS if not config.get(key)]
+    missing = []
+    if not (config.get("SERVICE_KEY") or config.get("SERVICE_KEYS")):
+        missing.append("SESSIONSVC_SERVICE_KEY (or SESSIONSVC_SERVICE_KEYS)")
     if not (config.get("JWT_KEYS") or config.get("JWT_SECRET_KEY")):
         missing.insert(0, "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY)")
     if missing:
@@ -137,6 +140,25 @@ def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
                 f"SESSIONSVC_{key} must be at least {MIN_SECRET_LENGTH} bytes long when"
                 f" SESSIONSVC_ENV=production; make one with: {MAKE_SECRET}"
             )
+    for service_key in config.get("SERVICE_KEYS") or ():
+        if len(service_key.key.encode()) < MIN_SECRET_LENGTH:  # named, never quoted
+            yield (
+                f"SESSIONSVC_SERVICE_KEYS: the key of {service_key.name!r} must be at least"
+                f" {MIN_SECRET_LENGTH} bytes long when SESSIONSVC_ENV=production; make one with:"
+                f" {MAKE_SECRET}"
+            )
+
+
+@check("SERVICE_KEY", "SERVICE_KEYS")
+def _service_keys(config: Mapping[str, Any]) -> Iterator[str]:
+    if (single := config.get("SERVICE_KEY")) and single in {
+        key.key for key in config.get("SERVICE_KEYS") or ()
+    }:
+        # Which name would a request log? And rotating one would keep the other.
+        yield (
+            "SESSIONSVC_SERVICE_KEYS must not list SESSIONSVC_SERVICE_KEY's key again (it is"
+            f" {DEFAULT_NAME!r}, with every scope); e.g. give that entry a new key: {MAKE_SECRET}"
+        )
 
 
 @check("ENV", "SESSION_IDLE_TIMEOUT")
@@ -203,8 +225,14 @@ def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:
-    """Fill missing secrets from the instance folder (development only: validate() ran)."""
+    """Fill missing secrets from the instance folder (development only: validate() ran).
+
+    SERVICE_KEY is not made when SERVICE_KEYS is set: it would be one more key,
+    with every scope.
+    """
     missing = [key for key in SECRET_KEYS if not config.get(key)]
+    if config.get("SERVICE_KEYS") and "SERVICE_KEY" in missing:
+        missing.remove("SERVICE_KEY")
     if not missing:
         return
     path = Path(instance_path) / "secrets.json"

@@ -25,6 +25,7 @@ from .kinds import (
     text,
     whole,
 )
+from .service_keys import NAME_RULE, SCOPES, parse_service_keys
 
 # --- The table ---------------------------------------------------------------------------------
 
@@ -96,11 +97,12 @@ SETTINGS: tuple[Setting, ...] = (
         "production",
         "`development` or `production`, in any case; anything else refuses to start. `production`"
         " refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
-        " `SERVICE_KEY`, with `JWT_SECRET_KEY` or `SERVICE_KEY` under 32 bytes, and without"
-        " `REDIS_URL` or `REDIS_SENTINELS` (no embedded Valkey), and has no development sign-in"
-        " (404); in development, a missing `SERVICE_KEY` is generated once (32 random bytes) into"
-        " `<instance folder>/secrets.json`, and without keys an Ed25519 key into `<instance"
-        " folder>/jwt-keys.json` (shared by every worker and restart), and a warning says so",
+        " `SERVICE_KEY` (or `SERVICE_KEYS`), with `JWT_SECRET_KEY` or a service key under 32"
+        " bytes, and without `REDIS_URL` or `REDIS_SENTINELS` (no embedded Valkey), and has no"
+        " development sign-in (404); in development, without either, a `SERVICE_KEY` is"
+        " generated once (32 random bytes) into `<instance folder>/secrets.json`, and without"
+        " keys an Ed25519 key into `<instance folder>/jwt-keys.json` (shared by every worker"
+        " and restart), and a warning says so",
     ),
     Setting(
         "JWT_KEYS",
@@ -137,8 +139,21 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         f"$({MAKE_SECRET})",
         "the shared key the login service and support staff send as `X-Service-Key` (compared"
-        " in constant time); at least 32 bytes in production",
+        " in constant time): the service key named `default`, with every scope (see"
+        " `SERVICE_KEYS`); at least 32 bytes in production",
         shown_default="generated in development",
+        secret=True,
+    ),
+    Setting(
+        "SERVICE_KEYS",
+        Kind('a JSON list of {"name", "key", "scopes"}', parse_service_keys),
+        None,
+        '[{"name": "login", "key": "<32+ random bytes>", "scopes": ["sessions:create"]}]',
+        "the keys of the services that call sessionsvc, each sent as `X-Service-Key`: a JSON list"
+        ' of `{"name", "key", "scopes"}`. The name (' + NAME_RULE + ") is what logs show, never"
+        " the key; scopes are " + ", ".join(f"`{scope}`" for scope in SCOPES) + ". Keys are"
+        " compared in constant time, at least 32 bytes in production; beside `SERVICE_KEY`"
+        " (named `default`, every scope) for a rotation. See [keys](keys.md#service-keys)",
         secret=True,
     ),
     Setting(

@@ -16,7 +16,13 @@ from typing import Any
 from gunicorn import glogging
 
 from ..config import LOG_FORMATS
-from ..logs import REQUEST_ID_HEADER, RequestIdFilter, formatter, valid_request_id
+from ..logs import (
+    REQUEST_ID_HEADER,
+    SERVICE_KEY_ENVIRON,
+    RequestIdFilter,
+    formatter,
+    valid_request_id,
+)
 
 USER_AGENT_LIMIT = 256  # characters of the User-Agent put in an access line
 
@@ -61,7 +67,10 @@ class GunicornLogger(glogging.Logger):
     def access(
         self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: timedelta
     ) -> None:
-        """Log one request: method, path (no query string), status, size, time, ids; no headers."""
+        """Log one request: method, path (no query string), status, size, time, ids; no headers.
+
+        The ids: the request's, and the name of the service key it came with.
+        """
         # The same switch as gunicorn's own access(): an access log is configured.
         cfg = self.cfg
         if not (
@@ -97,6 +106,7 @@ class GunicornLogger(glogging.Logger):
                     "remote_addr": environ.get("REMOTE_ADDR"),
                     "user_agent": environ.get("HTTP_USER_AGENT", "")[:USER_AGENT_LIMIT],
                     "protocol": environ.get("SERVER_PROTOCOL"),
+                    "service_key": environ.get(SERVICE_KEY_ENVIRON),  # its name, set by the app
                 },
             )
         except Exception:

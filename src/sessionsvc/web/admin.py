@@ -1,15 +1,15 @@
-"""The support staff's API: any user's sessions, behind the service key."""
+"""The support staff's API: any user's sessions, behind a service key with the route's scope."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 
 from ..domain.claims import parse_claims, stored
 from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from ..extension import get_metrics, get_store
-from .auth import require_service_key
+from .auth import admin_paths_are_not_stored, admin_paths_need_a_key, service_key_required
 from .bodies import (
     ALL_REVOKED_RESPONSE,
     ALL_SESSIONS_REVOKED,
@@ -17,7 +17,6 @@ from .bodies import (
     SESSION_REVOKED,
     session_json,
 )
-from .cookies import NO_STORE
 from .errors import InvalidRequest, SessionNotFound
 from .openapi import operation
 from .openapi_components import (
@@ -26,28 +25,24 @@ from .openapi_components import (
     LIMITED,
     NO_STORE_HEADER,
     ROUTE_NOT_FOUND,
-    SERVICE,
+    SERVICE_KEY_FORBIDDEN,
     SERVICE_KEY_REFUSED,
     SESSION_NOT_FOUND,
     STORE_ERRORS,
     error,
     ok,
     ref,
+    service_key_scope,
 )
 
 bp = Blueprint("admin", __name__)
-ADMIN: dict[str, Any] = {"tags": ["admin"], "security": SERVICE}
+# Any path under it, route or not, needs a valid key (401); each view, its scope (403).
+bp.before_app_request(admin_paths_need_a_key)
+bp.after_app_request(admin_paths_are_not_stored)  # users' IP addresses and locations
 
 
-@bp.before_request
-def _require_service_key() -> None:
-    require_service_key()
-
-
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    response.headers.update(NO_STORE)  # users' IP addresses and locations
-    return response
+def _admin(scope: str) -> dict[str, Any]:
+    return {"tags": ["admin"], **service_key_scope(scope)}
 
 
 def _checked(user_id: str) -> str:
@@ -64,12 +59,14 @@ def _checked(user_id: str) -> str:
         "200": ok("The user's sessions.", ref("schemas", "SessionList"), NO_STORE_HEADER),
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },
-    **ADMIN,
+    **_admin("admin:read"),
 )
+@service_key_required("admin:read")
 def list_user_sessions(user_id: str) -> dict[str, list[dict[str, Any]]]:
     """List a user's live sessions, newest first."""
     sessions = get_store().list_sessions(_checked(user_id)) or []  # None only for a caller
@@ -84,12 +81,14 @@ def list_user_sessions(user_id: str) -> dict[str, list[dict[str, Any]]]:
         "200": REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **LIMITED,  # too many wrong service keys from one address
         "404": SESSION_NOT_FOUND,
         **STORE_ERRORS,
     },
-    **ADMIN,
+    **_admin("admin:write"),
 )
+@service_key_required("admin:write")
 def revoke_user_session(user_id: str, session_id: str) -> dict[str, str]:
     """Revoke one session of a user."""
     user_id = _checked(user_id)
@@ -107,12 +106,14 @@ def revoke_user_session(user_id: str, session_id: str) -> dict[str, str]:
         "200": ALL_REVOKED_RESPONSE,
         "400": BAD_USER_ID,
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **LIMITED,  # too many wrong service keys from one address
         "404": ROUTE_NOT_FOUND,
         **STORE_ERRORS,
     },
-    **ADMIN,
+    **_admin("admin:write"),
 )
+@service_key_required("admin:write")
 def revoke_user_sessions(user_id: str) -> dict[str, str]:
     """Revoke every session of a user (after an account compromise)."""
     get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))
@@ -136,9 +137,10 @@ CLAIMS_CHANGE: dict[str, Any] = {
         "200": ok("The live sessions whose claims were replaced.", ref("schemas", "ClaimsUpdated")),
         "400": error("The userId or the claims are not valid.", InvalidRequest),
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **STORE_ERRORS,
     },
-    **ADMIN,
+    **_admin("claims:write"),
 }
 
 
@@ -149,6 +151,7 @@ CLAIMS_CHANGE: dict[str, Any] = {
     "and access tokens from the next refresh.",
     **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": SESSION_NOT_FOUND}},
 )
+@service_key_required("claims:write")
 def set_session_claims(user_id: str, session_id: str) -> dict[str, list[str]]:
     """Replace one session's claims."""
     user_id, claims_json = _checked(user_id), _claims_body()
@@ -167,6 +170,7 @@ def set_session_claims(user_id: str, session_id: str) -> dict[str, list[str]]:
     "gateway on the next request).",
     **CLAIMS_CHANGE | {"responses": CLAIMS_CHANGE["responses"] | {"404": ROUTE_NOT_FOUND}},
 )
+@service_key_required("claims:write")
 def set_user_claims(user_id: str) -> dict[str, list[str]]:
     """Replace the claims of every live session of a user."""
     return {"sessionIds": get_store().set_claims(_checked(user_id), None, _claims_body())}

@@ -1,4 +1,4 @@
-"""Credentials on a request: access tokens (flask-jwt-extended), refresh tokens, the service key.
+"""Credentials on a request: access tokens (flask-jwt-extended), refresh tokens, service keys.
 
 flask-jwt-extended is used through its public API: its key, header and
 revocation loaders, ``jwt_required`` and ``get_jwt``. Its refusals are
@@ -8,7 +8,7 @@ answered in the API's one error shape.
 from __future__ import annotations
 
 import functools
-import hmac
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -16,8 +16,10 @@ import jwt as pyjwt
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager, jwt_required
 
+from ..config.service_keys import SCOPES, ServiceKey, matching
 from ..domain.sessions import SessionRef
 from ..extension import get_keys, get_store, sessionsvc
+from ..logs import SERVICE_KEY_ENVIRON
 from ..tokens.access import MISSING_CLAIM, DecodeSettings, session_ref
 from ..tokens.refresh import PresentedRefresh, read_refresh_token
 from . import cookies
@@ -25,6 +27,7 @@ from .errors import (
     InvalidServiceKey,
     InvalidToken,
     MissingToken,
+    ServiceKeyForbidden,
     SessionsvcError,
     TokenExpired,
     TokenRevoked,
@@ -33,6 +36,11 @@ from .errors import (
 from .ratelimit import count_service_key_failure, refuse_service_key_guessing
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
+
+SERVICE_KEY_HEADER = "X-Service-Key"
+ADMIN_PATH = "/admin"  # the admin blueprint's, under URL_PREFIX
 
 jwt = JWTManager()
 
@@ -82,28 +90,78 @@ def session_of(payload: Mapping[str, Any]) -> SessionRef:
     return session
 
 
-def require_service_key() -> None:
-    """Refuse the request unless it carries the service key (compared in constant time).
+def service_key() -> ServiceKey:
+    """Return the service key the request carries; refuse a missing or wrong one (401).
 
+    Every key is compared, in constant time (config.service_keys.matching).
     Wrong keys are counted per client address; once too many, 429 to every try.
+    The key's name, never its value, goes to the access log (``SERVICE_KEY_ENVIRON``).
     """
+    known: ServiceKey | None = g.get("sessionsvc_service_key")
+    if known is not None:  # checked already, for the admin paths (admin_paths_need_a_key)
+        return known
     refuse_service_key_guessing()
-    presented = request.headers.get("X-Service-Key", "").encode()
-    expected = current_app.config["SERVICE_KEY"].encode()
-    if not hmac.compare_digest(presented, expected):
+    key = matching(sessionsvc().service_keys, request.headers.get(SERVICE_KEY_HEADER, ""))
+    if key is None:
         count_service_key_failure()
         raise InvalidServiceKey()
+    g.sessionsvc_service_key = key
+    request.environ[SERVICE_KEY_ENVIRON] = key.name
+    return key
 
 
-def service_key_required(view: F) -> F:
-    """Decorate a view that only the trusted login service may call."""
+def require_service_key(scope: str) -> ServiceKey:
+    """Refuse the request unless it carries a service key (401) with ``scope`` (403)."""
+    key = service_key()
+    if scope not in key.scopes:
+        log.warning("service key %s lacks the scope %s", key.name, scope)
+        raise ServiceKeyForbidden(f"This service key lacks the scope {scope}.")
+    return key
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        require_service_key()
-        return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
+def service_key_required(scope: str) -> Callable[[F], F]:
+    """Decorate a view only a caller whose service key has ``scope`` may call."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            require_service_key(scope)
+            return view(*args, **kwargs)
+
+        wrapper.service_key_scope = scope  # type: ignore[attr-defined]  # read by the tests and docs
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
+
+    return decorate
+
+
+def admin_paths_need_a_key() -> None:
+    """Refuse any request under ``<URL_PREFIX>/admin`` without a valid service key (401).
+
+    Routes or not, every method: a missing and a wrong key get the same answer,
+    so a caller without a key cannot tell the admin routes from other paths
+    (a 404 or 405 would). Each view then checks its scope.
+    """
+    if _under_admin():
+        service_key()
+
+
+def admin_paths_are_not_stored(response: Response) -> Response:
+    """Mark every answer under ``<URL_PREFIX>/admin`` no-store, a route's or not.
+
+    Users' IP addresses and locations; and the same headers on a 401 for a
+    route and for any other path there.
+    """
+    if _under_admin():
+        response.headers.update(cookies.NO_STORE)
+    return response
+
+
+def _under_admin() -> bool:
+    base = current_app.config["URL_PREFIX"] + ADMIN_PATH
+    path = request.path
+    return path == base or path.startswith(base + "/")
 
 
 def refresh_token_required(view: F) -> F:
@@ -120,7 +178,7 @@ def refresh_token_required(view: F) -> F:
         config = current_app.config
         g.sessionsvc_refresh = read_refresh_token(
             token,
-            service_key=config["SERVICE_KEY"],
+            service_key=sessionsvc().refresh_secret,
             ring=get_keys(),
             issuer=config["JWT_ISSUER"],
             audience=config["JWT_AUDIENCE"],

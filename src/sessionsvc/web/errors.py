@@ -51,6 +51,14 @@ class InvalidServiceKey(SessionsvcError):
     message = "A valid X-Service-Key header is required."
 
 
+class ServiceKeyForbidden(SessionsvcError):
+    """A valid service key without the scope the route needs (config.service_keys.SCOPES)."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "FORBIDDEN"
+    message = "This service key lacks the scope this route needs."
+
+
 class MissingToken(SessionsvcError):
     status = HTTPStatus.UNAUTHORIZED
     code = "MISSING_TOKEN"

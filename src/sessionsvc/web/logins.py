@@ -11,13 +11,13 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 
 from ..domain import claims
 from ..domain.claims import SessionClaims, parse_claims
 from ..domain.devices import parse_device
 from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id
-from ..extension import get_locator, get_metrics, get_store
+from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
 from ..tokens.refresh import new_refresh_secret, refresh_token
 from .bodies import session_json
@@ -111,7 +111,7 @@ def issue_tokens(
     """Return a session's token pair: a new access token, and its refresh token."""
     return {
         "accessToken": access_token(session, expire_at, session_claims),
-        "refreshToken": refresh_token(session, refresh_secret, current_app.config["SERVICE_KEY"]),
+        "refreshToken": refresh_token(session, refresh_secret, sessionsvc().refresh_secret),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
+from ..config.service_keys import SCOPES
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
 from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
@@ -26,6 +27,7 @@ from .errors import (
     MissingToken,
     RefreshTokenReused,
     RequestTooLarge,
+    ServiceKeyForbidden,
     ServiceUnavailable,
     SessionNotFound,
     SessionsvcError,
@@ -127,6 +129,25 @@ ROUTE_NOT_FOUND = error("The path matches no route.", NotFound)
 BAD_USER_ID = error("The userId in the path is not valid.", InvalidRequest)
 ACCESS_REFUSED = unauthorized(TOKEN_ERRORS)
 SERVICE_KEY_REFUSED = unauthorized(SERVICE_KEY_ERRORS)
+SERVICE_KEY_FORBIDDEN = error(
+    "The service key is valid but lacks the scope this operation needs (its description).",
+    ServiceKeyForbidden,
+)
+
+
+def service_key_scope(scope: str) -> dict[str, Any]:
+    """Return the fields of an operation that needs a service key with ``scope``.
+
+    OpenAPI's apiKey schemes have no scopes: the description says which.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    return {
+        "security": SERVICE,
+        "description": f"Needs a service key (X-Service-Key) with the scope `{scope}`:"
+        " without one, 401; with a key lacking the scope, 403.",
+    }
+
 
 # What a client (or a stateful fuzzer) can do next with a new session.
 LOGIN_LINKS = {
@@ -341,7 +362,10 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-Service-Key",
-        "description": "The login service's and support staff's shared key (SERVICE_KEY).",
+        "description": "A calling service's key (SERVICE_KEYS, or SERVICE_KEY: every scope)."
+        " Each operation needs one scope: "
+        + "; ".join(f"`{scope}`: {meaning}" for scope, meaning in SCOPES.items())
+        + ". Any path under /admin answers 401 without a valid key.",
     },
 }
 
@@ -424,5 +448,6 @@ Login sessions, their JWT access and rotating refresh tokens, list and revoke.
 
 Every error is `{"code": "...", "error": "..."}`; each response lists the codes it can carry.
 Every route also answers `405 METHOD_NOT_ALLOWED` (with `Allow`) to a method it does not serve,
-and a path that matches no route gets `404 NOT_FOUND`.
+and a path that matches no route gets `404 NOT_FOUND`; under `/admin`, only with a valid
+`X-Service-Key`: without one, every path and method there gets `401 INVALID_SERVICE_KEY`.
 """

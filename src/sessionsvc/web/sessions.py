@@ -11,7 +11,7 @@ from flask_jwt_extended import get_jwt
 
 from ..domain.claims import decode
 from ..domain.sessions import Rotation, SessionRef, is_valid_session_id
-from ..extension import get_metrics, get_store
+from ..extension import get_metrics, get_store, sessionsvc
 from ..tokens.refresh import successor_secret
 from . import cookies, cors
 from .auth import (
@@ -48,7 +48,7 @@ from .openapi_components import (
     NO_STORE_HEADER,
     REFRESH,
     REFRESH_ERRORS,
-    SERVICE,
+    SERVICE_KEY_FORBIDDEN,
     SERVICE_KEY_REFUSED,
     SESSION_NOT_FOUND,
     STORE_ERRORS,
@@ -56,6 +56,7 @@ from .openapi_components import (
     ok,
     one_of,
     ref,
+    service_key_scope,
     unauthorized,
 )
 from .ratelimit import limited
@@ -72,7 +73,7 @@ REFRESH_REFUSED = "The refresh token is not valid."
     "createSession",
     tags=["sessions"],
     summary="Record a login (called by the trusted login service) and issue its tokens.",
-    security=SERVICE,
+    **service_key_scope("sessions:create"),
     requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
     responses={
         "201": ok(
@@ -87,11 +88,12 @@ REFRESH_REFUSED = "The refresh token is not valid."
             InvalidRequest,
         ),
         "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
         **LIMITED,
         **STORE_ERRORS,
     },
 )
-@service_key_required
+@service_key_required("sessions:create")
 @login_body_required
 @limited
 def create_session() -> Response:
@@ -127,7 +129,7 @@ def refresh_session() -> Response:
     presented = presented_refresh()
     user_id, session_id = presented.user_id, presented.session_id
     session = SessionRef(user_id, session_id)
-    successor = successor_secret(session, presented.secret, current_app.config["SERVICE_KEY"])
+    successor = successor_secret(session, presented.secret, sessionsvc().refresh_secret)
     refresh = get_store().rotate_refresh(
         user_id, session_id, presented.secret, successor, issued=presented.issued
     )

@@ -312,10 +312,17 @@ KNOWN_HOOKS: dict[str, frozenset[object]] = {
             metrics._start_timer,  # times it itself,
             errors.refuse_oversized_requests,  # hands an oversized request to Flask,
             ratelimit.limiter,  # and has no limit to check: verify's blueprint is exempt
+            auth.admin_paths_need_a_key,  # and is never under <URL_PREFIX>/admin
         }
     ),
     "after_request": frozenset(
-        {logs._echo_request_id, metrics._observe, ratelimit.limiter, repeat_verify_error_code}
+        {
+            logs._echo_request_id,
+            metrics._observe,
+            ratelimit.limiter,
+            repeat_verify_error_code,
+            auth.admin_paths_are_not_stored,  # verify is never under <URL_PREFIX>/admin
+        }
     ),
     # flask-limiter's release of its per-request state: exempt, verify never has any.
     "teardown_request": frozenset({ratelimit.limiter}),
