@@ -54,44 +54,44 @@ def new_refresh_secret() -> str:
     return secrets.token_urlsafe(16)
 
 
-def successor_secret(session: SessionRef, previous: str, service_key: str) -> str:
+def successor_secret(session: SessionRef, previous: str, tag_secret: str) -> str:
     """Return the secret that replaces ``previous`` on a refresh (128 bits of an HMAC).
 
     The same previous secret always gets the same successor, so two
     presentations of one token within the grace get one new token, and the
-    store keeps only digests. Its key derives from SERVICE_KEY (a label of its
+    store keeps only digests. Its key derives from the refresh-tag secret (a label of its
     own, not the tag's): without it, neither an old token nor a copy of the
     store tells a successor.
     """
-    key = hmac.digest(service_key.encode(), b"sessionsvc:refresh-successor", "sha256")
+    key = hmac.digest(tag_secret.encode(), b"sessionsvc:refresh-successor", "sha256")
     message = "\0".join((*session, previous)).encode()
     digest = hmac.digest(key, message, "sha256")[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def refresh_token(session: SessionRef, secret: str, service_key: str) -> str:
+def refresh_token(session: SessionRef, secret: str, tag_secret: str) -> str:
     """Return the opaque refresh token naming a session and holding its current secret."""
     user = base64.urlsafe_b64encode(session.user_id.encode()).rstrip(b"=").decode()
-    tag = _tag(session.user_id, session.session_id, secret, service_key)
+    tag = _tag(session.user_id, session.session_id, secret, tag_secret)
     return f"rt1.{user}.{session.session_id}.{secret}.{tag}"
 
 
-def _tag(user_id: str, session_id: str, secret: str, service_key: str) -> str:
+def _tag(user_id: str, session_id: str, secret: str, tag_secret: str) -> str:
     """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
 
-    Its key derives from SERVICE_KEY. The tag decides only whether a secret the
+    Its key derives from the refresh-tag secret (``SERVICE_KEY``, else the first of ``SERVICE_KEYS``). The tag decides only whether a secret the
     session does not hold is theft (the session ends) or a guess (refused, nothing
     changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
     before it, until their next refresh, as guesses.
     """
-    key = hmac.digest(service_key.encode(), b"sessionsvc:refresh", "sha256")
+    key = hmac.digest(tag_secret.encode(), b"sessionsvc:refresh", "sha256")
     message = "\0".join((user_id, session_id, secret)).encode()
     digest = hmac.digest(key, message, "sha256")[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def read_refresh_token(
-    token: str, *, service_key: str, ring: KeyRing, issuer: str, audience: str
+    token: str, *, tag_secret: str, ring: KeyRing, issuer: str, audience: str
 ) -> PresentedRefresh:
     """Return what a presented refresh token claims; raise InvalidRefreshToken if it cannot be one.
 
@@ -107,7 +107,7 @@ def read_refresh_token(
         user_id = None
     if user_id is None or not is_valid_user_id(user_id):
         raise InvalidRefreshToken("The refresh token names no valid user.")
-    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret, service_key))
+    issued = hmac.compare_digest(tag, _tag(user_id, session_id, secret, tag_secret))
     return PresentedRefresh(user_id, session_id, secret, issued)
 
 

@@ -178,7 +178,7 @@ def refresh_token_required(view: F) -> F:
         config = current_app.config
         g.sessionsvc_refresh = read_refresh_token(
             token,
-            service_key=sessionsvc().refresh_secret,
+            tag_secret=sessionsvc().refresh_secret,
             ring=get_keys(),
             issuer=config["JWT_ISSUER"],
             audience=config["JWT_AUDIENCE"],
