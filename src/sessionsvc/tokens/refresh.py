@@ -59,8 +59,8 @@ def successor_secret(session: SessionRef, previous: str, tag_secret: str) -> str
 
     The same previous secret always gets the same successor, so two
     presentations of one token within the grace get one new token, and the
-    store keeps only digests. Its key derives from the refresh-tag secret (a label of its
-    own, not the tag's): without it, neither an old token nor a copy of the
+    store keeps only digests. Its key derives from the refresh-tag secret (a
+    label of its own, not the tag's): without it, neither an old token nor a copy of the
     store tells a successor.
     """
     key = hmac.digest(tag_secret.encode(), b"sessionsvc:refresh-successor", "sha256")
@@ -79,10 +79,11 @@ def refresh_token(session: SessionRef, secret: str, tag_secret: str) -> str:
 def _tag(user_id: str, session_id: str, secret: str, tag_secret: str) -> str:
     """Return the tag proving a refresh token was issued here (an HMAC, 16 bytes).
 
-    Its key derives from the refresh-tag secret (``SERVICE_KEY``, else the first of ``SERVICE_KEYS``). The tag decides only whether a secret the
-    session does not hold is theft (the session ends) or a guess (refused, nothing
-    changes): a new SERVICE_KEY ends no session, it only treats the tokens issued
-    before it, until their next refresh, as guesses.
+    Its key derives from the refresh-tag secret (``SERVICE_KEY``, else the first
+    of ``SERVICE_KEYS``). The tag decides only whether a secret the session does
+    not hold is theft (the session ends) or a guess (refused, nothing changes): a
+    new tag secret ends no session, it only treats the tokens issued before it,
+    until their next refresh, as guesses.
     """
     key = hmac.digest(tag_secret.encode(), b"sessionsvc:refresh", "sha256")
     message = "\0".join((user_id, session_id, secret)).encode()
