@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from flask.json.provider import JSONProvider as AnyJSONProvider
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -253,6 +254,13 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         # The domain's and the tokens' own refusals, worded for the caller.
         answer = InvalidToken if isinstance(error, InvalidRefreshToken) else InvalidRequest
         return handle_sessionsvc_error(answer(str(error)))
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def handle_unreadable_body(error: Exception) -> Response:
+        # gunicorn reads a chunked body as the app does: a malformed one (a chunk
+        # size of "ZZ") or one cut short raises from wsgi.input, inside the app.
+        return handle_sessionsvc_error(InvalidRequest("The request body could not be read."))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> WerkzeugResponse:
