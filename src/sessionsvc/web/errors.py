@@ -12,7 +12,6 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from flask.json.provider import JSONProvider as AnyJSONProvider
-from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -194,11 +193,24 @@ def refuse_oversized_requests() -> None:
     if (
         request.content_length is None
         and "HTTP_TRANSFER_ENCODING" in request.environ
-        and len(request.get_data(cache=True)) >= config["MAX_CONTENT_LENGTH"]
+        and len(chunked_body()) >= config["MAX_CONTENT_LENGTH"]
     ):
         raise RequestTooLarge()
     if header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
         raise HeadersTooLarge()
+
+
+def chunked_body() -> bytes:
+    """Read a chunked body whole, once (cached); 400 if it is no chunked body."""
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise  # werkzeug's own (a client gone): already an answer
+    except Exception as error:
+        # The server decodes the chunks as the app reads them, and raises its own
+        # error for bytes that are none (gunicorn: a chunk size of "ZZ", a chunk
+        # without its CRLF): the client's fault, whatever the server calls it.
+        raise InvalidRequest("The request body could not be read.") from error
 
 
 def header_bytes(environ: dict[str, Any]) -> int:
@@ -254,13 +266,6 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         # The domain's and the tokens' own refusals, worded for the caller.
         answer = InvalidToken if isinstance(error, InvalidRefreshToken) else InvalidRequest
         return handle_sessionsvc_error(answer(str(error)))
-
-    @app.errorhandler(ParseException)
-    @app.errorhandler(NoMoreData)
-    def handle_unreadable_body(error: Exception) -> Response:
-        # gunicorn reads a chunked body as the app does: a malformed one (a chunk
-        # size of "ZZ") or one cut short raises from wsgi.input, inside the app.
-        return handle_sessionsvc_error(InvalidRequest("The request body could not be read."))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> WerkzeugResponse:
