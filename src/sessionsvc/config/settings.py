@@ -429,8 +429,9 @@ SETTINGS: tuple[Setting, ...] = (
         Kind("origins (scheme://host[:port]), as a JSON list or separated by commas", _origins),
         [],
         "https://app.example.com,https://admin.example.com",
-        "origins allowed to call the sessions API with credentials (a JSON list, or `a,b`);"
-        " empty: same origin only; never `*`, never verify",
+        "origins allowed to call the sessions API with credentials (a JSON list, or `a,b`),"
+        " each exactly `scheme://host[:port]` (http or https; no path, wildcard or pattern),"
+        " matched exactly; empty: same origin only; never `*`, never verify",
     ),
     Setting(
         "UI_PATH",
