@@ -35,9 +35,10 @@ from sessionsvc.serving import embedded
 # would hold them all (docs/security.md). Hence loopback by default; HOST=a
 # private address for a gateway on another host, never a public one.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Behind that one gateway, the client is the X-Forwarded-For entry it sets
-# (deploy/nginx.conf): rate limits per client, not one bucket for all.
-os.environ.setdefault("SESSIONSVC_TRUSTED_PROXIES", "1")
+# Behind that one gateway, on this host, the client is the X-Forwarded-For entry
+# it sets (deploy/nginx.conf): rate limits per client, not one bucket for all.
+# Only from it: a caller reaching gunicorn from anywhere else names no one.
+os.environ.setdefault("SESSIONSVC_TRUSTED_PROXIES", "127.0.0.1,::1")
 # gunicorn >= 25 opens a control socket (~/.gunicorn/gunicorn.ctl) by default:
 # a way in that nothing here uses. An operator who wants it sets GUNICORN_CONTROL_SOCKET.
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
@@ -88,7 +89,7 @@ max_requests_jitter = 20_000
 # gateway is about to reuse. (Honoured by threaded and async workers.)
 keepalive = 75
 # Only the local gateway may set X-Forwarded-Proto/-For for gunicorn itself;
-# the app's own trust in X-Forwarded-For is TRUSTED_PROXIES (ProxyFix).
+# the app's own trust in X-Forwarded-For is TRUSTED_PROXIES (web/proxies.py).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 # Room above the app's own MAX_HEADER_BYTES (8 KiB, answered with a JSON 431),

@@ -112,8 +112,9 @@ def test_every_bad_setting_is_named_in_one_error(instance, monkeypatch):
         "- SESSIONSVC_SERVICE_KEY must be a string (at least 32 bytes in production), not a"
         " number (quote it as JSON to keep it a string); e.g. SESSIONSVC_SERVICE_KEY="
         f"$({config.MAKE_SECRET})",
-        "- SESSIONSVC_TRUSTED_PROXIES must be a whole number >= 0, not -1;"
-        " e.g. SESSIONSVC_TRUSTED_PROXIES=1",
+        "- SESSIONSVC_TRUSTED_PROXIES must be the proxies' addresses or networks (CIDR), as a"
+        " JSON list or separated by commas, not -1 (a count of hops is no longer taken: name"
+        " the proxies' addresses); e.g. SESSIONSVC_TRUSTED_PROXIES=127.0.0.1,::1",
         "- SESSIONSVC_LOG_FORMAT must be one of json, text, not 'xml';"
         " e.g. SESSIONSVC_LOG_FORMAT=json",
         # SERVICE_KEY is bad: the rules about secrets wait until it is a string.
@@ -236,8 +237,11 @@ BAD: list[Any] = [
         ("wrong type", "MAX_HEADER_BYTES", "8KiB"),
         ("empty", "GEOIP_DATABASE", '""'),
         ("unusable file", "GEOIP_DATABASE", "/nonexistent.mmdb"),
-        ("out of bounds", "TRUSTED_PROXIES", "-1"),
-        ("wrong type", "TRUSTED_PROXIES", '"1"'),
+        ("a hop count", "TRUSTED_PROXIES", "1"),
+        ("a hop count", "TRUSTED_PROXIES", "-1"),
+        ("not an address", "TRUSTED_PROXIES", '"1"'),
+        ("not an address", "TRUSTED_PROXIES", "gateway"),
+        ("host bits set", "TRUSTED_PROXIES", "10.0.0.1/8"),
         ("wrong type", "TRUSTED_PROXIES", "1.5"),
         ("wrong type", "TRUSTED_PROXIES", "true"),
         ("bad enum", "LOG_FORMAT", "xml"),
@@ -250,6 +254,8 @@ BAD: list[Any] = [
         ("any origin", "CORS_ORIGINS", "*"),
         ("wrong type", "CORS_ORIGINS", "5"),
         ("bad origin", "CORS_ORIGINS", "https://app.example/"),
+        ("a pattern", "CORS_ORIGINS", "https://.+"),
+        ("a pattern", "CORS_ORIGINS", "https://?.example.com"),
         ("bad path", "UI_PATH", "account"),
         ("wrong type", "UI_PATH", "42"),
         ("empty", "UI_LOGIN_URL", '""'),
@@ -404,6 +410,10 @@ def test_a_session_lifetime_written_as_a_duration_starts_and_logs_in(
             ["https://a.example", "https://b.example:8443"],
         ),
         ("CORS_ORIGINS", '["https://a.example"]', ["https://a.example"]),
+        ("CORS_ORIGINS", "http://[::1]:8080", ["http://[::1]:8080"]),
+        ("TRUSTED_PROXIES", "127.0.0.1, ::1", ["127.0.0.1/32", "::1/128"]),
+        ("TRUSTED_PROXIES", '["10.0.0.0/8"]', ["10.0.0.0/8"]),
+        ("TRUSTED_PROXIES", '""', []),
         ("REDIS_SENTINELS", "s1:26379, [::1]:26380", ["s1:26379", "[::1]:26380"]),
         ("URL_PREFIX", '""', ""),
         ("URL_PREFIX", "/v2/sessions", "/v2/sessions"),

@@ -339,7 +339,7 @@ def test_the_tripwire_watches_every_signal_flask_has():
         {"TESTING": False},
         {"RATELIMIT_ENABLED": True},
         {"REFRESH_TOKEN_TRANSPORT": "cookie", "CORS_ORIGINS": ["https://app.example"]},
-        {"TRUSTED_PROXIES": 1, "UI_PATH": ""},
+        {"TRUSTED_PROXIES": ["127.0.0.1", "::1"], "UI_PATH": ""},
     ],
     ids=["defaults", "not testing", "rate limits", "cookies and CORS", "proxies, no page"],
 )

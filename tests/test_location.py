@@ -1,4 +1,4 @@
-"""Location from the client IP: a MaxMind database, the iptocc fallback, and ProxyFix."""
+"""Location from the client IP: a MaxMind database, the iptocc fallback, trusted proxies."""
 
 from __future__ import annotations
 
@@ -186,10 +186,10 @@ def test_an_unusable_database_refuses_to_start(make_app, tmp_path: Path, databas
         make_app(GEOIP_DATABASE=str(tmp_path / database))
 
 
-@pytest.mark.parametrize("hops", [-1, "1", 1.5, True])
-def test_trusted_proxies_must_be_a_hop_count(make_app, hops: object):
+@pytest.mark.parametrize("proxies", [-1, 1, "1", 1.5, True, "gateway", "10.0.0.1/8", [1]])
+def test_trusted_proxies_must_be_addresses_or_networks(make_app, proxies: object):
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
-        make_app(TRUSTED_PROXIES=hops)
+        make_app(TRUSTED_PROXIES=proxies)
 
 
 def test_the_database_is_opened_once_per_app(geo_app):
@@ -201,26 +201,35 @@ def test_the_database_is_opened_once_per_app(geo_app):
     assert sessionsvc(geo_app()).locator is not first
 
 
+GATEWAY = ["127.0.0.1"]  # the test client's own address: the trusted gateway
+
+
 @pytest.mark.parametrize(
-    ("hops", "forwarded_for", "ip", "location"),
+    ("trusted", "forwarded_for", "ip", "location"),
     [
         # No trusted proxy: X-Forwarded-For is the client's word, ignored.
-        (0, "81.2.69.160", "127.0.0.1", "unknown"),
-        (0, "89.160.20.5, 81.2.69.160", "127.0.0.1", "unknown"),
-        # One trusted hop: only the entry the gateway appended (the last) counts.
-        (1, "81.2.69.160", "81.2.69.160", "London, United Kingdom"),
-        (1, "89.160.20.5, 81.2.69.160", "81.2.69.160", "London, United Kingdom"),
-        (1, "127.0.0.1, 10.0.0.1, 81.2.69.160", "81.2.69.160", "London, United Kingdom"),
-        (1, None, "127.0.0.1", "unknown"),
-        # Two trusted hops (CDN, then gateway): the second entry from the end.
-        (2, "89.160.20.5, 81.2.69.160, 10.0.0.2", "81.2.69.160", "London, United Kingdom"),
-        (2, "81.2.69.160", "127.0.0.1", "unknown"),  # fewer entries than hops: not trusted
+        ([], "81.2.69.160", "127.0.0.1", "unknown"),
+        ([], "89.160.20.5, 81.2.69.160", "127.0.0.1", "unknown"),
+        # The trusted gateway: only the entry it appended (the last) counts.
+        (GATEWAY, "81.2.69.160", "81.2.69.160", "London, United Kingdom"),
+        (GATEWAY, "89.160.20.5, 81.2.69.160", "81.2.69.160", "London, United Kingdom"),
+        (GATEWAY, "127.0.0.1, 10.0.0.1, 81.2.69.160", "81.2.69.160", "London, United Kingdom"),
+        (GATEWAY, None, "127.0.0.1", "unknown"),
+        # A CDN in 10.0.0.0/8, then the gateway: the entry before the CDN's.
+        (
+            [*GATEWAY, "10.0.0.0/8"],
+            "89.160.20.5, 81.2.69.160, 10.0.0.2",
+            "81.2.69.160",
+            "London, United Kingdom",
+        ),
+        # The gateway's peer is not one listed: it is the client.
+        (["10.0.0.1"], "81.2.69.160", "127.0.0.1", "unknown"),
     ],
 )
 def test_client_ip_behind_trusted_proxies(
-    geo_app, hops: int, forwarded_for: str | None, ip: str, location: str
+    geo_app, trusted: list[str], forwarded_for: str | None, ip: str, location: str
 ):
-    client = geo_app(TRUSTED_PROXIES=hops).test_client()
+    client = geo_app(TRUSTED_PROXIES=trusted).test_client()
     headers = {"X-Service-Key": SERVICE_KEY}
     if forwarded_for is not None:
         headers["X-Forwarded-For"] = forwarded_for
@@ -234,7 +243,7 @@ def test_client_ip_behind_trusted_proxies(
 
 
 def test_the_login_services_ip_wins_over_the_request_address(geo_app):
-    client = geo_app(TRUSTED_PROXIES=1).test_client()
+    client = geo_app(TRUSTED_PROXIES=GATEWAY).test_client()
 
     response = client.post(
         "/api/sessions",

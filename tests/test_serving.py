@@ -87,7 +87,7 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
     bad = {
         "SESSIONSVC_ENV": "production",
         "SESSIONSVC_INSTANCE_PATH": str(tmp_path),
-        "SESSIONSVC_TRUSTED_PROXIES": "-1",
+        "SESSIONSVC_TRUSTED_PROXIES": "1.5",
         "SESSIONSVC_URL_PREFIX": "api",
         "SESSIONSVC_MAX_SESSIONS_PER_USER": "ten",
         "SESSIONSVC_REDIS_SOCKET_TIMEOUT": "half",
@@ -108,7 +108,7 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
     for variable, value in bad.items():
         if variable not in ("SESSIONSVC_ENV", "SESSIONSVC_INSTANCE_PATH"):
             assert f"\n- {variable} must be " in result.stderr
-            read = json.loads(value) if value == "-1" else value  # as from_prefixed_env reads it
+            read = json.loads(value) if value == "1.5" else value  # as from_prefixed_env reads it
             assert f", not {read!r}; e.g. {variable}=" in result.stderr
     assert result.stderr.count("Error: ") == 1
     assert "Traceback" not in result.stderr

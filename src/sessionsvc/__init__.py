@@ -15,12 +15,10 @@ if TYPE_CHECKING:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then ``SESSIONSVC_*`` environment variables, then test_config."""
-    from flask import Flask
-    from werkzeug.middleware.proxy_fix import ProxyFix
-
     from . import config, extension, logs
     from .web import (
         admin,
+        application,
         auth,
         browser,
         cli,
@@ -29,12 +27,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         health,
         jwks,
         metrics,
+        proxies,
         ratelimit,
         sessions,
         verify,
     )
 
-    app = Flask(__name__, instance_path=config.instance_path())
+    # No static route at the root: the page serves its files itself, with its headers.
+    app = application.App(__name__, instance_path=config.instance_path(), static_folder=None)
     # No redirect for "//" (werkzeug builds it from the Host header): such paths are 404s.
     app.url_map.merge_slashes = False
     config.read(app.config, test_config)
@@ -58,9 +58,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
     browser.init_app(app)  # the devices page and its files, the development sign-in
     verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
-    # The client address is the X-Forwarded-For entry our own gateway appended; any
-    # earlier entry came from the client and is never trusted.
-    if hops := app.config["TRUSTED_PROXIES"]:
+    # X-Forwarded-For counts only from the proxies listed, never from whoever sends it.
+    if trusted := app.config["TRUSTED_PROXIES"]:
         # Flask's documented way to add WSGI middleware; mypy sees a method.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]  # see above
+        app.wsgi_app = proxies.TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]  # see above
     return app

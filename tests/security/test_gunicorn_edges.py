@@ -4,6 +4,8 @@ Attacks: a header over gunicorn's 16 KiB limit got its HTML 431; a chunked
 body over MAX_CONTENT_LENGTH got 400 (the truncated body read as bad JSON);
 gunicorn >= 25 opened a control socket nobody asked for; with
 LOG_FORMAT=text, a %0a in the path wrote a line of the caller's choosing.
+Issue 17: a malformed chunked body (``ZZ`` as a chunk size) straight to
+gunicorn got a 500 and a traceback.
 """
 
 from __future__ import annotations
@@ -109,3 +111,29 @@ def test_a_path_cannot_write_a_log_line(gunicorn, log_format):
     assert not [line for line in lines if line.startswith(("y ", "y\t"))], lines[-5:]
     access = [line for line in lines if "/api/sessions/verify/" in line]
     assert len(access) == 1 and "\\n2026-01-01" in access[0], access
+
+
+def malformed_chunked_login(chunks: bytes) -> bytes:
+    return (
+        b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"X-Service-Key: " + SERVICE_KEY.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+    )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"ZZ\r\n{}\r\n0\r\n\r\n",  # a chunk size that is no number
+        b"2\r\n{}XX0\r\n\r\n",  # a chunk without its CRLF
+        b"2;\x00=1\r\n{}\r\n0\r\n\r\n",  # a chunk extension that is not one
+    ],
+    ids=["bad size", "no terminator", "bad extension"],
+)
+def test_a_malformed_chunked_body_is_a_json_400(gunicorn, chunks):
+    server = gunicorn(WEB_CONCURRENCY="1")
+
+    answer = exchange(server.port, malformed_chunked_login(chunks))
+
+    assert_json_error(answer, 400, "INVALID_REQUEST")
+    assert "Traceback" not in server.log_text()

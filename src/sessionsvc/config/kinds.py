@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,7 +204,31 @@ def _log_level(value: Any) -> str:
     return value.upper()
 
 
-ORIGIN = r"[a-z][a-z0-9+.-]*://[^/\s*]+"  # scheme://host[:port], as a browser's Origin header
+# scheme://host[:port], as a browser's Origin header writes it: a DNS name or an
+# IP literal, never a pattern (flask-cors reads some characters as a regex).
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?",
+    re.IGNORECASE,
+)
+
+
+def _origin(value: str) -> str:
+    """Return an exact origin, ``scheme://host[:port]``; raise ValueError for anything else."""
+    match = _ORIGIN.fullmatch(value)
+    wrong = f"{value!r} is not exactly scheme://host[:port] (http or https; no path or pattern)"
+    if not match:
+        raise ValueError(wrong)
+    if match["host"].startswith("["):
+        try:
+            ipaddress.IPv6Address(match["host"][1:-1])
+        except ValueError:
+            raise ValueError(wrong) from None
+    if match["port"] is not None and not 0 < int(match["port"]) < 65_536:
+        raise ValueError(wrong)
+    return value
 
 
 def _origins(value: Any) -> list[str]:
@@ -216,6 +241,23 @@ def _origins(value: Any) -> list[str]:
     origins = [origin.strip() for origin in value]
     if "*" in origins:
         raise ValueError("credentials go to named origins only")
-    if wrong := [o for o in origins if not re.fullmatch(ORIGIN, o, re.IGNORECASE)]:
-        raise ValueError(f"{wrong[0]!r} is not scheme://host[:port]")
-    return origins
+    return [_origin(origin) for origin in origins]
+
+
+def _networks(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        # TRUSTED_PROXIES was a hop count: trusting the last entry whoever sent it.
+        raise ValueError("a count of hops is no longer taken: name the proxies' addresses")
+    if isinstance(value, str):
+        value = [entry for entry in value.split(",") if entry.strip()]
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise ValueError
+    networks = []
+    for entry in value:
+        try:
+            networks.append(str(ipaddress.ip_network(entry.strip())))
+        except ValueError:
+            raise ValueError(f"{entry.strip()!r} is not an address or a network") from None
+    return networks

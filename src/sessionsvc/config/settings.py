@@ -15,6 +15,7 @@ from .kinds import (
     _is_number,
     _jwk_set,
     _log_level,
+    _networks,
     _origins,
     _rate_limits,
     _redis_url,
@@ -364,7 +365,9 @@ SETTINGS: tuple[Setting, ...] = (
         "true",
         "Flask-Limiter's switch. Its other [`RATELIMIT_*`"
         " settings](https://flask-limiter.readthedocs.io/en/stable/configuration.html) are read"
-        " too (unchecked), but the storage ones are set by the service. Default or"
+        " too (unchecked), but the storage ones and `RATELIMIT_HEADERS_ENABLED` (off: a 429"
+        " carries `Retry-After`, and nothing reads Redis after the view) are set by the"
+        " service. Default or"
         " application-wide limits (`RATELIMIT_DEFAULT`, `RATELIMIT_APPLICATION`) never apply to"
         " verify, on either of its paths",
     ),
@@ -393,14 +396,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "TRUSTED_PROXIES",
-        whole(0),
-        0,
-        "1",
-        "proxies in front of the service whose `X-Forwarded-For` entry is trusted for the client"
-        " address; `0` = the header is ignored. `gunicorn.conf.py` makes it `1` unless set: the"
-        " shipped deployment is one nginx in front."
+        Kind(
+            "the proxies' addresses or networks (CIDR), as a JSON list or separated by commas",
+            _networks,
+        ),
+        [],
+        "127.0.0.1,::1",
+        "the gateways in front of the service: `X-Forwarded-For` is read only from a peer in"
+        " this list, from its right end, past every entry that is in the list too; the client"
+        " address is the first one that is not. Empty: the header is ignored. `gunicorn.conf.py`"
+        " makes it `127.0.0.1,::1` unless set: the shipped deployment is nginx on the same host."
         " See [client IP](operations.md#location-and-client-ip)",
-        shown_default="`0`; `1` under `gunicorn.conf.py`",
+        shown_default="empty; `127.0.0.1,::1` under `gunicorn.conf.py`",
     ),
     Setting(
         "LOG_FORMAT",
@@ -437,8 +444,9 @@ SETTINGS: tuple[Setting, ...] = (
         Kind("origins (scheme://host[:port]), as a JSON list or separated by commas", _origins),
         [],
         "https://app.example.com,https://admin.example.com",
-        "origins allowed to call the sessions API with credentials (a JSON list, or `a,b`);"
-        " empty: same origin only; never `*`, never verify",
+        "origins allowed to call the sessions API with credentials (a JSON list, or `a,b`),"
+        " each exactly `scheme://host[:port]` (http or https; no path, wildcard or pattern),"
+        " matched exactly; empty: same origin only; never `*`, never verify",
     ),
     Setting(
         "UI_PATH",

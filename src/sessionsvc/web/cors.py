@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Response, current_app
 from flask_cors import cross_origin
 
 from .cookies import CSRF_HEADER
+
+
+def exact(origins: list[str]) -> list[re.Pattern[str]]:
+    """Return patterns matching exactly these origins, in any case.
+
+    flask-cors reads an origin holding ``*``, ``?``, ``[`` or the like as a
+    regular expression (``http://[::1]:8080`` would match ``http://1:8080``),
+    and a regular expression as a prefix: given compiled, each is taken as it is.
+    """
+    return [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
 
 
 def add_cors_headers(response: Response) -> Response:
@@ -20,7 +32,7 @@ def add_cors_headers(response: Response) -> Response:
     """
     if origins := current_app.config["CORS_ORIGINS"]:  # a list: config.validate made it one
         with_cors = cross_origin(
-            origins=origins,
+            origins=exact(origins),
             supports_credentials=True,
             allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
             expose_headers=["Retry-After"],

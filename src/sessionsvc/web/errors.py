@@ -210,11 +210,24 @@ def refuse_oversized_requests() -> None:
     if (
         request.content_length is None
         and "HTTP_TRANSFER_ENCODING" in request.environ
-        and len(request.get_data(cache=True)) >= config["MAX_CONTENT_LENGTH"]
+        and len(chunked_body()) >= config["MAX_CONTENT_LENGTH"]
     ):
         raise RequestTooLarge()
     if header_bytes(request.environ) > config["MAX_HEADER_BYTES"]:
         raise HeadersTooLarge()
+
+
+def chunked_body() -> bytes:
+    """Read a chunked body whole, once (cached); 400 if it is no chunked body."""
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise  # werkzeug's own (a client gone): already an answer
+    except Exception as error:
+        # The server decodes the chunks as the app reads them, and raises its own
+        # error for bytes that are none (gunicorn: a chunk size of "ZZ", a chunk
+        # without its CRLF): the client's fault, whatever the server calls it.
+        raise InvalidRequest("The request body could not be read.") from error
 
 
 def header_bytes(environ: dict[str, Any]) -> int:

@@ -12,12 +12,13 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import redis
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import get_jwt
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RequestLimit
 from limits import parse
 from limits.storage import (
     MovingWindowSupport,
@@ -59,9 +60,18 @@ def client_key() -> str:
     return address_key(request.remote_addr)
 
 
+def retry_after(limit: RequestLimit) -> Response:
+    """Answer a breached limit with its Retry-After, read while the limit is checked."""
+    wait = max(1, int(limit.reset_at - time.time()))
+    return Response(status=HTTPStatus.TOO_MANY_REQUESTS, headers={"Retry-After": str(wait)})
+
+
 # No default limits: only the decorated endpoints are limited, never verify
-# (the gateway's hot path). The storage is set in init_app.
-limiter = Limiter(key_func=client_key, default_limits=[])
+# (the gateway's hot path). The storage is set in init_app. Retry-After comes
+# with the refusal (on_breach), not from Flask-Limiter's headers: those are
+# read from Redis after the view, where a hung Redis turned a session already
+# created or rotated into a 500.
+limiter = Limiter(key_func=client_key, default_limits=[], on_breach=retry_after)
 
 
 def _user_key() -> str:
@@ -256,5 +266,6 @@ def init_app(app: Flask) -> None:
             "key_prefix": f"{app.config['REDIS_KEY_PREFIX']}limits",
         },
     )
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # Retry-After on a 429
+    # Never after the view (see on_breach above): the view's answer is final.
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     limiter.init_app(app)

@@ -47,9 +47,11 @@ from flask import (
     request_tearing_down,
     template_rendered,
 )
+from flask.blueprints import BlueprintSetupState
 from flask.json.provider import JSONProvider
 from flask_jwt_extended import get_jwt
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import PathConverter
 
 from .. import logs
 from ..config import ConfigError
@@ -68,7 +70,21 @@ from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_E
 
 log = logging.getLogger(__name__)
 
+
+class AnyTail(PathConverter):
+    """werkzeug's ``path``, newlines too: verify answers for any tail a gateway appends."""
+
+    regex = r"[^/](?s:.*)"
+
+
 bp = Blueprint("verify", __name__)
+
+
+@bp.record_once  # before the routes: a converter must be known when a rule using it is added
+def add_tail_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("tail", AnyTail)
+
+
 # Never limited, even by RATELIMIT_DEFAULT/_APPLICATION: the fast path could not be.
 ratelimit.limiter.exempt(bp)
 ENDPOINT = "verify.verify_session"  # the view's endpoint: the fast path counts under it too
@@ -107,7 +123,7 @@ def verified(json: JSONProvider, user_id: str, session_id: str, claims_json: str
 
 @bp.route("/sessions/verify", **VERIFY)
 @bp.route("/sessions/verify/", **VERIFY)
-@bp.route("/sessions/verify/<path:original_path>", **VERIFY)
+@bp.route("/sessions/verify/<tail:original_path>", **VERIFY)
 @operation(
     "verifySession{method}",
     tags=["gateway"],
