@@ -92,13 +92,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENV",
         choice(*ENVIRONMENTS, any_case=True),
-        "development",
+        # Development is asked for, never what an unset variable gives: it serves an
+        # unauthenticated sign-in and generates its secrets.
         "production",
-        "`development` or `production`, in any case; anything else refuses to start. `production`"
-        " refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
+        "production",
+        "`development` or `production`, in any case; anything else refuses to start; unset is"
+        " `production` (`make run`, `make session` and the tests ask for `development`)."
+        " `production` refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
         " `SERVICE_KEY`, with `JWT_SECRET_KEY` or `SERVICE_KEY` under 32 bytes, and without"
         " `REDIS_URL` or `REDIS_SENTINELS` (no embedded Valkey), and has no development sign-in"
-        " (404); in development, a missing `SERVICE_KEY` is generated once (32 random bytes) into"
+        " (404); in development, the sign-in answers loopback clients only, a warning names any"
+        " setting that looks like a real deployment (a `JWT_KEYS` ring, a Redis or bind address"
+        " off this host), a missing `SERVICE_KEY` is generated once (32 random bytes) into"
         " `<instance folder>/secrets.json`, and without keys an Ed25519 key into `<instance"
         " folder>/jwt-keys.json` (shared by every worker and restart), and a warning says so",
     ),
