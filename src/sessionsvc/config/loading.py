@@ -190,14 +190,19 @@ def _sentinel_or_cluster(config: Mapping[str, Any]) -> Iterator[str]:
         )
 
 
-@check("REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT", "REDIS_SOCKET_TIMEOUT")
+@check("REDIS_WAIT_REPLICAS", "REDIS_WAIT_AOF", "REDIS_WAIT_TIMEOUT", "REDIS_SOCKET_TIMEOUT")
 def _wait(config: Mapping[str, Any]) -> Iterator[str]:
     wait, read_timeout = config["REDIS_WAIT_TIMEOUT"], config["REDIS_SOCKET_TIMEOUT"]
-    if config["REDIS_WAIT_REPLICAS"] and wait >= read_timeout:
+    waits = [
+        f"SESSIONSVC_REDIS_{name}"
+        for name in ("WAIT_REPLICAS", "WAIT_AOF")
+        if config[f"REDIS_{name}"]
+    ]
+    if waits and wait >= read_timeout:
         # Else the read would time out first and be retried: the revoke would run twice.
         yield (
             f"SESSIONSVC_REDIS_WAIT_TIMEOUT must be below SESSIONSVC_REDIS_SOCKET_TIMEOUT"
-            f" ({read_timeout}) when SESSIONSVC_REDIS_WAIT_REPLICAS is set, not {wait};"
+            f" ({read_timeout}) when {' or '.join(waits)} is set, not {wait};"
             f" e.g. SESSIONSVC_REDIS_WAIT_TIMEOUT={read_timeout / 2}"
         )
 

@@ -227,8 +227,22 @@ SETTINGS: tuple[Setting, ...] = (
         TIMEOUT,
         0.25,
         "0.25",
-        "the longest such wait, seconds; with `REDIS_WAIT_REPLICAS` set, must be below"
-        " `REDIS_SOCKET_TIMEOUT`",
+        "the longest such wait (and `REDIS_WAIT_AOF`'s), seconds; with `REDIS_WAIT_REPLICAS`"
+        " or `REDIS_WAIT_AOF` set, must be below `REDIS_SOCKET_TIMEOUT`",
+    ),
+    Setting(
+        "REDIS_WAIT_AOF",
+        FLAG,
+        False,
+        "true",
+        "`true`: a revoke answers `200` only once the server has written it to its append-only"
+        " file on disk (`WAITAOF 1 <REDIS_WAIT_REPLICAS>`: the replicas too), within"
+        " `REDIS_WAIT_TIMEOUT`, else `503 STORE_NOT_DURABLE` (the revoke is applied, not yet"
+        " safe from a crash). Needs Redis 7.2 or Valkey 8 with `appendonly yes`, not a Cluster:"
+        " else every request is refused with `503 STORE_NOT_DURABLE` naming why. Costs a revoke"
+        " the wait for the next fsync (`appendfsync always`: a disk write; `everysec`: up to"
+        " about 0.1 s), see [durability](redis.md#durability-of-revokes) and"
+        " [benchmarks](benchmarks.md)",
     ),
     Setting(
         "SESSION_LIFETIME",
