@@ -11,14 +11,17 @@ on this host too); a development start that looks like a real deployment says so
 from __future__ import annotations
 
 import logging
+import runpy
+from types import SimpleNamespace
 from typing import Any
 
+import prometheus_client  # noqa: F401 (imported before the test sets its directory: see below)
 import pytest
 
 from sessionsvc import create_app
 from sessionsvc.config import ConfigError, deployment_signs
 from sessionsvc.tokens.keyring import new_jwk
-from tests.support import auth
+from tests.support import ROOT, auth
 
 CSRF = {"X-Requested-With": "sessionsvc"}
 SIGN_IN = "/api/dev/sign-in"
@@ -147,3 +150,27 @@ def test_a_start_on_this_host_or_in_production_does_not_warn(make_app, caplog, e
         make_app(ENV=env, JWT_KEYS=ring() if env == "production" else None)
 
     assert not [r for r in caplog.records if "real deployment" in r.getMessage()]
+
+
+@pytest.mark.parametrize(("bind", "warned"), [("0.0.0.0:8000", True), ("127.0.0.1:8000", False)])
+def test_gunicorn_s_master_warns_of_a_development_bind_beyond_loopback(
+    monkeypatch, tmp_path, caplog, bind, warned
+):
+    # Its on_starting hook, with a stand-in for gunicorn's arbiter: only the master knows the bind.
+    # prometheus_client read PROMETHEUS_MULTIPROC_DIR when this module imported it, unset:
+    # the directory given here is only the one the hook empties.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("SESSIONSVC_TRUSTED_PROXIES", "1")  # what the file would set
+    monkeypatch.setenv("SESSIONSVC_REDIS_URL", "redis://127.0.0.1:6379/0")  # no embedded Valkey
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    master = SimpleNamespace(
+        cfg=SimpleNamespace(bind=[bind]), log=logging.getLogger("gunicorn.test")
+    )
+
+    with caplog.at_level(logging.WARNING, logger="gunicorn.test"):
+        hooks["on_starting"](master)
+
+    looks = [r.getMessage() for r in caplog.records if "real deployment" in r.getMessage()]
+    assert len(looks) == int(warned)
+    if warned:
+        assert f"listens on {bind}" in looks[0]
