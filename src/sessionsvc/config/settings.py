@@ -240,8 +240,9 @@ SETTINGS: tuple[Setting, ...] = (
         " `REDIS_WAIT_TIMEOUT`, else `503 STORE_NOT_DURABLE` (the revoke is applied, not yet"
         " safe from a crash). Needs Redis 7.2 or Valkey 8 with `appendonly yes`, not a Cluster:"
         " else every request is refused with `503 STORE_NOT_DURABLE` naming why. Costs a revoke"
-        " the wait for the next fsync (`appendfsync always`: a disk write; `everysec`: up to"
-        " about 0.1 s), see [durability](redis.md#durability-of-revokes) and"
+        " the wait for the next fsync (`appendfsync always`: a disk write; `everysec`: about"
+        " 0.1 s, at times more: then `REDIS_WAIT_TIMEOUT=0.4`), see"
+        " [durability](redis.md#durability-of-revokes) and"
         " [benchmarks](benchmarks.md)",
     ),
     Setting(
