@@ -248,15 +248,16 @@ def aof_always(*servers) -> None:
             )
 
 
-def test_with_wait_aof_a_revoke_waits_for_the_replica_s_disk_too(pair):
+def test_with_wait_aof_a_revoke_waits_for_the_replica_s_disk_too(pair, replica):
     aof_always(pair.primary, pair.replica)
     client = make_app(
         REDIS_URL=pair.primary.connection_url,
         REDIS_WAIT_AOF=True,
         REDIS_WAIT_REPLICAS=1,
-        REDIS_WAIT_TIMEOUT=0.25,
+        REDIS_WAIT_TIMEOUT=1.0,  # room for a busy machine (the read times out at 2 s)
     ).test_client()
     first, second = login(client), login(client)
+    wait_for(lambda: replica.exists(session_key(second)), 5, "the sessions on the replica")
 
     assert revoke(client, first).status_code == 200
     pid = pair.replica._process.pid
