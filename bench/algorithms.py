@@ -40,6 +40,7 @@ FIGURES = {
 def app_for(alg: str, redis_url: str, prefix: str) -> Any:
     return create_app(
         {
+            "ENV": "development",  # its short service key
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": prefix,
             "SERVICE_KEY": SERVICE_KEY,

@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.support import ROOT
 
 from bench.algorithms import section as algorithms_section
+from bench.durability import section as durability_section
 from bench.gateway import gateway_tables
 from bench.load import TARGETS, Bench, Load, loads
 from bench.page import page_table
@@ -45,6 +46,7 @@ SECTIONS = (
     "workers",
     "page",
     "algorithms",
+    "durability",
 )
 
 
@@ -194,6 +196,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "algorithms" not in skip:
         print("token work by signing algorithm:", flush=True)
         sections += [*algorithms_section(bench.valkey.connection_url), ""]
+    if "durability" not in skip:
+        print("revokes safe from a Redis crash:", flush=True)
+        sections += [*durability_section(bench.tmp), ""]
     return sections
 
 

@@ -62,6 +62,10 @@ BROWSER_TEST = [
 for _name in [name for name in os.environ if name.startswith("SESSIONSVC_")]:
     del os.environ[_name]
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# Unset is production: the tests ask for development (generated secrets, the
+# embedded Valkey, the sign-in), and those of production or of the unset
+# default say so themselves. Gunicorn (support.py) passes on only what it is given.
+os.environ["SESSIONSVC_ENV"] = "development"
 
 
 def inspector(url: str, **options: Any) -> redis_py.Redis | RedisCluster:

@@ -123,6 +123,18 @@ def test_in_a_cluster_a_lost_event_is_logged_and_the_change_stands(
     assert [s["_id"] for s in sessions] == [body["session"]["_id"]]
 
 
+@only_in_a_cluster
+def test_in_a_cluster_revokes_cannot_wait_for_the_disk_and_every_request_says_so(make_app):
+    client = make_app(REDIS_WAIT_AOF=True).test_client()
+
+    service = {"X-Service-Key": SERVICE_KEY}
+    created = client.post("/api/sessions", json={"userId": "alice"}, headers=service)
+    for response in (client.get("/readyz"), created):
+        assert response.status_code == 503
+        assert response.json["code"] == "STORE_NOT_DURABLE"
+        assert "cannot be kept in a Redis Cluster" in response.json["error"]
+
+
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
     """A Cluster of this test's own, whose nodes it may hang."""

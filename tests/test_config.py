@@ -196,6 +196,7 @@ BAD: list[Any] = [
         ("out of bounds", "REDIS_WAIT_REPLICAS", "-1"),
         ("out of bounds", "REDIS_WAIT_TIMEOUT", "0"),
         ("unparsable duration", "REDIS_WAIT_TIMEOUT", "soon"),
+        ("bad boolean", "REDIS_WAIT_AOF", "yes"),
         ("out of bounds", "SESSION_LIFETIME", "0"),
         ("out of bounds", "SESSION_LIFETIME", "-1d"),
         ("out of bounds", "SESSION_LIFETIME", "100000d"),

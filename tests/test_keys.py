@@ -387,7 +387,9 @@ def test_a_bad_ring_stops_gunicorn_with_one_error_naming_the_key(tmp_path):
         new_jwk("EdDSA", "2026-06", active=True),
         new_jwk("EdDSA", "2026-12", active=True),
     ]
-    server = Gunicorn(tmp_path, {"SESSIONSVC_JWT_KEYS": ring(*two_active)})
+    server = Gunicorn(
+        tmp_path, {"SESSIONSVC_ENV": "development", "SESSIONSVC_JWT_KEYS": ring(*two_active)}
+    )
 
     result = subprocess.run(
         server.args, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60

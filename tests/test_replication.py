@@ -69,7 +69,7 @@ def test_a_revoke_waits_for_the_replica(pair, replica, caplog):
 
     assert revoke(client, body).status_code == 200
     assert replica.exists(session_key(body)) == 0
-    assert "replicas" not in caplog.text
+    assert "a revoke reached" not in caplog.text  # the warning of a short WAIT
 
 
 def test_a_revoke_no_replica_acknowledges_is_logged_and_stands(pair, caplog):
@@ -230,3 +230,43 @@ def test_rate_limits_count_on_the_primary_sentinel_names(group):
 
     assert statuses == [201, 429]
     assert keys
+
+
+def aof_always(*servers) -> None:
+    """Give each server an append-only file fsynced on every write, once it is written."""
+    for server in servers:
+        with redis_py.Redis(port=server.port, decode_responses=True) as client:
+            client.config_set("appendonly", "yes")
+            client.config_set("appendfsync", "always")
+            wait_for(
+                lambda c=client: (
+                    c.info("persistence")["aof_enabled"] == 1
+                    and c.info("persistence")["aof_rewrite_in_progress"] == 0
+                ),
+                10,
+                "the append-only file",
+            )
+
+
+def test_with_wait_aof_a_revoke_waits_for_the_replica_s_disk_too(pair, replica):
+    aof_always(pair.primary, pair.replica)
+    client = make_app(
+        REDIS_URL=pair.primary.connection_url,
+        REDIS_WAIT_AOF=True,
+        REDIS_WAIT_REPLICAS=1,
+        REDIS_WAIT_TIMEOUT=1.0,  # room for a busy machine (the read times out at 2 s)
+    ).test_client()
+    first, second = login(client), login(client)
+    wait_for(lambda: replica.exists(session_key(second)), 5, "the sessions on the replica")
+
+    assert revoke(client, first).status_code == 200
+    pid = pair.replica._process.pid
+    os.kill(pid, signal.SIGSTOP)  # connected, fsyncs and acknowledges nothing
+    try:
+        response = revoke(client, second)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    assert response.status_code == 503
+    assert response.json["code"] == "STORE_NOT_DURABLE"
+    assert verify(client, second).json["code"] == "TOKEN_REVOKED"  # applied on the primary

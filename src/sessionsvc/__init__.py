@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.read(app.config, test_config)
     config.validate(app.config)  # every bad setting named at once, before anything uses one
     logs.init_app(app)  # first: later steps log, and every request gets its id before the rest
+    config.warn_if_deployed(app.config)  # development that looks like a real deployment
     config.ensure_secrets(app.config, app.instance_path)
     app.json = errors.JSONProvider(app)
     app.json.sort_keys = False  # keep the documented key order

@@ -74,6 +74,7 @@ def init_app(app: Flask) -> None:
         events_maxlen=config["EVENTS_MAXLEN"],
         wait_replicas=config["REDIS_WAIT_REPLICAS"],
         wait_timeout=config["REDIS_WAIT_TIMEOUT"],
+        wait_aof=config["REDIS_WAIT_AOF"],
     )
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)

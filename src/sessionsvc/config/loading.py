@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import maxminddb
 
@@ -52,6 +54,15 @@ def instance_path() -> str:
     installed package would be inside the virtualenv.
     """
     return os.environ.get("SESSIONSVC_INSTANCE_PATH") or os.path.abspath("var")
+
+
+# Unset, SESSIONSVC_ENV is production: a developer who just ran the service
+# without it is told how to ask for development.
+FOR_DEVELOPMENT = (
+    "SESSIONSVC_ENV is unset, so this is production; on your own machine, for development"
+    " (generated secrets, an embedded Valkey, the development sign-in), set"
+    " SESSIONSVC_ENV=development (`make run` does)"
+)
 
 
 class ConfigError(RuntimeError):
@@ -114,6 +125,8 @@ def validate(config: MutableMapping[str, Any]) -> None:
         if bad.isdisjoint(names):
             problems.extend(function(config))
     if problems:
+        if is_production(config) and f"{PREFIX}_ENV" not in os.environ:
+            problems.append(FOR_DEVELOPMENT)
         raise ConfigError(
             "the configuration cannot run the service:\n" + "\n".join(f"- {p}" for p in problems)
         )
@@ -199,14 +212,19 @@ def _sentinel_or_cluster(config: Mapping[str, Any]) -> Iterator[str]:
         )
 
 
-@check("REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT", "REDIS_SOCKET_TIMEOUT")
+@check("REDIS_WAIT_REPLICAS", "REDIS_WAIT_AOF", "REDIS_WAIT_TIMEOUT", "REDIS_SOCKET_TIMEOUT")
 def _wait(config: Mapping[str, Any]) -> Iterator[str]:
     wait, read_timeout = config["REDIS_WAIT_TIMEOUT"], config["REDIS_SOCKET_TIMEOUT"]
-    if config["REDIS_WAIT_REPLICAS"] and wait >= read_timeout:
+    waits = [
+        f"SESSIONSVC_REDIS_{name}"
+        for name in ("WAIT_REPLICAS", "WAIT_AOF")
+        if config[f"REDIS_{name}"]
+    ]
+    if waits and wait >= read_timeout:
         # Else the read would time out first and be retried: the revoke would run twice.
         yield (
             f"SESSIONSVC_REDIS_WAIT_TIMEOUT must be below SESSIONSVC_REDIS_SOCKET_TIMEOUT"
-            f" ({read_timeout}) when SESSIONSVC_REDIS_WAIT_REPLICAS is set, not {wait};"
+            f" ({read_timeout}) when {' or '.join(waits)} is set, not {wait};"
             f" e.g. SESSIONSVC_REDIS_WAIT_TIMEOUT={read_timeout / 2}"
         )
 
@@ -222,6 +240,62 @@ def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
                 f"SESSIONSVC_GEOIP_DATABASE {database!r} cannot be opened ({error});"
                 f" e.g. SESSIONSVC_GEOIP_DATABASE={setting.example}"
             )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether a host name or address is loopback: ``localhost``, 127.0.0.0/8, ::1."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name may be anywhere
+
+
+def deployment_signs(config: Mapping[str, Any], binds: Iterable[str] = ()) -> list[str]:
+    """Name the settings that look like a real deployment's, for a development start to warn of.
+
+    ``binds`` are the addresses the server listens on (gunicorn's ``bind``), where known.
+    """
+    signs = []
+    if config.get("JWT_KEYS"):
+        signs.append("SESSIONSVC_JWT_KEYS is set (a signing key ring)")
+    if url := config.get("REDIS_URL"):
+        host = "" if url.startswith("unix:") else (urlsplit(url).hostname or "")
+        if host and not is_loopback_host(host):
+            signs.append(f"SESSIONSVC_REDIS_URL names {host}, not this host")
+    for sentinel in config.get("REDIS_SENTINELS") or ():
+        host = sentinel.rpartition(":")[0]
+        if not is_loopback_host(host):
+            signs.append(f"SESSIONSVC_REDIS_SENTINELS names {host}, not this host")
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        host = bind.rpartition(":")[0] if ":" in bind else bind
+        if not is_loopback_host(host):
+            signs.append(f"the server listens on {bind}, not only on this host")
+    return signs
+
+
+def warn_if_deployed(
+    config: Mapping[str, Any], binds: Iterable[str] = (), logger: Any = log
+) -> list[str]:
+    """Log a warning when a development start looks like a real deployment; return its signs.
+
+    ``logger``: gunicorn's master passes its own (the app's logging is set up in workers).
+    """
+    if is_production(config):
+        return []
+    signs = deployment_signs(config, binds)
+    if signs:
+        logger.warning(
+            "SESSIONSVC_ENV=development, but this looks like a real deployment: %s."
+            " Development serves an unauthenticated sign-in (to loopback clients) and generates"
+            " its secrets: unset SESSIONSVC_ENV (or set it to production) to serve for real",
+            "; ".join(signs),
+        )
+    return signs
 
 
 def ensure_secrets(config: dict[str, Any], instance_path: str) -> None:

@@ -94,16 +94,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENV",
         choice(*ENVIRONMENTS, any_case=True),
-        "development",
+        # Development is asked for, never what an unset variable gives: it serves an
+        # unauthenticated sign-in and generates its secrets.
         "production",
-        "`development` or `production`, in any case; anything else refuses to start. `production`"
-        " refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
+        "production",
+        "`development` or `production`, in any case; anything else refuses to start; unset is"
+        " `production` (`make run`, `make session` and the tests ask for `development`)."
+        " `production` refuses to start without signing keys (`JWT_KEYS` or `JWT_SECRET_KEY`) and"
         " `SERVICE_KEY` (or `SERVICE_KEYS`), with `JWT_SECRET_KEY` or a service key under 32"
         " bytes, and without `REDIS_URL` or `REDIS_SENTINELS` (no embedded Valkey), and has no"
-        " development sign-in (404); in development, without either, a `SERVICE_KEY` is"
-        " generated once (32 random bytes) into `<instance folder>/secrets.json`, and without"
-        " keys an Ed25519 key into `<instance folder>/jwt-keys.json` (shared by every worker"
-        " and restart), and a warning says so",
+        " development sign-in (404); in development, the sign-in answers loopback clients only, a"
+        " warning names any setting that looks like a real deployment (a `JWT_KEYS` ring, a Redis"
+        " or bind address off this host), without a service key a `SERVICE_KEY` is generated once"
+        " (32 random bytes) into `<instance folder>/secrets.json`, and without keys an Ed25519 key"
+        " into `<instance folder>/jwt-keys.json` (shared by every worker and restart), and a"
+        " warning says so",
     ),
     Setting(
         "JWT_KEYS",
@@ -238,8 +243,23 @@ SETTINGS: tuple[Setting, ...] = (
         TIMEOUT,
         0.25,
         "0.25",
-        "the longest such wait, seconds; with `REDIS_WAIT_REPLICAS` set, must be below"
-        " `REDIS_SOCKET_TIMEOUT`",
+        "the longest such wait (and `REDIS_WAIT_AOF`'s), seconds; with `REDIS_WAIT_REPLICAS`"
+        " or `REDIS_WAIT_AOF` set, must be below `REDIS_SOCKET_TIMEOUT`",
+    ),
+    Setting(
+        "REDIS_WAIT_AOF",
+        FLAG,
+        False,
+        "true",
+        "`true`: a revoke answers `200` only once the server has written it to its append-only"
+        " file on disk (`WAITAOF 1 <REDIS_WAIT_REPLICAS>`: the replicas too), within"
+        " `REDIS_WAIT_TIMEOUT`, else `503 STORE_NOT_DURABLE` (the revoke is applied, not yet"
+        " safe from a crash). Needs Redis 7.2 or Valkey 8 with `appendonly yes`, not a Cluster:"
+        " else every request is refused with `503 STORE_NOT_DURABLE` naming why. Costs a revoke"
+        " the wait for the next fsync (`appendfsync always`: a disk write; `everysec`: about"
+        " 0.1 s, at times more: then `REDIS_WAIT_TIMEOUT=0.4`), see"
+        " [durability](redis.md#durability-of-revokes) and"
+        " [benchmarks](benchmarks.md)",
     ),
     Setting(
         "SESSION_LIFETIME",

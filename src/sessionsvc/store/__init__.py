@@ -6,7 +6,20 @@ Lua script; its failures are its own exceptions (``store.errors``).
 
 from __future__ import annotations
 
-from .errors import StoreError, StoreTooOld, StoreUnavailable
+from .errors import (
+    RevokeNotDurable,
+    StoreError,
+    StoreNotDurable,
+    StoreTooOld,
+    StoreUnavailable,
+)
 from .sessions import SessionStore
 
-__all__ = ["SessionStore", "StoreError", "StoreTooOld", "StoreUnavailable"]
+__all__ = [
+    "RevokeNotDurable",
+    "SessionStore",
+    "StoreError",
+    "StoreNotDurable",
+    "StoreTooOld",
+    "StoreUnavailable",
+]

@@ -287,18 +287,30 @@ def thread_client(client: Client) -> Callable[[], Client]:
 
 
 def run_and_wait(
-    client: Client, script: Script, keys: list[str], args: list, replicas: int, timeout_ms: int
-) -> tuple[Any, int]:
+    client: Client,
+    script: Script,
+    keys: list[str],
+    args: list,
+    replicas: int,
+    timeout_ms: int,
+    *,
+    aof: bool = False,
+) -> tuple[Any, int, int]:
     """Run a script and WAIT behind it on the same connection: a pipeline, one round trip.
 
-    Return the script's result and how many replicas acknowledged it. WAIT
-    counts the replicas that have this connection's writes, so it cannot be a
-    command of its own.
+    Return the script's result, whether the server has it in its append-only
+    file on disk (1 or 0; always 0 without ``aof``) and how many replicas
+    acknowledged it. With ``aof``, WAITAOF 1 ``replicas``: the server and the
+    replicas must have fsynced it; else WAIT: the replicas must have received
+    it. Both count this connection's writes, so neither can be a command of its own.
     """
     for _ in range(2):  # the second time with the script loaded
         pipe = client.pipeline(transaction=False)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-        pipe.wait(replicas, timeout_ms)
+        if aof:
+            pipe.waitaof(1, replicas, timeout_ms)
+        else:
+            pipe.wait(replicas, timeout_ms)
         result, acknowledged = pipe.execute(raise_on_error=False)
         if not isinstance(result, NoScriptError):
             break
@@ -306,7 +318,10 @@ def run_and_wait(
     for outcome in (result, acknowledged):
         if isinstance(outcome, Exception):
             raise outcome
-    return result, acknowledged
+    if aof:
+        local, on_replicas = acknowledged
+        return result, int(local), int(on_replicas)
+    return result, 0, int(acknowledged)
 
 
 class LazyClient:

@@ -29,7 +29,7 @@ from ..config import DEFAULTS
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
 from .encoding import decode_session, encode_session, legacy_digest, secret_digest
-from .errors import StoreTooOld, StoreUnavailable
+from .errors import RevokeNotDurable, StoreNotDurable, StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
 
@@ -82,6 +82,87 @@ def _server_version(client: Client) -> str:
             return ""
 
 
+DURABILITY_DOC = "docs/redis.md#durability-of-revokes"
+
+
+def _persistence(client: Client) -> dict[str, str] | None:
+    """Return the server's ``appendonly`` and ``appendfsync``; None when it will not say.
+
+    Managed services refuse CONFIG (or rename it): that is an answer too. In a
+    Cluster, the primaries' values, the weakest first ("no" before "yes").
+    """
+    try:
+        answers: Any
+        if isinstance(client, RedisCluster):
+            answers = client.config_get(
+                "appendonly", "appendfsync", target_nodes=RedisCluster.PRIMARIES
+            )
+        else:
+            answers = client.config_get("appendonly", "appendfsync")
+    except ResponseError as error:
+        log.warning(
+            "the server will not say whether it keeps an append-only file (CONFIG GET: %s),"
+            " as managed services do: make sure it does (appendonly yes), or revokes can be"
+            " undone by a crash or restart of Redis; see %s",
+            error,
+            DURABILITY_DOC,
+        )
+        return None
+    if not isinstance(answers, dict):
+        return None
+    nodes = [answer for answer in answers.values() if isinstance(answer, dict)]
+    if nodes:  # a Cluster's, one per primary: the weakest
+        return {
+            str(k): str(v)
+            for k, v in min(nodes, key=lambda n: n.get("appendonly") == "yes").items()
+        }
+    return {str(k): str(v) for k, v in answers.items()}
+
+
+def _warn_of_persistence(persistence: dict[str, str] | None) -> None:
+    """Warn when a crash or restart of Redis could undo revokes (never refuses: development)."""
+    if persistence is None:
+        return  # _persistence warned
+    if persistence.get("appendonly") != "yes":
+        log.warning(
+            "the server has appendonly %s: a revoke not yet in a snapshot is lost if Redis"
+            " crashes or restarts, and the revoked tokens pass again; set appendonly yes"
+            " (or use replicas and SESSIONSVC_REDIS_WAIT_REPLICAS), see %s",
+            persistence.get("appendonly", "unknown"),
+            DURABILITY_DOC,
+        )
+    elif persistence.get("appendfsync") == "no":
+        log.warning(
+            "the server has appendfsync no: its system writes the append-only file when it"
+            " likes (some 30 seconds), and a crash of the machine can undo revokes made"
+            " meanwhile; appendfsync everysec or always, see %s",
+            DURABILITY_DOC,
+        )
+
+
+def _wait_aof_refusal(client: Client, version: str) -> str:
+    """Return why REDIS_WAIT_AOF cannot be kept on this server, "" when it can."""
+    if isinstance(client, RedisCluster):
+        return "SESSIONSVC_REDIS_WAIT_AOF cannot be kept in a Redis Cluster (no WAITAOF there)."
+    try:
+        # No write on this connection yet, or an old one: answered at once (1 ms at most).
+        client.waitaof(1, 0, 1)
+    except ResponseError as error:
+        text = str(error)
+        if "appendonly" in text:
+            return (
+                "SESSIONSVC_REDIS_WAIT_AOF is set but the server has appendonly no: set"
+                " appendonly yes on it, or unset SESSIONSVC_REDIS_WAIT_AOF."
+            )
+        if "unknown command" in text.lower():
+            return (
+                f"SESSIONSVC_REDIS_WAIT_AOF needs WAITAOF, which Redis {version or '(unknown)'}"
+                " lacks: Redis 7.2 or newer, or Valkey 8 or newer."
+            )
+        return f"SESSIONSVC_REDIS_WAIT_AOF is set but the server refuses WAITAOF: {text}"
+    return ""
+
+
 @dataclass(frozen=True)
 class _Bound:
     client: Client
@@ -121,12 +202,14 @@ class SessionStore(KeyLayout):
         events_maxlen: int = DEFAULTS["EVENTS_MAXLEN"],
         wait_replicas: int = DEFAULTS["REDIS_WAIT_REPLICAS"],
         wait_timeout: float = DEFAULTS["REDIS_WAIT_TIMEOUT"],
+        wait_aof: bool = DEFAULTS["REDIS_WAIT_AOF"],
     ) -> None:
         super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
         self._bound: _Bound | None = None
         self._server_version: str | None = None  # its redis_version, once asked; "" unknown
         self._version_lock = threading.Lock()
+        self._durability: str | None = None  # why WAIT_AOF cannot be kept, once asked; "" it can
         self.lifetime_ms = lifetime * 1000
         self.idle_timeout_ms = idle_timeout * 1000
         self.touch_interval_ms = min(
@@ -139,6 +222,7 @@ class SessionStore(KeyLayout):
         self.events_maxlen = events_maxlen
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = int(wait_timeout * 1000)
+        self.wait_aof = wait_aof
 
     def _bind(self) -> _Bound:
         """Get the client (the first call may connect), check its server once, and its scripts."""
@@ -147,7 +231,7 @@ class SessionStore(KeyLayout):
             with _store_errors():
                 client = self._connect()
             if not isinstance(client, Pipeline | ClusterPipeline):  # a pipeline runs nothing yet
-                self.check_version(client)
+                self.check_server(client)
             scripts = {name: client.register_script(lua) for name, lua in SCRIPTS.items()}
             cluster = isinstance(client, RedisCluster)
             if cluster and self.wait_replicas:
@@ -174,6 +258,36 @@ class SessionStore(KeyLayout):
         if too_old(version):
             raise too_old_error(version)  # a new one each time: a raise adds to its traceback
 
+    def check_server(self, client: Client) -> None:
+        """Check the server once: its version (check_version), then what a crash keeps."""
+        self.check_version(client)
+        self.check_durability(client)
+
+    def check_durability(self, client: Client) -> None:
+        """Warn once if a crash could undo revokes; raise StoreNotDurable if WAIT_AOF can't hold.
+
+        Asked once per store, on first use (or /readyz's first), as the version is:
+        ``appendonly`` and ``appendfsync`` (CONFIG GET, a warning where refused),
+        and with ``wait_aof`` whether WAITAOF works here.
+        """
+        refusal = self._durability
+        if refusal is None:
+            with _store_errors():
+                persistence = _persistence(client)
+                refusal = (
+                    _wait_aof_refusal(client, self._server_version or "") if self.wait_aof else ""
+                )
+            with self._version_lock:
+                first = self._durability is None
+                if first:
+                    self._durability = refusal
+            if first:
+                _warn_of_persistence(persistence)
+                if refusal:
+                    log.error("%s", refusal)
+        if refusal:
+            raise StoreNotDurable(refusal)
+
     @property
     def redis(self) -> Client:
         """The Redis client (connecting first, if the store has not yet)."""
@@ -190,7 +304,8 @@ class SessionStore(KeyLayout):
     ) -> Any:
         """Run one of the scripts for a user (and the sessions it names): one round trip.
 
-        With ``wait``, wait for ``wait_replicas`` replicas to have the change.
+        With ``wait``, wait for ``wait_replicas`` replicas to have the change, and
+        with ``wait_aof`` for it to be on disk (RevokeNotDurable if not in time).
         """
         bound = self._bind()
         keys = [self.index_key(user_id)]
@@ -205,12 +320,30 @@ class SessionStore(KeyLayout):
         ]
         run, argv = bound.scripts[script], [*head, *args]
         with _store_errors():
-            if not (wait and self.wait_replicas and not bound.cluster):
+            # In a Cluster, the client picks the connection: no WAIT there (and
+            # check_durability refused WAIT_AOF).
+            if not (wait and (self.wait_replicas or self.wait_aof) and not bound.cluster):
                 return run(keys=keys, args=argv, client=bound.connection())
-            # In a Cluster, the client picks the connection: no WAIT there.
-            result, acknowledged = run_and_wait(
-                bound.client, run, keys, argv, self.wait_replicas, self.wait_timeout_ms
+            result, on_disk, acknowledged = run_and_wait(
+                bound.client,
+                run,
+                keys,
+                argv,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+                aof=self.wait_aof,
             )
+        if self.wait_aof and (not on_disk or acknowledged < self.wait_replicas):
+            # Applied in memory: a crash before the fsync could undo it, so no 200.
+            log.warning(
+                "a revoke was not confirmed on disk within %d ms (server: %s, replicas: %d of"
+                " %d): answered 503",
+                self.wait_timeout_ms,
+                "yes" if on_disk else "no",
+                acknowledged,
+                self.wait_replicas,
+            )
+            raise RevokeNotDurable()
         if acknowledged < self.wait_replicas:  # the change stands on the primary either way
             log.warning(
                 "a revoke reached %d of %d replicas within %d ms: a failover now could undo it",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, render_template
+from flask import Blueprint, Flask, Response, current_app, render_template, request
+from werkzeug.exceptions import NotFound
 
-from ..config import is_production
+from ..config import is_loopback_host, is_production
 from . import cookies
 from .errors import CsrfRejected, InvalidRequest
 from .logins import login_body, start_session
@@ -15,12 +16,14 @@ from .openapi import operation
 from .openapi_components import (
     JSON,
     NO_STORE_HEADER,
+    ROUTE_NOT_FOUND,
     SIZE_ERRORS,
     STORE_ERRORS,
     error,
     ok,
     ref,
 )
+from .proxies import PEER_KEY
 
 # The page and its module, CSS and client load from our own origin only; no
 # inline script or style, no framing (clickjacking a "Sign out" button).
@@ -33,6 +36,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 DEV_SIGN_IN_PATH = "/dev/sign-in"
+# Headers by which a proxy names the client it forwards (RFC 7239's Forwarded too).
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 
 def make_blueprint(config: dict[str, Any]) -> Blueprint:
@@ -72,14 +77,17 @@ def devices_page() -> str:
         "devices.html",
         api=config["URL_PREFIX"],
         login_url=config["UI_LOGIN_URL"],
-        dev_sign_in=None if is_production(config) else config["URL_PREFIX"] + DEV_SIGN_IN_PATH,
+        dev_sign_in=None
+        if is_production(config) or not from_this_host()
+        else config["URL_PREFIX"] + DEV_SIGN_IN_PATH,
     )
 
 
 @operation(
     "devSignIn",
     tags=["browser"],
-    summary="Development only (404 in production): sign this browser in as a new session.",
+    summary="Development only (404 in production, and to a client not on this host):"
+    " sign this browser in as a new session.",
     security=[],
     parameters=["CsrfHeader"],  # a component: apispec refers to it by name
     requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "LoginRequest")}}},
@@ -91,16 +99,48 @@ def devices_page() -> str:
         ),
         "400": error("The body is not a JSON object, or a field is not valid.", InvalidRequest),
         "403": error("No X-Requested-With header.", CsrfRejected),
+        "404": ROUTE_NOT_FOUND,  # also to a client not on this host
         **STORE_ERRORS,
     },
 )
 def dev_sign_in() -> Response:
     """Start a session for a typed user id and User-Agent, as this browser (development only)."""
+    if not from_this_host():
+        raise NotFound  # as in production: nothing here for anyone else
     cookies.require_csrf_header()  # it sets the cookie: a login CSRF otherwise
     body, session = start_session(login_body())
     return cookies.token_response(
         body, HTTPStatus.CREATED, cookie=True, expire_at=session.expire_at
     )
+
+
+def forwarded_hosts() -> list[str]:
+    """Return every client address the request's forwarding headers name."""
+    hosts = []
+    for name in FORWARDING_HEADERS:
+        for value in request.headers.getlist(name):
+            for item in value.split(","):
+                if name == "Forwarded":  # for=192.0.2.7;proto=http, for="[2001:db8::1]:4711"
+                    pairs = (pair.partition("=") for pair in item.split(";"))
+                    item = next((v for k, _, v in pairs if k.strip().lower() == "for"), "")
+                    item = item.strip().strip('"')
+                    item = item.partition("]")[0] if item.startswith("[") else item.split(":")[0]
+                hosts.append(item.strip())
+    return [host for host in hosts if host]
+
+
+def from_this_host() -> bool:
+    """Tell whether the request comes from this machine, and was forwarded by no one from afar.
+
+    The peer is the address the WSGI server saw (REMOTE_ADDR), as TrustedProxies
+    keeps it (``proxies.PEER_KEY``) when it made ``remote_addr`` the client's:
+    a proxy on this host (deploy/nginx.conf) is loopback too, so any forwarded
+    client it names must be loopback as well, whether trusted or not.
+    """
+    original = request.environ.get(PEER_KEY)
+    peer = original or request.environ.get("REMOTE_ADDR") or ""
+    addresses = [peer, request.remote_addr or "", *forwarded_hosts()]
+    return all(is_loopback_host(address) for address in addresses)
 
 
 def add_security_headers(response: Response) -> Response:

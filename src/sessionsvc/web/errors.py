@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..domain.claims import InvalidClaims
 from ..store.connection import ERRORS
-from ..store.errors import StoreError, StoreTooOld
+from ..store.errors import RevokeNotDurable, StoreError, StoreNotDurable, StoreTooOld
 from ..telemetry import Metrics
 from ..tokens.refresh import InvalidRefreshToken
 
@@ -141,13 +141,35 @@ class StoreVersionUnsupported(ServiceUnavailable):
     headers = {}  # noqa: RUF012 (read only): trying again soon changes nothing
 
 
+class StoreNotDurableError(ServiceUnavailable):
+    """REDIS_WAIT_AOF is set and the server cannot confirm writes on disk; the message says why."""
+
+    code = "STORE_NOT_DURABLE"
+    message = "The session store cannot confirm writes on disk, as REDIS_WAIT_AOF requires."
+    headers = {}  # noqa: RUF012 (read only): trying again soon changes nothing
+
+
+class RevokeNotDurableError(ServiceUnavailable):
+    """A revoke was applied, but not confirmed on disk in time (REDIS_WAIT_AOF)."""
+
+    code = "STORE_NOT_DURABLE"
+    message = (
+        "The revoke was applied, but the session store did not confirm it on disk in time:"
+        " a crash of the store now could undo it."
+    )
+
+
 def unavailable(error: Exception) -> ServiceUnavailable:
     """Return the 503 for a store or Redis failure, keeping what went wrong as its cause."""
-    answer = (
-        StoreVersionUnsupported(str(error))
-        if isinstance(error, StoreTooOld)
-        else ServiceUnavailable()
-    )
+    answer: ServiceUnavailable
+    if isinstance(error, StoreTooOld):
+        answer = StoreVersionUnsupported(str(error))
+    elif isinstance(error, StoreNotDurable):
+        answer = StoreNotDurableError(str(error))
+    elif isinstance(error, RevokeNotDurable):
+        answer = RevokeNotDurableError()
+    else:
+        answer = ServiceUnavailable()
     answer.__cause__ = (error.__cause__ or error) if isinstance(error, StoreError) else error
     return answer
 

@@ -34,13 +34,14 @@ def readyz():
     """Answer 200 when Redis answers PING within ``READY_TIMEOUT`` and is recent enough, else 503.
 
     503 STORE_UNAVAILABLE when it does not answer, STORE_VERSION_UNSUPPORTED when it is
-    older than Redis 7.0 (asked once, then known).
+    older than Redis 7.0, STORE_NOT_DURABLE when REDIS_WAIT_AOF cannot be kept there
+    (asked once, then known).
     """
     # A failure is answered by the handler for store and Redis errors (errors): a 503.
     state = sessionsvc()
     ready = state.ready()
     ready.ping()
-    state.store.check_version(ready)
+    state.store.check_server(ready)
     return {"status": "ok"}
 
 

@@ -31,6 +31,7 @@ from .errors import (
     ServiceUnavailable,
     SessionNotFound,
     SessionsvcError,
+    StoreNotDurableError,
     StoreVersionUnsupported,
     TokenExpired,
     TokenRevoked,
@@ -435,9 +436,11 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "ServiceUnavailable": {
         **error(
             "Redis is unreachable or not answering, or older than 7.0"
-            " (STORE_VERSION_UNSUPPORTED); never a pass (fail closed).",
+            " (STORE_VERSION_UNSUPPORTED), or with REDIS_WAIT_AOF cannot confirm a write"
+            " on disk (STORE_NOT_DURABLE); never a pass (fail closed).",
             ServiceUnavailable,
             StoreVersionUnsupported,
+            StoreNotDurableError,
         ),
         "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
     },
