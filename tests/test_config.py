@@ -261,6 +261,10 @@ BAD: list[Any] = [
         ("wrong type", "UI_PATH", "42"),
         ("empty", "UI_LOGIN_URL", '""'),
         ("bad URL", "UI_LOGIN_URL", "/log in"),
+        ("empty", "ACR_LEVELS", '""'),
+        ("a name twice", "ACR_LEVELS", "aal1,aal2,aal1"),
+        ("a space", "ACR_LEVELS", '["aal 1"]'),
+        ("wrong type", "ACR_LEVELS", "5"),
     ]
 ]
 

@@ -9,6 +9,9 @@ differs from createdAt; the descriptive parts share one value. Fields:
     h  the refresh secret's digest   g, t  the previous one's, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
+    e  acr    m  amr (comma-joined)    w  authTime (ms), when not createdAt
+       (each only when the login or a step-up gave it)
+    s  the support operator (actor) of a support session
 
 No secret is kept, only its digest (``secret_digest``): a copy of the store (a
 backup, a replica, a MONITOR reader) refreshes no session. A session stored by
@@ -25,6 +28,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 
+from ..domain.assurance import Assurance
 from ..domain.sessions import UNKNOWN, Device, Session
 
 # Hash fields are one letter and values stay short so Redis keeps each session
@@ -86,7 +90,28 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
     fields["h"] = secret_digest(refresh_secret)
+    return fields | encode_assurance(session.assurance, session.created_at)
+
+
+def encode_assurance(assurance: Assurance, created_at: int) -> dict[str, str | int]:
+    """Return the hash fields of how the user signed in: only those given (plain: none)."""
+    fields: dict[str, str | int] = {}
+    if assurance.acr:
+        fields["e"] = assurance.acr
+    if assurance.amr:
+        fields["m"] = ",".join(assurance.amr)
+    if assurance.auth_time is not None and assurance.auth_time != created_at:
+        fields["w"] = assurance.auth_time
     return fields
+
+
+def decode_assurance(acr: str | None, amr: str | None, auth_time: str | None) -> Assurance:
+    """Return the assurance in fields e, m and w (None or '' where absent)."""
+    return Assurance(
+        acr=acr or "",
+        amr=tuple(amr.split(",")) if amr else (),
+        auth_time=int(auth_time) if auth_time else None,
+    )
 
 
 def decode_session(
@@ -114,4 +139,5 @@ def decode_session(
         ),
         location=location,
         ip=ip,
+        assurance=decode_assurance(fields.get("e"), fields.get("m"), fields.get("w")),
     )

@@ -14,9 +14,10 @@ from typing import Any, NamedTuple, TypeVar
 from flask import g, request
 
 from ..domain import claims
+from ..domain.assurance import NO_ASSURANCE, Assurance, InvalidAssurance, parse_assurance
 from ..domain.claims import SessionClaims, parse_claims
 from ..domain.devices import parse_device
-from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id
+from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id, now_ms
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
 from ..tokens.refresh import new_refresh_secret, refresh_token
@@ -33,6 +34,7 @@ class Login(NamedTuple):
     user_agent: str
     ip: str
     session_claims: SessionClaims | None
+    assurance: Assurance = NO_ASSURANCE  # acr, amr, authTime: how the user signed in
 
 
 def _address(value: object) -> str | None:
@@ -79,7 +81,11 @@ def login_body() -> Login:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
     session_claims = parse_claims(body["claims"]) if "claims" in body else None
-    return Login(user_id, user_agent, ip, session_claims)  # type: ignore[arg-type]  # user_id: checked
+    try:
+        assurance = parse_assurance(body, now_ms())
+    except InvalidAssurance as error:
+        raise InvalidRequest(str(error)) from None
+    return Login(user_id, user_agent, ip, session_claims, assurance)  # type: ignore[arg-type]  # user_id: checked
 
 
 def login_body_required(view: F) -> F:
@@ -107,10 +113,11 @@ def issue_tokens(
     expire_at: int,
     refresh_secret: str,
     session_claims: SessionClaims | None = None,
+    assurance: Assurance = NO_ASSURANCE,
 ) -> dict[str, str]:
     """Return a session's token pair: a new access token, and its refresh token."""
     return {
-        "accessToken": access_token(session, expire_at, session_claims),
+        "accessToken": access_token(session, expire_at, session_claims, assurance),
         "refreshToken": refresh_token(session, refresh_secret, sessionsvc().refresh_secret),
     }
 
@@ -125,9 +132,16 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         location=get_locator().locate(login.ip),
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
+        assurance=login.assurance,
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
     ref = SessionRef(login.user_id, session.id)
-    tokens = issue_tokens(ref, session.expire_at, refresh_secret, login.session_claims)
+    tokens = issue_tokens(
+        ref,
+        session.expire_at,
+        refresh_secret,
+        login.session_claims,
+        login.assurance.at(session.created_at),
+    )
     return tokens | {"session": session_json(session, session.id)}, session

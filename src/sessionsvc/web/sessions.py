@@ -152,6 +152,7 @@ def refresh_session() -> Response:
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),
+        refresh.assurance,
     )
     return cookies.token_response(
         tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
