@@ -317,7 +317,10 @@ def within_what_a_schema_can_say(case: schemathesis.Case) -> None:
         case.body["authTime"] = "2020-01-01T00:00:00Z"
     # Nor can it say the claims' size as compact JSON (domain.claims.MAX_BYTES).
     body = case.body if isinstance(case.body, dict) else {}
-    if isinstance(body.get("claims"), dict) and len(claims.encode(body["claims"])) > claims.MAX_BYTES:
+    if (
+        isinstance(body.get("claims"), dict)
+        and len(claims.encode(body["claims"])) > claims.MAX_BYTES
+    ):
         body["claims"] = {}
     if case.query:
         case.query.pop("acr_values", None)
