@@ -1,4 +1,4 @@
-"""How a user signed in (acr, amr, authTime), step-up, and verify's requirements (issue 18 §1 §2)."""
+"""How a user signed in (acr, amr, authTime), step-up, verify's requirements (issue 18 §1 §2)."""
 
 from __future__ import annotations
 

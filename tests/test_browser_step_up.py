@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.conftest import BROWSER_TEST
-from tests.support import SERVICE_KEY
+from tests.support import POSTMAN, SERVICE_KEY
 from tests.test_browser import (  # noqa: F401 (the fixtures, for pytest)
     console,
     open_context,
@@ -77,3 +79,19 @@ def test_a_step_up_given_up_leaves_the_401(open_context, service):  # noqa: F811
     page.evaluate("window.client.stepUpFailed()")
     page.wait_for_function("window.answered !== null")
     assert page.evaluate("window.answered") == 401
+
+
+def test_the_page_says_in_words_how_each_device_signed_in(open_context, service, console):  # noqa: F811
+    service.app.test_client().post(
+        "/api/sessions",
+        json={"userId": "alice", "userAgent": POSTMAN, "acr": "aal2", "amr": ["pwd", "otp"]},
+        headers={"X-Service-Key": SERVICE_KEY},
+    )
+    page = sign_in(open_context(), service)
+
+    other = page.locator("#sessions li", has_text="PostmanRuntime")
+    expect(other).to_contain_text("Signed in with")
+    expect(other).to_contain_text("Password and authenticator app")
+    this = page.locator("#sessions li", has_text="This device")
+    expect(this).not_to_contain_text("Signed in with")  # a login that did not say
+    assert console.unexpected() == []
