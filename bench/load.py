@@ -257,6 +257,16 @@ def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
             bearer,
             lines=write_lines(tmp / "verify.txt", [(s.access,) for s in seeded["verify"]]),
         ),
+        # A route's requirements (docs/assurance.md), met: parsed and checked, same round trip.
+        "verify-requirements": Load(
+            "verify with acr_values and max_age",
+            "GET",
+            "/api/sessions/verify?acr_values=aal2&max_age=86400&support=deny",
+            bearer,
+            lines=write_lines(
+                tmp / "verify-aal2.txt", [(s.access,) for s in seeded["verify-aal2"]]
+            ),
+        ),
         # The refresh pool's access tokens: live sessions whose tokens no worker has seen.
         "verify-new": Load(
             "verify, every token new",
