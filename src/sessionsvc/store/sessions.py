@@ -403,8 +403,8 @@ class SessionStore(KeyLayout):
             "sessionIds": ",".join(session_ids),
             "at": now,
             "expireAt": "" if expire_at is None else expire_at,
-            **(extra or {}),
         }
+        fields.update(extra or {})
         try:
             bound.client.xadd(
                 self.events_stream, fields, maxlen=self.events_maxlen, approximate=True
