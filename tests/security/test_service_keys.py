@@ -142,6 +142,7 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
             "admin:read",
             *["admin:write", "admin:write"],
             *["claims:write", "claims:write"],
+            "sessions:step-up",
         ]
     )
     assert set(keyed_routes.values()) == set(SCOPES)
