@@ -11,6 +11,7 @@ import pytest
 
 from sessionsvc.domain.sessions import iso, now_ms
 from tests.support import CHROME_LINUX, SERVICE_KEY, auth, login
+from tests.test_hot_paths import answer, both_paths  # noqa: F401 (the fixture, for pytest)
 
 VERIFY = "/api/sessions/verify"
 KEY = {"X-Service-Key": SERVICE_KEY}
@@ -383,3 +384,41 @@ def test_a_step_up_needs_its_scope(make_app):
         headers={"X-Service-Key": "l" * 32},
     )
     assert answer.status_code == 403
+
+
+# --- both of verify's paths ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "fast"),
+    [
+        ("", 200, True),
+        ("acr_values=aal2&max_age=600", 200, True),
+        ("acr_values=aal3", 401, True),
+        ("max_age=0", 401, True),
+        ("support=deny", 403, True),
+        ("acr_values=aal2&acr_values=aal3", 400, False),  # a bad one: Flask's to answer
+    ],
+)
+def test_verify_answers_requirements_without_flask_as_flask_would(
+    both_paths,  # noqa: F811 (the fixture)
+    redis,
+    store,
+    query,
+    status,
+    fast,
+):
+    served, flask_alone, handled = both_paths
+    body = login(served, acr="aal2", amr=["pwd", "otp"], authTime=ago(5))
+    redis.hset(store.session_key("alice", body["session"]["_id"]), "s", "op-7")
+    if query != "support=deny":
+        redis.hdel(store.session_key("alice", body["session"]["_id"]), "s")
+    path = f"{VERIFY}?{query}" if query else VERIFY
+    handled.clear()
+
+    served_answer = served.get(path, headers=auth(body["accessToken"]))
+    assert handled == ([] if fast else [1])
+    alone = flask_alone.get(path, headers=auth(body["accessToken"]))
+
+    assert answer(served_answer) == answer(alone)
+    assert served_answer.status_code == status
