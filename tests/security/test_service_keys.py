@@ -40,6 +40,9 @@ SESSION = "AAAAAAAAAAAAAAAAAAAAAA"
 ROUTES = [
     pytest.param("post", "/api/sessions", {"userId": "alice"}, "sessions:create", id="login"),
     pytest.param("get", "/api/admin/users/alice/sessions", None, "admin:read", id="list"),
+    pytest.param(
+        "get", "/api/admin/users/alice/sessions/history", None, "admin:read", id="history"
+    ),
     pytest.param("delete", "/api/admin/users/alice/sessions", None, "admin:write", id="revoke-all"),
     pytest.param(
         "delete", f"/api/admin/users/alice/sessions/{SESSION}", None, "admin:write", id="revoke"
