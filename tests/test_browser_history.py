@@ -23,7 +23,6 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     confirm_dialog,
     console,
     open_context,
-    rows,
     serve,
     service,
     sign_in,
@@ -47,7 +46,8 @@ def test_recent_activity_says_why_each_device_was_signed_out(open_context, servi
     page, iphone, postman = three_devices(open_context(), service)
     expect(page.locator("#history-empty")).to_be_visible()
 
-    rows(page).nth(1).get_by_role("button", name="Sign out").click()
+    phone_row = page.locator(f'#sessions > li[data-session-id="{iphone["session"]["_id"]}"]')
+    phone_row.get_by_role("button", name="Sign out").click()
     confirm_dialog(page)
 
     expect(activity(page)).to_have_count(1)
