@@ -12,22 +12,25 @@ from playwright.sync_api import Page, expect
 
 from sessionsvc.domain.history import USER, EndReason
 from sessionsvc.extension import get_store
+from tests import test_browser
 from tests.conftest import BROWSER_TEST
 from tests.support import SERVICE_KEY
-from tests.test_browser import (  # noqa: F401 (fixtures)
+from tests.test_browser import (
     DESKTOP,
     IPHONE_SAFARI,
     PHONE,
     Service,
     assert_accessible,
     confirm_dialog,
-    console,
-    open_context,
-    serve,
-    service,
     sign_in,
     three_devices,
 )
+
+# test_browser.py's fixtures, used here by name: the service, contexts and console.
+console = test_browser.console
+open_context = test_browser.open_context
+serve = test_browser.serve
+service = test_browser.service
 
 pytestmark = BROWSER_TEST
 
