@@ -413,3 +413,34 @@ def test_the_history_is_in_the_users_hash_slot(store):
     assert key_slot(store.history_key("alice").encode()) == key_slot(
         store.index_key("alice").encode()
     )
+
+
+def test_a_not_me_report_can_sign_out_every_session_with_its_reason(client, store):
+    # "Was this you?" with signOutEverywhere (issue 19 §3) revokes all with this reason.
+    ids = {login(client)["session"]["_id"] for _ in range(2)}
+
+    assert set(store.revoke_all("alice", reason=EndReason.REPORTED_NOT_ME, by=USER)) == ids
+
+    entries = admin_history(client)
+    assert {each["_id"] for each in entries} == ids
+    assert {(each["reason"], each["endedBy"]["type"]) for each in entries} == {
+        ("reported_not_me", "user")
+    }
+
+
+@pytest.mark.parametrize(
+    ("asking", "reason", "actor"),
+    [
+        ("itself", "signed_out", "user"),
+        ("another", "revoked_by_user", "user"),
+        ("none", "revoked_by_admin", "admin"),
+    ],
+)
+def test_the_stores_revoke_says_why_by_default(client, store, asking, reason, actor):
+    ended, other = login(client)["session"]["_id"], login(client)["session"]["_id"]
+    caller = {"itself": ended, "another": other, "none": None}[asking]
+
+    assert store.revoke("alice", ended, caller=caller) is True
+
+    entry = entry_of(client, ended)
+    assert (entry["reason"], entry["endedBy"]["type"]) == (reason, actor)
