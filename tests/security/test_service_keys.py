@@ -40,6 +40,9 @@ SESSION = "AAAAAAAAAAAAAAAAAAAAAA"
 ROUTES = [
     pytest.param("post", "/api/sessions", {"userId": "alice"}, "sessions:create", id="login"),
     pytest.param("get", "/api/admin/users/alice/sessions", None, "admin:read", id="list"),
+    pytest.param(
+        "get", "/api/admin/users/alice/sessions/history", None, "admin:read", id="history"
+    ),
     pytest.param("delete", "/api/admin/users/alice/sessions", None, "admin:write", id="revoke-all"),
     pytest.param(
         "delete", f"/api/admin/users/alice/sessions/{SESSION}", None, "admin:write", id="revoke"
@@ -139,7 +142,7 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
     assert sorted(keyed_routes.values()) == sorted(
         [
             "sessions:create",
-            "admin:read",
+            *["admin:read", "admin:read"],  # the sessions, the history
             *["admin:write", "admin:write"],
             *["claims:write", "claims:write"],
         ]

@@ -316,6 +316,21 @@ SETTINGS: tuple[Setting, ...] = (
         " `0` = no cap",
     ),
     Setting(
+        "HISTORY_DAYS",
+        whole(0, 3650),
+        30,
+        "90",
+        "how many days an ended session is kept in its user's security activity"
+        " (`GET /sessions/history`, docs/history.md); `0` = none kept",
+    ),
+    Setting(
+        "HISTORY_MAX_PER_USER",
+        whole(1, 10_000),
+        100,
+        "200",
+        "at most this many ended sessions are kept per user, the oldest dropped first",
+    ),
+    Setting(
         "JWT_ISSUER",
         text("a non-empty string", empty=False),
         "sessionsvc",

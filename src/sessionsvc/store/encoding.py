@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping
 
+from ..domain.history import Actor, EndedSession, EndReason
 from ..domain.sessions import UNKNOWN, Device, Session
 
 # Hash fields are one letter and values stay short so Redis keeps each session
@@ -89,29 +91,60 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
     return fields
 
 
-def decode_session(
-    user_id: str, session_id: str, expire_at: int | str, fields: Mapping[str, str]
-) -> Session:
-    """Return the session stored in a hash with these fields (as HGETALL reads them)."""
+def _description(fields: Mapping[str, str]) -> tuple[Device, str, str]:
+    """Return the device, location and ip that fields x (or b v p o l i d) hold."""
     if "x" in fields:
         *parts, is_dev = fields["x"].split(SEPARATOR)
         browser, version, platform, os_name, location, ip = (part or UNKNOWN for part in parts)
     else:
         browser, version, platform, os_name, location, ip = (fields[name] for name in "bvpoli")
         is_dev = fields["d"]
+    device = Device(
+        browser=browser,
+        version=version,
+        platform=platform,
+        os=os_name,
+        is_dev=is_dev == "1",
+    )
+    return device, location, ip
+
+
+def decode_session(
+    user_id: str, session_id: str, expire_at: int | str, fields: Mapping[str, str]
+) -> Session:
+    """Return the session stored in a hash with these fields (as HGETALL reads them)."""
+    device, location, ip = _description(fields)
     return Session(
         id=session_id,
         user_id=user_id,
         created_at=int(fields["c"]),
         expire_at=int(expire_at),
         last_active_at=int(fields.get("a", fields["c"])),
-        device=Device(
-            browser=browser,
-            version=version,
-            platform=platform,
-            os=os_name,
-            is_dev=is_dev == "1",
-        ),
+        device=device,
         location=location,
         ip=ip,
+    )
+
+
+def decode_ended(entry: str) -> EndedSession:
+    """Return the ended session a history entry holds (compact JSON, ``scripts.record``).
+
+    The entry is the session hash's kept fields (c, a, x or b v p o l i d, I)
+    and id, why, by, end. A session found expired kept none of the hash's.
+    """
+    fields = json.loads(entry)
+    has_description = "x" in fields or "b" in fields
+    device, location, ip = _description(fields) if has_description else (None, None, None)
+    created = fields.get("c")
+    return EndedSession(
+        id=fields["id"],
+        reason=EndReason(fields["why"]),
+        ended_by=Actor.from_stored(fields.get("by")),
+        ended_at=int(fields["end"]),
+        created_at=None if created is None else int(created),
+        last_active_at=None if created is None else int(fields.get("a", created)),
+        device=device,
+        location=location,
+        ip=ip,
+        device_id=fields.get("I"),
     )

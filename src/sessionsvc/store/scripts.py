@@ -11,19 +11,29 @@ scripts share, ``ARGV[1]`` to ``ARGV[HEAD_ARGC]`` (see ``SessionStore._run``):
             stream lives in another slot and the store appends the event itself
     MAXLEN  the stream's approximate length cap
     IDLE    the idle timeout in ms (0 = none)
+    HISTORY the user's history key (``keyspace``; same slot as the index); '' for none
+    HISTORY_MS   how long an ended session is kept there, in ms
+    HISTORY_MAX  how many ended sessions are kept there at most
 
 A script's own arguments follow, from ``ARGV[HEAD_ARGC + 1]``. ``KEYS[1]`` is
 always the user's index; the session hashes a script names come after it.
 The hash's fields are listed in ``encoding``.
+
+Every script that ends a session records it in the user's history (``record``)
+before it deletes the hash, in the same script: an ended session is in the
+history exactly when it is gone. A session whose key Redis expires runs no
+code; the scripts record it as expired when they find its index entry, if the
+index itself still lives (docs/history.md).
 """
 
 from __future__ import annotations
 
-HEAD_ARGC = 6  # the shared arguments above
+HEAD_ARGC = 9  # the shared arguments above
 
 _HEAD = f"""
 local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local HISTORY, HISTORY_MS, HISTORY_MAX = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local HEAD = {HEAD_ARGC}  -- a script's own arguments are ARGV[HEAD + 1], ARGV[HEAD + 2], ...
 local function emit(kind, ids, expire_at)
   if STREAM == '' or #ids == 0 then return end
@@ -37,6 +47,42 @@ local function last_active(created, active)
 end
 local function idle(last)
   return IDLE > 0 and NOW - last > IDLE
+end
+-- The hash fields a history entry keeps of a session (encoding): times, the
+-- description, the known device's id.
+local KEPT = {{'c', 'a', 'x', 'b', 'v', 'p', 'o', 'l', 'i', 'd', 'I'}}
+-- Record that a session (its hash key and id) ended, why ('reason', a
+-- domain.history.EndReason), by whom ('by': 'u', 's' or 'a:<key name>') and
+-- when (ms; NOW by default): one compact JSON entry at the head of the user's
+-- history, a list newest first, capped at HISTORY_MAX, entries older than
+-- HISTORY_MS dropped from its tail, the key living HISTORY_MS after its last
+-- entry. Call it before the hash is deleted: it keeps what the hash held.
+local function record(key, id, reason, by, ended)
+  if HISTORY == '' then return end
+  local entry = {{id = id, why = reason, by = by, ['end'] = ended or NOW}}
+  local seen = redis.call('HMGET', key, unpack(KEPT))
+  for n, name in ipairs(KEPT) do
+    if seen[n] then entry[name] = seen[n] end
+  end
+  redis.call('LPUSH', HISTORY, cjson.encode(entry))
+  redis.call('LTRIM', HISTORY, 0, HISTORY_MAX - 1)
+  local cutoff = NOW - HISTORY_MS
+  for _ = 1, HISTORY_MAX do
+    local oldest = redis.call('LINDEX', HISTORY, -1)
+    if not oldest or cjson.decode(oldest)['end'] > cutoff then break end
+    redis.call('RPOP', HISTORY)
+  end
+  redis.call('PEXPIRE', HISTORY, HISTORY_MS)
+end
+-- Remove the index entries of sessions past their expireAt, recording each as
+-- expired (at its expireAt, by the service): Redis expired the hash and ran no
+-- code, so this is where the service learns of it.
+local function prune_expired()
+  local gone = redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'WITHSCORES')
+  for n = 1, #gone, 2 do
+    record(PREFIX .. gone[n], gone[n], 'expired', 's', tonumber(gone[n + 1]))
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW) end
 end
 -- Delete a session: its hash and its index entry.
 local function drop(key, id)
@@ -56,6 +102,7 @@ local function live(key, id, touch, token_end)
   if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
   if idle(last) then
+    record(key, id, 'idle', 's', last + IDLE)
     drop(key, id)
     return false
   end
@@ -69,7 +116,7 @@ end
 # Returns the ids evicted by the cap.
 CREATE = """
 local id, expire_at, cap = ARGV[HEAD + 1], ARGV[HEAD + 2], tonumber(ARGV[HEAD + 3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+prune_expired()
 redis.call('HSET', KEYS[2], unpack(ARGV, HEAD + 4))
 redis.call('PEXPIREAT', KEYS[2], expire_at)
 redis.call('ZADD', KEYS[1], expire_at, id)
@@ -82,7 +129,10 @@ if cap > 0 and excess > 0 then
   for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
     if old ~= id and #evicted < excess then evicted[#evicted + 1] = old end
   end
-  for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
+  for _, old in ipairs(evicted) do
+    record(PREFIX .. old, old, 'evicted_by_cap', 's')
+    redis.call('DEL', PREFIX .. old)
+  end
   redis.call('ZREM', KEYS[1], unpack(evicted))
   emit('session.evicted', evicted)
 end
@@ -112,7 +162,9 @@ local id, presented, successor = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local grace, issued, legacy = tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5], ARGV[HEAD + 6]
 local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q')
 if not cur[4] then return {0, false, false} end
-if idle(last_active(cur[4], cur[5])) then
+local last = last_active(cur[4], cur[5])
+if idle(last) then
+  record(KEYS[2], id, 'idle', 's', last + IDLE)
   drop(KEYS[2], id)
   return {0, false, false}
 end
@@ -142,6 +194,7 @@ if previous and NOW - tonumber(cur[3]) < grace then
 end
 -- A guess at a session's secret is refused, and ends nothing.
 if issued ~= '1' then return {-2, false, false} end
+record(KEYS[2], id, 'refresh_token_reused', 's')
 drop(KEYS[2], id)
 emit('session.theft_detected', {id}, expire_at)
 return {-1, false, expire_at}
@@ -160,7 +213,7 @@ local function field(flat, name)
     if flat[f] == name then return flat[f + 1] end
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+prune_expired()
 local out = {}
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #index, 2 do
@@ -169,6 +222,8 @@ for i = 1, #index, 2 do
   if #fields == 0 then
     redis.call('ZREM', KEYS[1], id)
   elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+    local last = last_active(field(fields, 'c'), field(fields, 'a'))
+    record(PREFIX .. id, id, 'idle', 's', last + IDLE)
     drop(PREFIX .. id, id)
   else
     out[#out + 1] = id
@@ -181,26 +236,31 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
+# touch interval, its token's end (ms), why and by whom (as ``record`` keeps
+# them). Returns 1 when it existed, 0 when not,
 # -1 when the asking session is not live (nothing revoked).
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then record(KEYS[2], id, ARGV[HEAD + 5], ARGV[HEAD + 6]) end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 if existed == 1 then emit('session.revoked', {id}) end
 return existed
 """
 
-# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none).
+# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none), why
+# and by whom (as ``record`` keeps them).
 # Returns the revoked ids. One script, so a login racing with it either lands
 # before (and is revoked) or after (and is indexed): never a live session
 # missing from the index.
 REVOKE_ALL = """
-local keep = ARGV[HEAD + 1]
+local keep, reason, by = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local revoked = {}
+prune_expired()  -- so those are recorded as expired, not as revoked now
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if id ~= keep then
+    if redis.call('EXISTS', PREFIX .. id) == 1 then record(PREFIX .. id, id, reason, by) end
     if redis.call('DEL', PREFIX .. id) == 1 then revoked[#revoked + 1] = id end
     redis.call('ZREM', KEYS[1], id)
   end

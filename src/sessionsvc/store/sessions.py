@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.client import Pipeline
 from redis.cluster import ClusterPipeline, RedisCluster
@@ -26,9 +26,10 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from ..config import DEFAULTS
+from ..domain.history import USER, Actor, EndedSession, EndReason, admin
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
-from .encoding import decode_session, encode_session, legacy_digest, secret_digest
+from .encoding import decode_ended, decode_session, encode_session, legacy_digest, secret_digest
 from .errors import RevokeNotDurable, StoreNotDurable, StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
@@ -203,6 +204,8 @@ class SessionStore(KeyLayout):
         wait_replicas: int = DEFAULTS["REDIS_WAIT_REPLICAS"],
         wait_timeout: float = DEFAULTS["REDIS_WAIT_TIMEOUT"],
         wait_aof: bool = DEFAULTS["REDIS_WAIT_AOF"],
+        history_days: int = DEFAULTS["HISTORY_DAYS"],
+        history_max: int = DEFAULTS["HISTORY_MAX_PER_USER"],
     ) -> None:
         super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
@@ -223,6 +226,8 @@ class SessionStore(KeyLayout):
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = int(wait_timeout * 1000)
         self.wait_aof = wait_aof
+        self.history_ms = history_days * 86_400_000
+        self.history_max = history_max
 
     def _bind(self) -> _Bound:
         """Get the client (the first call may connect), check its server once, and its scripts."""
@@ -317,6 +322,9 @@ class SessionStore(KeyLayout):
             "" if bound.cluster else self.events_stream or "",
             self.events_maxlen,
             self.idle_timeout_ms,
+            self.history_key(user_id) if self.history_ms else "",
+            self.history_ms,
+            self.history_max,
         ]
         run, argv = bound.scripts[script], [*head, *args]
         with _store_errors():
@@ -508,18 +516,48 @@ class SessionStore(KeyLayout):
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def revoke(
-        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        caller: str | None = None,
+        token_expiry: int = 0,
+        reason: EndReason | None = None,
+        by: Actor | None = None,
     ) -> bool | None:
-        """Delete one session; return whether it existed.
+        """Delete one session and record it in the history; return whether it existed.
 
         With ``caller``, the session asking is checked first in the same round
         trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
         nothing deleted) when it is not live.
+
+        ``reason`` is why it ended (any ``EndReason``; ``REPORTED_NOT_ME`` for a
+        "Was this you?" answered no), ``by`` who ended it. By default: with a
+        caller, the user (``SIGNED_OUT`` when it is the caller's own session,
+        else ``REVOKED_BY_USER``); without, support staff (``REVOKED_BY_ADMIN``).
         """
         now = now_ms()
         ids, asking = self._asking(caller, token_expiry)
+        if reason is None:
+            reason = (
+                EndReason.REVOKED_BY_ADMIN
+                if caller is None
+                else EndReason.SIGNED_OUT
+                if caller == session_id
+                else EndReason.REVOKED_BY_USER
+            )
+        if by is None:
+            by = admin(None) if caller is None else USER
         existed = self._run(
-            "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
+            "revoke",
+            user_id,
+            (session_id, *ids),
+            session_id,
+            *asking,
+            reason.value,
+            by.stored(),
+            now=now,
+            wait=True,
         )
         if existed < 0:
             return None
@@ -527,9 +565,50 @@ class SessionStore(KeyLayout):
             self._append_event("session.revoked", user_id, [session_id], now)
         return bool(existed)
 
-    def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
-        """Delete every session of the user but ``keep``; return the revoked ids."""
+    def revoke_all(
+        self,
+        user_id: str,
+        *,
+        keep: str | None = None,
+        reason: EndReason = EndReason.SIGNED_OUT_EVERYWHERE,
+        by: Actor = USER,
+    ) -> list[str]:
+        """Delete every session of the user but ``keep``, recording each; return the revoked ids.
+
+        ``reason`` and ``by`` as for ``revoke``: the user signing out everywhere
+        by default.
+        """
         now = now_ms()
-        revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
+        revoked = self._run(
+            "revoke_all",
+            user_id,
+            (),
+            keep or "",
+            reason.value,
+            by.stored(),
+            now=now,
+            wait=True,
+        )
         self._append_event("sessions.revoked_all", user_id, revoked, now)
         return revoked
+
+    def history(self, user_id: str, *, limit: int | None = None) -> list[EndedSession]:
+        """Return the user's ended sessions of the last HISTORY_DAYS, the latest ended first.
+
+        One read (LRANGE) of the list the scripts keep: at most HISTORY_MAX_PER_USER
+        entries, those older than HISTORY_DAYS left out (the next record drops them).
+        """
+        if not self.history_ms:
+            return []
+        bound = self._bind()
+        with _store_errors():
+            # Strings: the client decodes responses (see the class).
+            entries = cast("list[str]", bound.connection().lrange(self.history_key(user_id), 0, -1))
+        cutoff = now_ms() - self.history_ms
+        ended = [decode_ended(entry) for entry in entries]
+        recent = sorted(
+            (each for each in ended if each.ended_at > cutoff),
+            key=lambda each: (each.ended_at, each.id),
+            reverse=True,
+        )
+        return recent if limit is None else recent[:limit]

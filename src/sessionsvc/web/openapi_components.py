@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 from ..config.service_keys import SCOPES
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
+from ..domain.history import ActorKind, EndReason
 from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
 from ..store.encoding import MAX_FIELD_LENGTH
 from ..tokens.refresh import REFRESH_TOKEN_PATTERN
@@ -51,6 +52,8 @@ IPV4 = {"type": "string", "format": "ipv4"}
 IPV6 = {"type": "string", "format": "ipv6"}
 UNKNOWN_ADDRESS = {"type": "string", "enum": ["unknown"], "title": "UnknownAddress"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
+TIME = {"type": "string", "format": "date-time", "pattern": ISO_MS}
+NULL = {"type": "null"}  # an alternative of its own: generators misread a list of types
 
 Security = list[dict[str, list[str]]]
 ACCESS: Security = [{"accessToken": []}]
@@ -128,6 +131,14 @@ SESSION_NOT_FOUND = error(
 )
 ROUTE_NOT_FOUND = error("The path matches no route.", NotFound)
 BAD_USER_ID = error("The userId in the path is not valid.", InvalidRequest)
+HISTORY_LIMIT_MAX = 10_000  # HISTORY_MAX_PER_USER's bound: a larger limit would be all of it
+HISTORY_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": "At most this many, the latest ended first (default: all kept).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+}
 ACCESS_REFUSED = unauthorized(TOKEN_ERRORS)
 SERVICE_KEY_REFUSED = unauthorized(SERVICE_KEY_ERRORS)
 SERVICE_KEY_FORBIDDEN = error(
@@ -229,6 +240,64 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "description": "Live sessions, newest first.",
                 "items": ref("schemas", "Session"),
+            }
+        },
+        "additionalProperties": False,
+    },
+    "EndedSession": {
+        "type": "object",
+        "description": "A session that ended, in the security activity (docs/history.md). A"
+        " session the service found `expired` kept nothing but its id and end: device,"
+        " location, ip, createdAt and lastActiveAt are null then.",
+        "required": [
+            "_id",
+            "reason",
+            "endedBy",
+            "endedAt",
+            "createdAt",
+            "lastActiveAt",
+            "device",
+            "location",
+            "ip",
+        ],
+        "properties": {
+            "_id": SESSION_ID,
+            "reason": {
+                "type": "string",
+                "enum": [reason.value for reason in EndReason],
+                "description": "Why it ended (docs/history.md has the table).",
+            },
+            "endedBy": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": [kind.value for kind in ActorKind]},
+                    "name": {
+                        "type": "string",
+                        "description": "The service key's name, for an admin; only in the"
+                        " admin API's answer.",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "endedAt": TIME,
+            "createdAt": {"anyOf": [TIME, NULL]},
+            "lastActiveAt": {"anyOf": [TIME, NULL]},
+            "device": {"anyOf": [ref("schemas", "Device"), NULL]},
+            "location": {"anyOf": [{"type": "string", "maxLength": MAX_FIELD_LENGTH}, NULL]},
+            "ip": {"anyOf": [IPV4, IPV6, UNKNOWN_ADDRESS, NULL]},
+            "deviceId": {"type": "string", "description": "The known device it was on."},
+        },
+        "additionalProperties": False,
+    },
+    "SessionHistory": {
+        "type": "object",
+        "required": ["sessions"],
+        "properties": {
+            "sessions": {
+                "type": "array",
+                "description": "Sessions ended in the last HISTORY_DAYS, the latest ended first.",
+                "items": ref("schemas", "EndedSession"),
             }
         },
         "additionalProperties": False,

@@ -82,6 +82,54 @@ function row(session) {
   return item;
 }
 
+// Why a session ended, in words (docs/history.md has the reasons).
+const REASONS = {
+  signed_out: "Signed out",
+  revoked_by_user: "Signed out from another device",
+  revoked_by_admin: "Signed out by an administrator",
+  signed_out_everywhere: "Signed out everywhere",
+  evicted_by_cap: "Ended because too many devices were signed in",
+  refresh_token_reused: "Ended because its refresh token was reused",
+  reported_not_me: "Ended because you said the sign-in was not you",
+  expired: "Expired",
+  idle: "Ended after a time without use",
+};
+const historyList = document.getElementById("history");
+
+function activity(ended) {
+  const name = ended.device ? deviceName(ended.device) : "A device";
+  const location = known(ended.location);
+  const details = [
+    ...detail("Location", location),
+    ...detail("IP address", known(ended.ip)),
+    ...detail("Signed in", ended.createdAt ? timeOf(ended.createdAt) : null),
+  ];
+  const item = element(
+    "li",
+    { className: "ended" },
+    element("h3", {}, name),
+    element("p", { className: "reason" }, REASONS[ended.reason] ?? "Signed out", " ", timeOf(ended.endedAt)),
+    details.length ? element("dl", { className: "details" }, ...details) : null,
+  );
+  item.dataset.sessionId = ended._id;
+  item.dataset.reason = ended.reason;
+  return item;
+}
+
+/** Fill "Recent activity"; a failure there leaves the list of devices as it is. */
+async function loadHistory() {
+  const failed = document.getElementById("history-error");
+  try {
+    const { sessions } = await client.history();
+    historyList.replaceChildren(...sessions.map(activity));
+    document.getElementById("history-empty").hidden = sessions.length > 0;
+    failed.hidden = true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return; // the page shows signed out
+    failed.hidden = false;
+  }
+}
+
 function show(state) {
   root.dataset.state = state;
   for (const section of root.querySelectorAll(".state")) {
@@ -145,6 +193,7 @@ async function load({ focus = false } = {}) {
   try {
     render((await client.list()).sessions);
     if (focus) document.getElementById("title").focus();
+    await loadHistory();
   } catch (error) {
     showError(error, focus);
   }
@@ -199,6 +248,7 @@ async function signOutOne(id, label, item) {
   item.remove();
   showOnlyThisNote();
   announce(`Signed out ${label}.`);
+  loadHistory();
   (next?.querySelector("button") ?? document.getElementById("list-title")).focus();
 }
 
@@ -209,6 +259,7 @@ document.getElementById("sign-out-others").addEventListener("click", async (even
   for (const item of list.querySelectorAll("li:not(:has(.current))")) item.remove();
   showOnlyThisNote();
   announce("Signed out of all other devices.");
+  loadHistory();
   document.getElementById("list-title").focus();
 });
 
@@ -253,7 +304,7 @@ devForm?.addEventListener("submit", async (event) => {
 
 // Relative times drift: "just now" becomes "2 minutes ago".
 setInterval(() => {
-  for (const node of list.querySelectorAll("time")) node.textContent = ago(node.dateTime);
+  for (const node of root.querySelectorAll("time")) node.textContent = ago(node.dateTime);
 }, 30_000);
 
 load();
