@@ -100,7 +100,11 @@ def create_session() -> Response:
     """Record a login (called by the trusted login service) and issue its tokens."""
     body, session = start_session(checked_login())
     return cookies.token_response(
-        body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
+        body,
+        HTTPStatus.CREATED,
+        cookie=cookies.creates_cookie(),
+        expire_at=session.expire_at,
+        persistent=session.persistent,
     )
 
 
@@ -152,9 +156,14 @@ def refresh_session() -> Response:
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),
+        actor=refresh.actor or None,
     )
     return cookies.token_response(
-        tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
+        tokens,
+        HTTPStatus.OK,
+        cookie=cookies.came_in_cookie(),
+        expire_at=refresh.expire_at,
+        persistent=refresh.persistent,
     )
 
 
