@@ -199,16 +199,17 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
-# -1 when the asking session is not live (nothing revoked).
+# touch interval, its token's end (ms). Returns {1 when it existed, 0 when not,
+# -1 when the asking session is not live (nothing revoked); a support session's
+# operator ('' for none)}.
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return {-1, ''} end
 local actor = redis.call('HGET', KEYS[2], 's') or nil  -- a support session's operator
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
 if existed == 1 then emit('session.revoked', {id}, nil, actor) end
-return existed
+return {existed, actor or ''}
 """
 
 # revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none).

@@ -548,13 +548,13 @@ class SessionStore(KeyLayout):
         """
         now = now_ms()
         ids, asking = self._asking(caller, token_expiry)
-        existed = self._run(
+        existed, actor = self._run(
             "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
         )
         if existed < 0:
             return None
         if existed:
-            self._append_event("session.revoked", user_id, [session_id], now)
+            self._append_event("session.revoked", user_id, [session_id], now, actor=actor)
         return bool(existed)
 
     def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
