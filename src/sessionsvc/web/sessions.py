@@ -84,7 +84,8 @@ REFRESH_REFUSED = "The refresh token is not valid."
         )
         | {"links": LOGIN_LINKS},
         "400": error(
-            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            "The body is not a JSON object, or userId, userAgent, ip, claims, lifetime,"
+            " persistent or idleTimeout is not valid.",
             InvalidRequest,
         ),
         "401": SERVICE_KEY_REFUSED,
