@@ -115,6 +115,7 @@ def _is_text(value: object) -> bool:
 
 
 def _json_object() -> dict[str, Any]:
+    """Return the request's body, or refuse it when it is not a JSON object."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
