@@ -205,6 +205,8 @@ BAD: list[Any] = [
         ("not whole seconds", "SESSION_LIFETIME", "500ms"),
         ("out of bounds", "SESSION_IDLE_TIMEOUT", "-1"),
         ("not whole seconds", "SESSION_IDLE_TIMEOUT", "0.5"),
+        ("out of bounds", "SUPPORT_SESSION_LIFETIME", "0"),
+        ("not whole seconds", "SUPPORT_SESSION_LIFETIME", "1.5"),
         ("out of bounds", "JWT_ACCESS_TOKEN_EXPIRES", "0"),
         ("unparsable duration", "JWT_ACCESS_TOKEN_EXPIRES", "30 min"),
         ("out of bounds", "JWT_DECODE_LEEWAY", "-5"),

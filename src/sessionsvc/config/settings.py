@@ -285,6 +285,16 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="`0` (off)",
     ),
     Setting(
+        "SUPPORT_SESSION_LIFETIME",
+        WHOLE_SECONDS_ABOVE_ZERO,
+        3600,
+        "1h",
+        "the longest life of a support session, opened by an operator on a user's behalf"
+        " (`POST /admin/users/{userId}/sessions`): its default and cap, never past"
+        " `SESSION_LIFETIME`; refreshing never moves it"
+        " ([support sessions](support-sessions.md))",
+    ),
+    Setting(
         "JWT_ACCESS_TOKEN_EXPIRES",
         WHOLE_SECONDS_ABOVE_ZERO,
         1800,

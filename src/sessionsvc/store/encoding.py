@@ -9,6 +9,14 @@ differs from createdAt; the descriptive parts share one value. Fields:
     h  the refresh secret's digest   g, t  the previous one's, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
+    n  "1" when not persistent  z  its own idle timeout (s), when not the setting's
+    s  a support session's operator (actor) id    y  and the reason it gave
+
+n, z, s and y are written only when present: a plain session's hash does not
+grow. y (1-200 characters) can exceed a listpack value: such a support
+session's hash is then a hashtable, a few hundred bytes more, kept for one
+rare session rather than clipping the reason a user reads
+(docs/support-sessions.md).
 
 No secret is kept, only its digest (``secret_digest``): a copy of the store (a
 backup, a replica, a MONITOR reader) refreshes no session. A session stored by
@@ -16,7 +24,8 @@ an earlier release still holds its secrets in r and q; its next refresh
 compares them by their SHA-1 (as those releases did) and writes h and g in
 their place, so an upgrade ends no session (docs/redis.md).
 
-The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q.
+The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q, and read
+z (idleness), n and s (a refresh's cookie and token).
 """
 
 from __future__ import annotations
@@ -88,6 +97,14 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
     fields["h"] = secret_digest(refresh_secret)
+    if not session.persistent:
+        fields["n"] = "1"
+    if session.idle_timeout is not None:
+        fields["z"] = session.idle_timeout
+    if session.actor is not None:
+        fields["s"] = session.actor
+    if session.reason is not None:
+        fields["y"] = session.reason
     return fields
 
 
@@ -123,6 +140,10 @@ def decode_session(
         device=device,
         location=location,
         ip=ip,
+        persistent=fields.get("n") != "1",
+        idle_timeout=int(fields["z"]) if "z" in fields else None,
+        actor=fields.get("s"),
+        reason=fields.get("y"),
     )
 
 

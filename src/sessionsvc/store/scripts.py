@@ -35,18 +35,38 @@ local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
 local HISTORY, HISTORY_MS, HISTORY_MAX = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local HEAD = {HEAD_ARGC}  -- a script's own arguments are ARGV[HEAD + 1], ARGV[HEAD + 2], ...
-local function emit(kind, ids, expire_at)
+-- `actor`: a support session's operator (field s), added as a field when known.
+local function emit(kind, ids, expire_at, actor)
   if STREAM == '' or #ids == 0 then return end
-  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
-    'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
+  local list = table.concat(ids, ',')
+  if actor then
+    redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+      'sessionIds', list, 'at', NOW, 'expireAt', expire_at or '', 'actor', actor)
+  else
+    redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+      'sessionIds', list, 'at', NOW, 'expireAt', expire_at or '')
+  end
 end
 -- When the session was last active: field a, absent until the first touch
 -- (the session was last active when created, field c).
 local function last_active(created, active)
   return tonumber(active or created)
 end
-local function idle(last)
-  return IDLE > 0 and NOW - last > IDLE
+-- A session's idle timeout in ms: its own (field z, seconds: `own`) when it has
+-- one (remember-me, docs/sessions-lifetime.md), else IDLE; 0 = none.
+local function idle_limit(own)
+  return own and tonumber(own) * 1000 or IDLE
+end
+-- Idle since `last`, by that timeout?
+local function idle(last, own)
+  local limit = idle_limit(own)
+  return limit > 0 and NOW - last > limit
+end
+-- How often to note a session's use: every tenth of its own timeout, if shorter.
+local function touch_every(touch, own)
+  touch = tonumber(touch)
+  if own then return math.min(touch, tonumber(own) * 100) end
+  return touch
 end
 -- The hash fields a history entry keeps of a session (encoding): times, the
 -- description, the known device's id.
@@ -97,16 +117,16 @@ end
 -- Returns false, or the session's claims (field k, '' for none), read in the
 -- same HMGET.
 local function live(key, id, touch, token_end)
-  local seen = redis.call('HMGET', key, 'c', 'a', 'k')
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k', 'z')
   if not seen[1] then return false end
   if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
-  if idle(last) then
-    record(key, id, 'idle', 's', last + IDLE)
+  if idle(last, seen[4]) then
+    record(key, id, 'idle', 's', last + idle_limit(seen[4]))
     drop(key, id)
     return false
   end
-  if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  if NOW - last >= touch_every(touch, seen[4]) then redis.call('HSET', key, 'a', NOW) end
   return seen[3] or ''
 end
 """
@@ -120,7 +140,7 @@ prune_expired()
 redis.call('HSET', KEYS[2], unpack(ARGV, HEAD + 4))
 redis.call('PEXPIREAT', KEYS[2], expire_at)
 redis.call('ZADD', KEYS[1], expire_at, id)
-emit('session.created', {id}, expire_at)
+emit('session.created', {id}, expire_at, redis.call('HGET', KEYS[2], 's') or nil)
 local evicted = {}
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if cap > 0 and excess > 0 then
@@ -156,15 +176,17 @@ return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 # secrets themselves in r and q). No secret comes here, only digests: a
 # MONITOR or a replica's stream shows none. Returns {outcome, the secret from
 # now on (a 0.1.0 session's, on its grace; else false: it is the successor),
-# expire_at, claims}; outcomes as in domain.sessions.Rotation.
+# expire_at, claims, n (persistent or not), s (the support operator)};
+# outcomes as in domain.sessions.Rotation. expire_at never moves: a refresh
+# never lengthens a session (a support session's cap holds).
 ROTATE = """
 local id, presented, successor = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local grace, issued, legacy = tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5], ARGV[HEAD + 6]
-local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q')
+local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q', 'z', 'n', 's')
 if not cur[4] then return {0, false, false} end
 local last = last_active(cur[4], cur[5])
-if idle(last) then
-  record(KEYS[2], id, 'idle', 's', last + IDLE)
+if idle(last, cur[9]) then
+  record(KEYS[2], id, 'idle', 's', last + idle_limit(cur[9]))
   drop(KEYS[2], id)
   return {0, false, false}
 end
@@ -180,8 +202,8 @@ if held then
   -- h and g replace a 0.1.0 session's r and q: from now on it keeps digests only.
   redis.call('HDEL', KEYS[2], 'r', 'q')
   redis.call('HSET', KEYS[2], 'h', successor, 'g', presented, 't', NOW, 'a', NOW)
-  emit('session.refreshed', {id}, expire_at)
-  return {1, false, expire_at, cur[6] or ''}
+  emit('session.refreshed', {id}, expire_at, cur[11])
+  return {1, false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
 end
 -- The previous secret within the grace gets the successor it got before:
 -- derived again from it, it must be the one the session holds (a new
@@ -189,15 +211,15 @@ end
 if previous and NOW - tonumber(cur[3]) < grace then
   if not (cur[7] or cur[1] == successor) then return {-2, false, false} end
   redis.call('HSET', KEYS[2], 'a', NOW)
-  emit('session.refreshed', {id}, expire_at)
-  return {2, cur[7] or false, expire_at, cur[6] or ''}
+  emit('session.refreshed', {id}, expire_at, cur[11])
+  return {2, cur[7] or false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
 end
 -- A guess at a session's secret is refused, and ends nothing.
 if issued ~= '1' then return {-2, false, false} end
 record(KEYS[2], id, 'refresh_token_reused', 's')
 drop(KEYS[2], id)
-emit('session.theft_detected', {id}, expire_at)
-return {-1, false, expire_at}
+emit('session.theft_detected', {id}, expire_at, cur[11])
+return {-1, false, expire_at, '', '', cur[11] or ''}
 """
 
 # list. KEYS: the index, the asking session's hash (none when no session asks).
@@ -221,9 +243,9 @@ for i = 1, #index, 2 do
   local fields = redis.call('HGETALL', PREFIX .. id)
   if #fields == 0 then
     redis.call('ZREM', KEYS[1], id)
-  elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+  elseif idle(last_active(field(fields, 'c'), field(fields, 'a')), field(fields, 'z')) then
     local last = last_active(field(fields, 'c'), field(fields, 'a'))
-    record(PREFIX .. id, id, 'idle', 's', last + IDLE)
+    record(PREFIX .. id, id, 'idle', 's', last + idle_limit(field(fields, 'z')))
     drop(PREFIX .. id, id)
   else
     out[#out + 1] = id
@@ -237,16 +259,17 @@ return out
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
 # touch interval, its token's end (ms), why and by whom (as ``record`` keeps
-# them). Returns 1 when it existed, 0 when not,
-# -1 when the asking session is not live (nothing revoked).
+# them). Returns {1 when it existed, 0 when not, -1 when the asking session is
+# not live (nothing revoked); a support session's operator ('' for none)}.
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return {-1, ''} end
+local actor = redis.call('HGET', KEYS[2], 's') or nil  -- a support session's operator
 if redis.call('EXISTS', KEYS[2]) == 1 then record(KEYS[2], id, ARGV[HEAD + 5], ARGV[HEAD + 6]) end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
-if existed == 1 then emit('session.revoked', {id}) end
-return existed
+if existed == 1 then emit('session.revoked', {id}, nil, actor) end
+return {existed, actor or ''}
 """
 
 # revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none), why

@@ -368,6 +368,7 @@ class SessionStore(KeyLayout):
         session_ids: list[str],
         now: int,
         expire_at: int | str | None = None,
+        actor: str | None = None,
     ) -> None:
         """In a Cluster, append the event the script could not: one more round trip.
 
@@ -384,6 +385,8 @@ class SessionStore(KeyLayout):
             "at": now,
             "expireAt": "" if expire_at is None else expire_at,
         }
+        if actor:  # a support session's operator, as the scripts add it
+            fields["actor"] = actor
         try:
             bound.client.xadd(
                 self.events_stream, fields, maxlen=self.events_maxlen, approximate=True
@@ -401,18 +404,35 @@ class SessionStore(KeyLayout):
         refresh_secret: str,
         claims_json: str = "",
         now: int | None = None,
+        lifetime: int | None = None,
+        persistent: bool = True,
+        idle_timeout: int | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> tuple[Session, list[str]]:
-        """Store a new session (its claims as JSON); return it and the sessions the cap evicted."""
+        """Store a new session (its claims as JSON); return it and the sessions the cap evicted.
+
+        ``lifetime`` (s, default the store's) and ``idle_timeout`` (s, default the
+        store's) are the login's own, checked by the caller; ``actor`` and
+        ``reason`` make it a support session.
+        """
         now = now_ms() if now is None else now
         session = Session(
             id=new_session_id(),
             user_id=user_id,
             created_at=now,
-            expire_at=now + self.lifetime_ms,
+            expire_at=now + (self.lifetime_ms if lifetime is None else lifetime * 1000),
             last_active_at=now,
             device=device,
             location=location,
             ip=ip,
+            persistent=persistent,
+            # Stored only when it differs from the setting: a plain hash stays as small.
+            idle_timeout=None
+            if idle_timeout in (None, self.idle_timeout_ms // 1000)
+            else idle_timeout,
+            actor=actor,
+            reason=reason,
         )
         fields = encode_session(session, refresh_secret) | (
             {"k": claims_json} if claims_json else {}
@@ -427,7 +447,7 @@ class SessionStore(KeyLayout):
             *(item for pair in fields.items() for item in pair),
             now=now,
         )
-        self._append_event("session.created", user_id, [session.id], now, session.expire_at)
+        self._append_event("session.created", user_id, [session.id], now, session.expire_at, actor)
         self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
@@ -464,7 +484,7 @@ class SessionStore(KeyLayout):
         provably; else it is refused (``Rotation.UNKNOWN``).
         """
         now = now_ms()
-        outcome, held, expire_at, *claims_json = self._run(
+        outcome, held, expire_at, *rest = self._run(
             "rotate",
             user_id,
             (session_id,),
@@ -476,13 +496,23 @@ class SessionStore(KeyLayout):
             legacy_digest(presented),
             now=now,
         )
+        claims_json, not_persistent, actor = (*rest, "", "", "")[:3]
         if outcome == Rotation.REUSED.value:
-            self._append_event("session.theft_detected", user_id, [session_id], now, expire_at)
+            self._append_event(
+                "session.theft_detected", user_id, [session_id], now, expire_at, actor
+            )
         if outcome <= 0:
             return Refresh(Rotation(outcome))
-        self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
+        self._append_event("session.refreshed", user_id, [session_id], now, expire_at, actor)
         # A session stored by 0.1.0, on its grace, holds a secret not derived: its own.
-        return Refresh(Rotation(outcome), held or successor, int(expire_at), *claims_json)
+        return Refresh(
+            Rotation(outcome),
+            held or successor,
+            int(expire_at),
+            claims_json,
+            persistent=not_persistent != "1",
+            actor=actor,
+        )
 
     def _asking(
         self, caller: str | None, token_expiry: int
@@ -548,7 +578,7 @@ class SessionStore(KeyLayout):
             )
         if by is None:
             by = admin(None) if caller is None else USER
-        existed = self._run(
+        existed, actor = self._run(
             "revoke",
             user_id,
             (session_id, *ids),
@@ -562,7 +592,7 @@ class SessionStore(KeyLayout):
         if existed < 0:
             return None
         if existed:
-            self._append_event("session.revoked", user_id, [session_id], now)
+            self._append_event("session.revoked", user_id, [session_id], now, actor=actor)
         return bool(existed)
 
     def revoke_all(

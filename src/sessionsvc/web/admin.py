@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from ..domain.claims import parse_claims, stored
 from ..domain.history import EndReason, admin
 from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from ..extension import get_metrics, get_store
+from . import cookies
 from .auth import (
     admin_paths_are_not_stored,
     admin_paths_need_a_key,
@@ -26,6 +28,7 @@ from .bodies import (
     session_json,
 )
 from .errors import InvalidRequest, SessionNotFound
+from .logins import start_session, support_body
 from .openapi import operation
 from .openapi_components import (
     BAD_USER_ID,
@@ -109,6 +112,41 @@ def list_user_session_history(user_id: str) -> dict[str, list[dict[str, Any]]]:
     user_id, limit = _checked(user_id), history_limit()
     ended = get_store().history(user_id, limit=limit)
     return {"sessions": [ended_json(each, key_names=True) for each in ended]}
+
+
+@bp.post("/users/<user_id>/sessions")
+@operation(
+    "createSupportSession",
+    summary="Open a support session on a user's behalf: the operator is recorded, its tokens "
+    "carry `act`, its life is capped by SUPPORT_SESSION_LIFETIME, and the user sees and can "
+    "end it.",
+    requestBody={
+        "required": True,
+        "content": {JSON: {"schema": ref("schemas", "SupportSessionRequest")}},
+    },
+    responses={
+        "201": ok(
+            "The support session and its tokens (always in the body: an operator's tool"
+            " is no browser of the user's).",
+            ref("schemas", "Login"),
+            NO_STORE_HEADER,
+        ),
+        "400": error(
+            "The userId, actor, reason, lifetime, userAgent or ip is not valid.", InvalidRequest
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **_admin("support:create"),
+)
+@service_key_required("support:create")
+def create_support_session(user_id: str) -> Response:
+    """Open a support session on a user's behalf, recording the operator."""
+    body, _session = start_session(support_body(_checked(user_id)))
+    return cookies.token_response(body, HTTPStatus.CREATED, cookie=False, expire_at=0)
 
 
 @bp.delete("/users/<user_id>/sessions/<session_id>")

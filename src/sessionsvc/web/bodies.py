@@ -40,7 +40,23 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
         "lastActiveAt": iso(session.last_active_at),
         "ip": session.ip,
         "current": session.id == current_session_id,
-    }
+    } | remembered_json(session)
+
+
+def remembered_json(session: Session) -> dict[str, Any]:
+    """Return what a session has beyond a plain login's: only what it has, so plain ones stay.
+
+    ``persistent: false`` (its refresh cookie ends with the browser), its own
+    ``idleTimeout`` (s), and a support session's ``support`` (operator, reason).
+    """
+    extra: dict[str, Any] = {}
+    if not session.persistent:
+        extra["persistent"] = False
+    if session.idle_timeout is not None:
+        extra["idleTimeout"] = session.idle_timeout
+    if session.actor is not None:
+        extra["support"] = {"actor": session.actor, "reason": session.reason or ""}
+    return extra
 
 
 def ended_json(ended: EndedSession, *, key_names: bool) -> dict[str, Any]:

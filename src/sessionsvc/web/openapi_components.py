@@ -16,7 +16,12 @@ from ..config.service_keys import SCOPES
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
 from ..domain.history import ActorKind, EndReason
-from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
+from ..domain.sessions import (
+    SESSION_ID_PATTERN,
+    SUPPORT_REASON_PATTERN,
+    SUPPORT_REASON_RULE,
+    USER_ID_PATTERN,
+)
 from ..store.encoding import MAX_FIELD_LENGTH
 from ..tokens.refresh import REFRESH_TOKEN_PATTERN
 from .errors import (
@@ -229,8 +234,59 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "`unknown` when the login named none and its request had none.",
             },
             "current": {"type": "boolean", "description": "The session of the asking token."},
+            "persistent": {
+                "type": "boolean",
+                "const": False,
+                "description": "Present (false) only for a session whose login asked for"
+                " `persistent: false`: its refresh cookie ends with the browser, and an app"
+                " keeps its refresh token in memory only (docs/sessions-lifetime.md).",
+            },
+            "idleTimeout": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Present only when the login gave the session its own idle"
+                " timeout (seconds).",
+            },
+            "support": ref("schemas", "SupportInfo"),
         },
         "additionalProperties": False,
+    },
+    "SupportInfo": {
+        "type": "object",
+        "description": "Present only on a support session: the operator who opened it on the"
+        " user's behalf, and why (docs/support-sessions.md).",
+        "required": ["actor", "reason"],
+        "properties": {
+            "actor": USER_ID | {"description": "The operator's id (tokens' `act.sub`)."},
+            "reason": {"type": "string", "pattern": f"^{SUPPORT_REASON_PATTERN.pattern}$"},
+        },
+        "additionalProperties": False,
+    },
+    "SupportSessionRequest": {
+        "type": "object",
+        "required": ["actor", "reason"],
+        "properties": {
+            "actor": USER_ID | {"description": "The operator's id, by the rules of a user id."},
+            "reason": {
+                "type": "string",
+                "pattern": f"^{SUPPORT_REASON_PATTERN.pattern}$",
+                "description": f"Why (a ticket, ...): {SUPPORT_REASON_RULE}; shown to the user.",
+            },
+            "lifetime": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Seconds; at most, and by default, SUPPORT_SESSION_LIFETIME"
+                " (and never past SESSION_LIFETIME).",
+            },
+            "userAgent": {
+                "type": "string",
+                "description": "The operator's tool's User-Agent; defaults to this request's.",
+            },
+            "ip": {
+                "anyOf": [IPV4, IPV6],
+                "description": "The operator's address; defaults to this request's.",
+            },
+        },
     },
     "SessionList": {
         "type": "object",
@@ -316,6 +372,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
             "claims": ref("schemas", "Claims"),
+            "lifetime": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The session's life in seconds (remember-me); at most, and by"
+                " default, SESSION_LIFETIME.",
+            },
+            "persistent": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: the refresh cookie has no Max-Age or Expires (the browser"
+                " forgets it when it closes); the session still ends at its expireAt.",
+            },
+            "idleTimeout": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The session's own idle timeout in seconds: at least 60 (unless"
+                " the highest allowed is lower), at most SESSION_IDLE_TIMEOUT when that is on,"
+                " else the session's lifetime.",
+            },
         },
     },
     "Claims": {

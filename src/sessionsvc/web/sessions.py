@@ -88,7 +88,8 @@ REFRESH_REFUSED = "The refresh token is not valid."
         )
         | {"links": LOGIN_LINKS},
         "400": error(
-            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            "The body is not a JSON object, or userId, userAgent, ip, claims, lifetime,"
+            " persistent or idleTimeout is not valid.",
             InvalidRequest,
         ),
         "401": SERVICE_KEY_REFUSED,
@@ -104,7 +105,11 @@ def create_session() -> Response:
     """Record a login (called by the trusted login service) and issue its tokens."""
     body, session = start_session(checked_login())
     return cookies.token_response(
-        body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
+        body,
+        HTTPStatus.CREATED,
+        cookie=cookies.creates_cookie(),
+        expire_at=session.expire_at,
+        persistent=session.persistent,
     )
 
 
@@ -156,9 +161,14 @@ def refresh_session() -> Response:
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),
+        actor=refresh.actor or None,
     )
     return cookies.token_response(
-        tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
+        tokens,
+        HTTPStatus.OK,
+        cookie=cookies.came_in_cookie(),
+        expire_at=refresh.expire_at,
+        persistent=refresh.persistent,
     )
 
 

@@ -53,6 +53,13 @@ function detail(term, value) {
   return value === null ? [] : [element("dt", {}, term), element("dd", {}, value)];
 }
 
+/** When the session ends: its expireAt, and for one not remembered, when the browser closes. */
+function ends(session) {
+  const end = timeOf(session.expireAt);
+  if (session.persistent !== false) return end;
+  return element("span", {}, "Signed out when the browser closes, at the latest ", end);
+}
+
 function row(session) {
   const name = deviceName(session.device);
   const location = known(session.location);
@@ -60,15 +67,21 @@ function row(session) {
   const badges = element("span", { className: "badges" });
   if (session.current) badges.append(element("span", { className: "badge current" }, "This device"));
   if (session.device.isDev) badges.append(element("span", { className: "badge dev" }, "Developer tool"));
+  // Opened by support staff on the user's behalf (docs/support-sessions.md): who, and why.
+  const support = session.support ?? null;
+  if (support) badges.append(element("span", { className: "badge support" }, "Support session"));
   if (badges.childElementCount) heading.append(" ", badges);
   const details = element(
     "dl",
     { className: "details" },
+    ...detail("Opened by", support && `Support staff (${support.actor})`),
+    ...detail("Reason", support && support.reason),
     ...detail("Device", known(session.device.platform)),
     ...detail("Location", location ?? "Unknown location"),
     ...detail("IP address", known(session.ip)),
     ...detail("Signed in", timeOf(session.createdAt)),
     ...detail("Last active", timeOf(session.lastActiveAt ?? session.createdAt)),
+    ...detail("Ends", ends(session)),
   );
   const item = element("li", { className: "session" }, element("div", { className: "summary" }, heading, details));
   item.dataset.sessionId = session._id;
