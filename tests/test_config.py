@@ -261,6 +261,56 @@ BAD: list[Any] = [
         ("wrong type", "UI_PATH", "42"),
         ("empty", "UI_LOGIN_URL", '""'),
         ("bad URL", "UI_LOGIN_URL", "/log in"),
+        ("not JSON", "WEBHOOKS", "{not json"),
+        ("missing file", "WEBHOOKS", "@/nonexistent/webhooks.json"),
+        (
+            "no secret",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "https://a.example/h", "events": ["*"]}]',
+        ),
+        (
+            "short secret",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_c2hvcnQ="}]',
+        ),
+        (
+            "no prefix",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
+        ),
+        (
+            "bad scheme",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "ftp://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
+        ),
+        (
+            "bad format",
+            "WEBHOOKS",
+            '["secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA==", {"name": "app", "url": "https://a.example/h", "events": ["*"], "format": "xml"}]',
+        ),
+        (
+            "bad pattern",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "https://a.example/h", "events": ["session.[a-z]"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
+        ),
+        (
+            "bad name",
+            "WEBHOOKS",
+            '[{"name": "App Hooks", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
+        ),
+        (
+            "twice",
+            "WEBHOOKS",
+            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}, {"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
+        ),
+        ("out of bounds", "WEBHOOK_RETRY_HORIZON", "0"),
+        ("not whole seconds", "WEBHOOK_RETRY_HORIZON", "0.5"),
+        ("unparsable duration", "WEBHOOK_RETRY_MIN", "soon"),
+        ("out of bounds", "WEBHOOK_RETRY_MAX", "0"),
+        ("out of bounds", "WEBHOOK_TIMEOUT", "0"),
+        ("unparsable duration", "WEBHOOK_CLAIM_IDLE", "a while"),
+        ("bad boolean", "WEBHOOK_ALLOW_PRIVATE", "yes"),
+        ("bad address", "WEBHOOK_LISTEN", "9101"),
     ]
 ]
 
