@@ -31,6 +31,7 @@ class Receiver:
     status: int = 204
     port: int = field(default_factory=free_port)
     hold: threading.Event | None = None  # while unset, requests wait
+    delay: float = 0.0  # seconds each request takes
     headers: dict[str, str] = field(default_factory=dict)  # extra answer headers
     received: list[dict[str, Any]] = field(default_factory=list)  # verified deliveries
     tokens: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # SET pushes
@@ -59,6 +60,7 @@ class Receiver:
                 receiver.arrived.set()
                 if receiver.hold is not None:
                     receiver.hold.wait(30)
+                time.sleep(receiver.delay)
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 if headers.get("content-type") == "application/secevent+jwt":
                     receiver.tokens.append((headers, body))

@@ -128,6 +128,11 @@ def test_every_bad_setting_is_named_in_one_error(instance, monkeypatch):
 # Each case is a setting and a bad value as written in the environment; the
 # same value is also given as test_config, as Flask would have read it.
 
+# A WEBHOOKS entry without its closing brace, and a good secret for it.
+HOOK = '{"name": "app", "url": "https://a.example/h", "events": ["*"]'
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="
+HOOK_SECRET_FIELD = f'"secret": "{HOOK_SECRET}"'
+
 BAD: list[Any] = [
     pytest.param(name, text, id=f"{kind}: {name}={text}")
     for kind, name, text in [
@@ -263,46 +268,14 @@ BAD: list[Any] = [
         ("bad URL", "UI_LOGIN_URL", "/log in"),
         ("not JSON", "WEBHOOKS", "{not json"),
         ("missing file", "WEBHOOKS", "@/nonexistent/webhooks.json"),
-        (
-            "no secret",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "https://a.example/h", "events": ["*"]}]',
-        ),
-        (
-            "short secret",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_c2hvcnQ="}]',
-        ),
-        (
-            "no prefix",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
-        ),
-        (
-            "bad scheme",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "ftp://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
-        ),
-        (
-            "bad format",
-            "WEBHOOKS",
-            '["secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA==", {"name": "app", "url": "https://a.example/h", "events": ["*"], "format": "xml"}]',
-        ),
-        (
-            "bad pattern",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "https://a.example/h", "events": ["session.[a-z]"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
-        ),
-        (
-            "bad name",
-            "WEBHOOKS",
-            '[{"name": "App Hooks", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
-        ),
-        (
-            "twice",
-            "WEBHOOKS",
-            '[{"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}, {"name": "app", "url": "https://a.example/h", "events": ["*"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="}]',
-        ),
+        ("no secret", "WEBHOOKS", f"[{HOOK}}}]"),
+        ("short secret", "WEBHOOKS", f'[{HOOK}, "secret": "whsec_c2hvcnQ="}}]'),
+        ("no prefix", "WEBHOOKS", f'[{HOOK}, "secret": "{HOOK_SECRET[6:]}"}}]'),
+        ("bad scheme", "WEBHOOKS", f"[{HOOK.replace('https:', 'ftp:')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad format", "WEBHOOKS", f'[{HOOK}, {HOOK_SECRET_FIELD}, "format": "xml"}}]'),
+        ("bad pattern", "WEBHOOKS", f"[{HOOK.replace('*', 'a.[b]')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad name", "WEBHOOKS", f"[{HOOK.replace('app', 'App Hooks')}, {HOOK_SECRET_FIELD}}}]"),
+        ("twice", "WEBHOOKS", f"[{HOOK}, {HOOK_SECRET_FIELD}}}, {HOOK}, {HOOK_SECRET_FIELD}}}]"),
         ("out of bounds", "WEBHOOK_RETRY_HORIZON", "0"),
         ("not whole seconds", "WEBHOOK_RETRY_HORIZON", "0.5"),
         ("unparsable duration", "WEBHOOK_RETRY_MIN", "soon"),

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +25,7 @@ from sessionsvc.webhooks.delivery import Worker
 from sessionsvc.webhooks.payloads import CLAIMS_CHANGE, SESSION_REVOKED
 from sessionsvc.webhooks.server import serve
 from tests.receivers import OTHER_SECRET, SECRET, Receiver, endpoint, wait_for, webhooks
-from tests.support import SERVICE_KEY, auth, free_port, login
+from tests.support import JWT_SECRET, SERVICE_KEY, auth, free_port, login
 
 FAST = {  # retries and claims quick enough for a test
     "WEBHOOK_RETRY_MIN": "50ms",
@@ -435,3 +440,93 @@ def test_readyz_is_503_when_redis_is_unreachable(make_app):
 
     assert refused.value.code == 503
     assert json.loads(refused.value.read())["code"] == "STORE_UNAVAILABLE"
+
+
+# --- Nothing is lost: a receiver down for a while, a delivery process killed ------------------
+
+
+class DeliveryProcess:
+    """``sessionsvc webhooks`` as a process of its own, as run beside gunicorn."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.port = int(env["SESSIONSVC_WEBHOOK_LISTEN"].rpartition(":")[2])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DeliveryProcess:
+        command = [str(Path(sys.executable).parent / "sessionsvc"), "webhooks"]
+        log = Path(self.env["SESSIONSVC_INSTANCE_PATH"]) / "webhooks.log"
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                command, env=os.environ | self.env, stdout=output, stderr=subprocess.STDOUT
+            )
+        wait_for(self.ready, timeout=30, what="the delivery process's /readyz")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz").status == 200
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+@pytest.mark.slow
+def test_nothing_is_lost_across_a_receiver_outage_and_a_killed_process(
+    make_app, redis, redis_url, key_prefix, tmp_path, receivers
+):
+    receiver = receivers()
+    hooks = webhooks(endpoint("app", receiver, ["*"]))
+    env = {
+        "SESSIONSVC_ENV": "development",
+        "SESSIONSVC_INSTANCE_PATH": str(tmp_path),
+        "SESSIONSVC_JWT_SECRET_KEY": JWT_SECRET,
+        "SESSIONSVC_SERVICE_KEY": SERVICE_KEY,
+        "SESSIONSVC_REDIS_URL": redis_url,
+        "SESSIONSVC_REDIS_KEY_PREFIX": key_prefix,
+        "SESSIONSVC_WEBHOOKS": hooks,
+        "SESSIONSVC_WEBHOOK_LISTEN": f"127.0.0.1:{free_port()}",
+        **{f"SESSIONSVC_{name}": value for name, value in FAST.items()},
+    }
+    client = make_app(WEBHOOKS=hooks).test_client()
+    first = DeliveryProcess(env).start()
+    second = DeliveryProcess(env)
+
+    def events(count: int) -> None:
+        for _ in range(count // 2):
+            body = login(client, user_id=f"user-{time.monotonic_ns()}")
+            client.delete(
+                f"/api/sessions/{body['session']['_id']}", headers=auth(body["accessToken"])
+            )
+
+    try:
+        events(20)
+        wait_for(lambda: len(receiver.ids) >= 20, what="the first events")
+        receiver.stop()  # down: every delivery fails, and is retried
+        events(20)
+        wait_for(lambda: redis.zcard(f"{key_prefix}webhooks:retries:app") >= 10, what="retries")
+        receiver.start()  # back
+        receiver.delay = 0.05  # slow enough for a kill to land in the middle of a batch
+        events(40)
+        wait_for(lambda: len(receiver.ids) >= 45, what="the batch under way")
+        first.kill()  # mid-batch: its read entries and leased retries are held by a dead consumer
+        second.start()  # claims them once WEBHOOK_CLAIM_IDLE has passed
+        sent = {entry_id for entry_id, _fields in redis.xrange(f"{key_prefix}events")}
+        wait_for(lambda: sent <= receiver.ids, timeout=60, what="every event at the receiver")
+    finally:
+        first.stop()
+        second.stop()
+
+    assert len(sent) == 80
+    log = (tmp_path / "webhooks.log").read_text()
+    assert "claimed" in log  # the kill left entries that the second process claimed
+    assert receiver.failures == []  # every signature verified

@@ -487,7 +487,8 @@ SETTINGS: tuple[Setting, ...] = (
         "WEBHOOKS",
         Kind("a JSON list of endpoints, or @ and the path of a file holding one", parse_webhooks),
         [],
-        '[{"name": "app", "url": "https://app.example.com/hooks", "secret": "whsec_cmVwbGFjZSB3aXRoIDMyIHJhbmRvbSBieXRlcy4uLi4=",'
+        '[{"name": "app", "url": "https://app.example.com/hooks",'
+        ' "secret": "whsec_cmVwbGFjZSB3aXRoIDMyIHJhbmRvbSBieXRlcy4uLi4=",'
         ' "events": ["session.*"]}]',
         "where `sessionsvc webhooks` delivers the events: a JSON list (or `@/path/file.json`) of"
         ' `{"name", "url", "secret" (or "secrets": two while rotating), "events" (types or'
