@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -38,7 +37,7 @@ from .openapi_components import (
 bp = Blueprint("webhooks", __name__)
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
-STREAM_ID = {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"}
+STREAM_ID = {"type": "string", "pattern": f"^{deliveries.STREAM_ID.pattern}$"}
 _ENTRY: dict[str, Any] = {
     "id": {**STREAM_ID, "description": "The record's own id."},
     "at": {"type": "integer", "description": "When it was recorded (epoch ms)."},
@@ -77,7 +76,7 @@ LIST_PARAMETERS = [
         "name": "endpoint",
         "in": "query",
         "schema": {"type": "string"},
-        "description": "Only this endpoint's (a name in WEBHOOKS).",
+        "description": "Only this endpoint's (a name in WEBHOOKS; another has none).",
     },
     {
         "name": "limit",
@@ -86,7 +85,7 @@ LIST_PARAMETERS = [
         "description": f"How many, newest first (default {DEFAULT_LIMIT}).",
     },
 ]
-BAD_QUERY = error("An unknown endpoint, or a bad limit, dead-letter id or since.", InvalidRequest)
+BAD_QUERY = error("A bad limit, endpoint, dead letter id or since.", InvalidRequest)
 
 
 def _admin(scope: str) -> dict[str, Any]:
@@ -103,11 +102,12 @@ def _names() -> set[str]:
 
 
 def _endpoint(value: Any) -> str | None:
+    """Return the endpoint named (a name not in WEBHOOKS has nothing to list or replay)."""
     if value is None:
         return None
-    if value not in _names():
+    if not isinstance(value, str):
         raise InvalidRequest("endpoint must be the name of one of WEBHOOKS' endpoints.")
-    return str(value)
+    return value
 
 
 def _limit() -> int:
@@ -195,18 +195,32 @@ REPLAY_RESPONSES = {
 }
 
 
-@bp.post("/webhooks/dead-letters/<dead_id>/replay")
+@bp.post("/webhooks/dead-letters/replay")
 @operation(
     "replayWebhookDeadLetter",
     summary="Deliver one dead letter again (the same webhook-id).",
+    requestBody={
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {**STREAM_ID, "description": "The dead letter's id."}},
+                }
+            }
+        },
+    },
     responses=REPLAY_RESPONSES | {"404": error("No such dead letter, or no such route.", NotFound)},
     **_admin("admin:write"),
 )
 @service_key_required("admin:write")
-def replay_dead_letter(dead_id: str) -> dict[str, int]:
+def replay_dead_letter() -> dict[str, int]:
     """Deliver one dead letter again."""
-    if not deliveries.is_stream_id(dead_id):
-        raise InvalidRequest("The dead letter's id must be a stream id, such as 1700000000000-0.")
+    body = request.get_json(silent=True)
+    dead_id = body.get("id") if isinstance(body, dict) else None
+    if not (isinstance(dead_id, str) and deliveries.is_stream_id(dead_id)):
+        raise InvalidRequest('The body must be {"id": "<a dead letter\'s id>"}.')
     with _redis_errors():
         found = deliveries.replay_dead_letter(sessionsvc().connect(), _keys(), dead_id, _names())
     if not found:
@@ -214,21 +228,16 @@ def replay_dead_letter(dead_id: str) -> dict[str, int]:
     return {"replayed": 1}
 
 
+LATEST_SINCE = 10**15 - 1  # epoch ms: some 30,000 years
+
+
 def _since(value: Any) -> int:
-    """Return ``since`` in epoch ms: a number of ms, or an ISO 8601 time with its offset."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
+    """Return ``since``, epoch ms."""
+    if isinstance(value, float) and value.is_integer():  # 1.0 is an integer to JSON Schema
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LATEST_SINCE:
         return value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if moment.tzinfo is not None:
-                return max(0, int(moment.timestamp() * 1000))
-    raise InvalidRequest(
-        'since must be epoch milliseconds or an ISO 8601 time with its offset ("...Z").'
-    )
+    raise InvalidRequest("since must be a time in epoch milliseconds.")
 
 
 @bp.post("/webhooks/replay")
@@ -244,13 +253,15 @@ def _since(value: Any) -> int:
                     "required": ["since"],
                     "properties": {
                         "since": {
-                            "oneOf": [
-                                {"type": "integer", "minimum": 0},
-                                {"type": "string", "format": "date-time"},
-                            ],
-                            "description": "Epoch ms, or an ISO 8601 time with its offset.",
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": LATEST_SINCE,
+                            "description": "The oldest dead letter to replay: epoch ms.",
                         },
-                        "endpoint": {"type": "string"},
+                        "endpoint": {
+                            "type": "string",
+                            "description": "Only this endpoint's (a name in WEBHOOKS).",
+                        },
                     },
                 }
             }

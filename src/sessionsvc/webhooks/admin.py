@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 from .keys import DeliveryKeys
 from .payloads import Event
 
-# A stream id: ms-seq.
-_ID_CHARS = set("0123456789-")
+# A stream id, <ms>-<seq>: 19 digits at most each, so below 2**64 as Redis needs.
+STREAM_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 
 
 def is_stream_id(text: str) -> bool:
-    """Tell whether ``text`` is a stream entry id (``<ms>-<seq>``)."""
-    ms, dash, seq = text.partition("-")
-    return bool(dash and ms.isdigit() and seq.isdigit() and len(text) <= 41)
+    """Tell whether ``text`` is a stream entry id Redis takes (``<ms>-<seq>``)."""
+    return STREAM_ID.fullmatch(text) is not None
 
 
 def _entry(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
