@@ -31,6 +31,7 @@ from bench.profiles import profile
 from bench.seed import Seeded, seed_all
 from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 from bench.tables import command_table, main_table, memory_table, scaling_table, workers_table
+from bench.webhooks import section as webhooks_section
 from bench.workers_ab import shipped_worker_class, workers_ab_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -47,6 +48,7 @@ SECTIONS = (
     "page",
     "algorithms",
     "durability",
+    "webhooks",
 )
 
 
@@ -199,6 +201,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "durability" not in skip:
         print("revokes safe from a Redis crash:", flush=True)
         sections += [*durability_section(bench.tmp), ""]
+    if "webhooks" not in skip:
+        print("webhooks: throughput, revoke to receipt:", flush=True)
+        sections += [*webhooks_section(bench.tmp), ""]
     return sections
 
 

@@ -71,7 +71,12 @@ class Receiver:
                         receiver.failures.append(str(error))
                     else:
                         receiver.received.append(
-                            {"id": headers["webhook-id"], "headers": headers, "body": payload}
+                            {
+                                "id": headers["webhook-id"],
+                                "headers": headers,
+                                "body": payload,
+                                "arrived": time.perf_counter(),  # for bench/webhooks.py
+                            }
                         )
                 self.send_response(receiver.status)
                 for name, value in receiver.headers.items():
