@@ -194,17 +194,26 @@ class EndpointLoop:
                 return
 
     def handle_entries(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> None:
-        """Deliver new or claimed stream entries, then acknowledge each."""
-        for entry_id, fields in entries:
-            if self.worker.stopping.is_set():
-                return  # unacknowledged: claimed later, by us or another process
-            if fields is None:  # trimmed while pending: nothing left to send
-                self.redis.xack(self.keys.events, self.group, entry_id)
-                continue
-            event = Event(entry_id, dict(fields))
-            if self.endpoint.wants(event.type):
-                self.attempt(event, attempt=1, first=time.time())
-            self.redis.xack(self.keys.events, self.group, entry_id)
+        """Deliver new or claimed stream entries, then acknowledge those handled, at once.
+
+        Handled: answered 2xx, or its retry or dead letter stored, or not wanted.
+        One XACK for the batch: a process killed before it leaves them pending, to
+        be claimed and sent again (at least once; receivers drop duplicates).
+        """
+        handled: list[str] = []
+        try:
+            for entry_id, fields in entries:
+                if self.worker.stopping.is_set():
+                    return  # the rest unacknowledged: claimed later, by us or another process
+                # None: trimmed while pending, nothing left to send.
+                if fields is not None:
+                    event = Event(entry_id, dict(fields))
+                    if self.endpoint.wants(event.type):
+                        self.attempt(event, attempt=1, first=time.time())
+                handled.append(entry_id)
+        finally:
+            if handled:
+                self.redis.xack(self.keys.events, self.group, *handled)
 
     def send_due_retries(self) -> None:
         """Send the retries that are due, each leased to this process while it sends."""
@@ -261,9 +270,9 @@ class EndpointLoop:
             )
         if held:
             pipe.zrem(self.retries, held)
-        pipe.execute()
+        self.record(pipe, event, attempt, outcome, answer)
+        pipe.execute()  # one round trip for the outcome and its record
         self.worker.metrics.deliveries.labels(name, outcome).inc()
-        self.record(event, attempt, outcome, answer)
         if outcome != "delivered":
             log.warning(
                 "webhooks %s: event %s (%s) attempt %d: %s%s",
@@ -275,9 +284,9 @@ class EndpointLoop:
                 " (given up: dead letter)" if outcome == "dead" else "",
             )
 
-    def record(self, event: Event, attempt: int, outcome: str, answer: Answer) -> None:
+    def record(self, pipe: Any, event: Event, attempt: int, outcome: str, answer: Answer) -> None:
         """Append the attempt to the deliveries stream (what the admin API lists)."""
-        self.redis.xadd(
+        pipe.xadd(
             self.keys.deliveries,
             {
                 "endpoint": self.endpoint.name,
