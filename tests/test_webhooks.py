@@ -270,6 +270,23 @@ def test_a_slow_endpoint_delays_no_other(deliver, receivers):
     wait_for(lambda: slow.received, what="the slow endpoint's delivery")
 
 
+def test_a_slow_batch_stays_with_its_process(deliver, receivers, redis, key_prefix):
+    stream, group = f"{key_prefix}events", "webhooks:app"
+    redis.xgroup_create(stream, group, id="0", mkstream=True)  # the worker reads from the start
+    for number in range(8):  # one batch of 4 s: past WEBHOOK_CLAIM_IDLE (3 s)
+        redis.xadd(stream, {"type": "session.created", "userId": f"u{number}", "at": "1"})
+    receiver = receivers(delay=0.5)
+    deliver(endpoint("app", receiver, ["session.created"]))
+    claimed = []  # what another process would have claimed meanwhile, as idle for 3 s
+
+    while len(receiver.ids) < 8:
+        claimed += redis.xautoclaim(stream, group, "another", 3000, justid=True)
+        time.sleep(0.1)
+
+    assert claimed == [], claimed
+    assert len(receiver.received) == 8
+
+
 # --- The admin API ------------------------------------------------------------------------------
 
 

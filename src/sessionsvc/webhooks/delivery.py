@@ -144,6 +144,7 @@ class EndpointLoop:
         while not self.worker.stopping.is_set():
             try:
                 self.ensure_group()
+                self.healthy = True  # Redis answers; a first batch may take long
                 while not self.worker.stopping.is_set():
                     self.round()
                     self.healthy, self.last_round, pause = True, time.monotonic(), 0.1
@@ -194,26 +195,35 @@ class EndpointLoop:
                 return
 
     def handle_entries(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> None:
-        """Deliver new or claimed stream entries, then acknowledge those handled, at once.
+        """Deliver new or claimed stream entries; acknowledge each once handled.
 
-        Handled: answered 2xx, or its retry or dead letter stored, or not wanted.
-        One XACK for the batch: a process killed before it leaves them pending, to
-        be claimed and sent again (at least once; receivers drop duplicates).
+        A delivered entry is acknowledged in the round trip that records its
+        outcome (2xx, or its retry or dead letter stored); the entries this
+        endpoint does not want, in one XACK at the end.
         """
-        handled: list[str] = []
+        unwanted: list[str] = []
+        held_since = time.monotonic()
         try:
-            for entry_id, fields in entries:
+            for number, (entry_id, fields) in enumerate(entries):
                 if self.worker.stopping.is_set():
                     return  # the rest unacknowledged: claimed later, by us or another process
+                if time.monotonic() - held_since > self.worker.claim_idle / 3:
+                    # A slow receiver: keep the rest of the batch ours (their idle time
+                    # restarts), or a live process's entries would be claimed and sent twice.
+                    rest = [later for later, _ in entries[number:]]
+                    self.redis.xclaim(
+                        self.keys.events, self.group, self.worker.consumer, 0, rest, justid=True
+                    )
+                    held_since = time.monotonic()
                 # None: trimmed while pending, nothing left to send.
-                if fields is not None:
-                    event = Event(entry_id, dict(fields))
-                    if self.endpoint.wants(event.type):
-                        self.attempt(event, attempt=1, first=time.time())
-                handled.append(entry_id)
+                event = Event(entry_id, dict(fields)) if fields is not None else None
+                if event is None or not self.endpoint.wants(event.type):
+                    unwanted.append(entry_id)
+                    continue
+                self.attempt(event, attempt=1, first=time.time(), ack=entry_id)
         finally:
-            if handled:
-                self.redis.xack(self.keys.events, self.group, *handled)
+            if unwanted:
+                self.redis.xack(self.keys.events, self.group, *unwanted)
 
     def send_due_retries(self) -> None:
         """Send the retries that are due, each leased to this process while it sends."""
@@ -229,14 +239,30 @@ class EndpointLoop:
             event = Event(stored["id"], stored["fields"])
             self.attempt(event, attempt=stored["attempt"] + 1, first=stored["first"], held=member)
 
-    def attempt(self, event: Event, *, attempt: int, first: float, held: str | None = None) -> None:
-        """Send the event once; then record it, and retry it later or give it up."""
+    def attempt(
+        self,
+        event: Event,
+        *,
+        attempt: int,
+        first: float,
+        held: str | None = None,
+        ack: str | None = None,
+    ) -> None:
+        """Send the event once; then record it, and retry it later or give it up.
+
+        ``held``: the retry it came from (removed); ``ack``: its stream entry
+        (acknowledged), both in the round trip that stores the outcome.
+        """
         answer = self.send(event)
         name = self.endpoint.name
         if answer is None:
             self.worker.metrics.deliveries.labels(name, "skipped").inc()
+            pipe = self.redis.pipeline(transaction=False)
             if held:
-                self.redis.zrem(self.retries, held)
+                pipe.zrem(self.retries, held)
+            if ack:
+                pipe.xack(self.keys.events, self.group, ack)
+            pipe.execute()
             return
         status = "error" if not answer.status else f"{answer.status // 100}xx"
         self.worker.metrics.attempts.labels(name, status).inc()
@@ -270,6 +296,8 @@ class EndpointLoop:
             )
         if held:
             pipe.zrem(self.retries, held)
+        if ack:
+            pipe.xack(self.keys.events, self.group, ack)
         self.record(pipe, event, attempt, outcome, answer)
         pipe.execute()  # one round trip for the outcome and its record
         self.worker.metrics.deliveries.labels(name, outcome).inc()
