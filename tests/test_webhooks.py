@@ -388,6 +388,9 @@ def test_revocations_and_claims_changes_go_out_as_caep_sets_verified_from_the_jw
     first, second = login(client), login(client)
     ids = [first["session"]["_id"], second["session"]["_id"]]
     client.put("/api/admin/users/alice/claims", json={"claims": {"role": "viewer"}}, headers=ADMIN)
+    # A claims change's SET carries the claims the session holds when it is sent:
+    # they are sent before the revoke, or a revoked session would have none left.
+    wait_for(lambda: len(receiver.tokens) == 2, what="two SETs (2 claims changes)")
     client.delete("/api/admin/users/alice/sessions", headers=ADMIN)
 
     wait_for(lambda: len(receiver.tokens) == 4, what="four SETs (2 claims changes, 2 revokes)")
