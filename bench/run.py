@@ -30,7 +30,15 @@ from bench.page import page_table
 from bench.profiles import profile
 from bench.seed import Seeded, seed_all
 from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
-from bench.tables import command_table, main_table, memory_table, scaling_table, workers_table
+from bench.tables import (
+    command_table,
+    history_memory_table,
+    main_table,
+    memory_table,
+    scaling_table,
+    workers_table,
+)
+from bench.webhooks import section as webhooks_section
 from bench.workers_ab import shipped_worker_class, workers_ab_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -47,6 +55,7 @@ SECTIONS = (
     "page",
     "algorithms",
     "durability",
+    "webhooks",
 )
 
 
@@ -182,6 +191,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
+        print("memory per history entry:", flush=True)
+        sections += ["### Redis memory per ended session (history)", ""]
+        sections += [*history_memory_table(bench), ""]
     if "scaling" not in skip:
         print("scaling:", flush=True)
         sections += ["### Scaling: an empty store against one with other users' sessions", ""]
@@ -199,6 +211,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "durability" not in skip:
         print("revokes safe from a Redis crash:", flush=True)
         sections += [*durability_section(bench.tmp), ""]
+    if "webhooks" not in skip:
+        print("webhooks: throughput, revoke to receipt:", flush=True)
+        sections += [*webhooks_section(bench.tmp), ""]
     return sections
 
 

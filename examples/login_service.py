@@ -31,6 +31,7 @@ FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <body><main><h1>Sign in</h1><form method="post">
 <label for="user">User id</label> <input id="user" name="user" required>
 <label for="password">Password</label> <input id="password" name="password" type="password">
+<label><input type="checkbox" name="remember" checked> Remember me</label>
 <button>Sign in</button></form></main></body></html>"""
 
 
@@ -60,6 +61,8 @@ def create_app(
                     "userId": user_id,
                     "userAgent": request.user_agent.string,
                     "ip": request.remote_addr,
+                    # Unticked: the cookie ends with the browser (docs/sessions-lifetime.md).
+                    "persistent": "remember" in request.form,
                 }
             ).encode(),
             headers={"Content-Type": "application/json", "X-Service-Key": service_key},

@@ -128,6 +128,11 @@ def test_every_bad_setting_is_named_in_one_error(instance, monkeypatch):
 # Each case is a setting and a bad value as written in the environment; the
 # same value is also given as test_config, as Flask would have read it.
 
+# A WEBHOOKS entry without its closing brace, and a good secret for it.
+HOOK = '{"name": "app", "url": "https://a.example/h", "events": ["*"]'
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="
+HOOK_SECRET_FIELD = f'"secret": "{HOOK_SECRET}"'
+
 BAD: list[Any] = [
     pytest.param(name, text, id=f"{kind}: {name}={text}")
     for kind, name, text in [
@@ -205,6 +210,8 @@ BAD: list[Any] = [
         ("not whole seconds", "SESSION_LIFETIME", "500ms"),
         ("out of bounds", "SESSION_IDLE_TIMEOUT", "-1"),
         ("not whole seconds", "SESSION_IDLE_TIMEOUT", "0.5"),
+        ("out of bounds", "SUPPORT_SESSION_LIFETIME", "0"),
+        ("not whole seconds", "SUPPORT_SESSION_LIFETIME", "1.5"),
         ("out of bounds", "JWT_ACCESS_TOKEN_EXPIRES", "0"),
         ("unparsable duration", "JWT_ACCESS_TOKEN_EXPIRES", "30 min"),
         ("out of bounds", "JWT_DECODE_LEEWAY", "-5"),
@@ -214,6 +221,11 @@ BAD: list[Any] = [
         ("wrong type", "MAX_SESSIONS_PER_USER", "ten"),
         ("wrong type", "MAX_SESSIONS_PER_USER", "2.5"),
         ("out of bounds", "MAX_SESSIONS_PER_USER", "-1"),
+        ("out of bounds", "HISTORY_DAYS", "-1"),
+        ("out of bounds", "HISTORY_DAYS", "3651"),
+        ("wrong type", "HISTORY_DAYS", "a month"),
+        ("out of bounds", "HISTORY_MAX_PER_USER", "0"),
+        ("wrong type", "HISTORY_MAX_PER_USER", "1.5"),
         ("empty", "JWT_ISSUER", '""'),
         ("wrong type", "JWT_ISSUER", "42"),
         ("empty", "JWT_AUDIENCE", '""'),
@@ -265,6 +277,24 @@ BAD: list[Any] = [
         ("a name twice", "ACR_LEVELS", "aal1,aal2,aal1"),
         ("a space", "ACR_LEVELS", '["aal 1"]'),
         ("wrong type", "ACR_LEVELS", "5"),
+        ("not JSON", "WEBHOOKS", "{not json"),
+        ("missing file", "WEBHOOKS", "@/nonexistent/webhooks.json"),
+        ("no secret", "WEBHOOKS", f"[{HOOK}}}]"),
+        ("short secret", "WEBHOOKS", f'[{HOOK}, "secret": "whsec_c2hvcnQ="}}]'),
+        ("no prefix", "WEBHOOKS", f'[{HOOK}, "secret": "{HOOK_SECRET[6:]}"}}]'),
+        ("bad scheme", "WEBHOOKS", f"[{HOOK.replace('https:', 'ftp:')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad format", "WEBHOOKS", f'[{HOOK}, {HOOK_SECRET_FIELD}, "format": "xml"}}]'),
+        ("bad pattern", "WEBHOOKS", f"[{HOOK.replace('*', 'a.[b]')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad name", "WEBHOOKS", f"[{HOOK.replace('app', 'App Hooks')}, {HOOK_SECRET_FIELD}}}]"),
+        ("twice", "WEBHOOKS", f"[{HOOK}, {HOOK_SECRET_FIELD}}}, {HOOK}, {HOOK_SECRET_FIELD}}}]"),
+        ("out of bounds", "WEBHOOK_RETRY_HORIZON", "0"),
+        ("not whole seconds", "WEBHOOK_RETRY_HORIZON", "0.5"),
+        ("unparsable duration", "WEBHOOK_RETRY_MIN", "soon"),
+        ("out of bounds", "WEBHOOK_RETRY_MAX", "0"),
+        ("out of bounds", "WEBHOOK_TIMEOUT", "0"),
+        ("unparsable duration", "WEBHOOK_CLAIM_IDLE", "a while"),
+        ("bad boolean", "WEBHOOK_ALLOW_PRIVATE", "yes"),
+        ("bad address", "WEBHOOK_LISTEN", "9101"),
     ]
 ]
 

@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ratelimit,
         sessions,
         verify,
+        webhooks,
     )
 
     # No static route at the root: the page serves its files itself, with its headers.
@@ -55,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=prefix + auth.ADMIN_PATH)
     app.register_blueprint(jwks.bp, url_prefix=prefix)
+    app.register_blueprint(webhooks.bp, url_prefix=prefix + auth.ADMIN_PATH)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
     browser.init_app(app)  # the devices page and its files, the development sign-in

@@ -23,6 +23,8 @@ SCOPES: dict[str, str] = {
     "claims:write": "replace sessions' claims (PUT /admin/users/{userId}/[sessions/{id}/]claims)",
     "sessions:step-up": "raise a session's assurance level after a second factor or a new"
     " password check (POST /admin/users/{userId}/sessions/{id}/step-up)",
+    "support:create": "open a support session on a user's behalf"
+    " (POST /admin/users/{userId}/sessions)",
 }
 DEFAULT_NAME = "default"  # SERVICE_KEY's
 # A name goes into log lines as it is: short, plain, no spaces or quotes.

@@ -28,6 +28,7 @@ from .kinds import (
     whole,
 )
 from .service_keys import NAME_RULE, SCOPES, parse_service_keys
+from .webhooks import parse_webhooks
 
 # --- The table ---------------------------------------------------------------------------------
 
@@ -286,6 +287,16 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="`0` (off)",
     ),
     Setting(
+        "SUPPORT_SESSION_LIFETIME",
+        WHOLE_SECONDS_ABOVE_ZERO,
+        3600,
+        "1h",
+        "the longest life of a support session, opened by an operator on a user's behalf"
+        " (`POST /admin/users/{userId}/sessions`): its default and cap, never past"
+        " `SESSION_LIFETIME`; refreshing never moves it"
+        " ([support sessions](support-sessions.md))",
+    ),
+    Setting(
         "JWT_ACCESS_TOKEN_EXPIRES",
         WHOLE_SECONDS_ABOVE_ZERO,
         1800,
@@ -315,6 +326,21 @@ SETTINGS: tuple[Setting, ...] = (
         "50",
         "a login beyond it revokes the user's oldest sessions, in the same atomic script;"
         " `0` = no cap",
+    ),
+    Setting(
+        "HISTORY_DAYS",
+        whole(0, 3650),
+        30,
+        "90",
+        "how many days an ended session is kept in its user's security activity"
+        " (`GET /sessions/history`, docs/history.md); `0` = none kept",
+    ),
+    Setting(
+        "HISTORY_MAX_PER_USER",
+        whole(1, 10_000),
+        100,
+        "200",
+        "at most this many ended sessions are kept per user, the oldest dropped first",
     ),
     Setting(
         "JWT_ISSUER",
@@ -494,6 +520,71 @@ SETTINGS: tuple[Setting, ...] = (
         "the order of assurance levels: a step-up only raises a session's `acr` along it, and"
         " verify's `acr_values` is met by a listed level or one above it; an `acr` not listed"
         " compares with nothing but itself. See [assurance](assurance.md)",
+    ),
+    Setting(
+        "WEBHOOKS",
+        Kind("a JSON list of endpoints, or @ and the path of a file holding one", parse_webhooks),
+        [],
+        '[{"name": "app", "url": "https://app.example.com/hooks",'
+        ' "secret": "whsec_cmVwbGFjZSB3aXRoIDMyIHJhbmRvbSBieXRlcy4uLi4=",'
+        ' "events": ["session.*"]}]',
+        "where `sessionsvc webhooks` delivers the events: a JSON list (or `@/path/file.json`) of"
+        ' `{"name", "url", "secret" (or "secrets": two while rotating), "events" (types or'
+        ' patterns: `session.revoked`, `session.*`, `*`), "format" (`json`, Standard Webhooks,'
+        ' or `set`, Security Event Tokens), "audience" (a SET\'s `aud`; the URL by default)}`;'
+        " https only in production. See [events](events.md#webhooks)",
+        secret=True,
+    ),
+    Setting(
+        "WEBHOOK_RETRY_HORIZON",
+        WHOLE_SECONDS_ABOVE_ZERO,
+        86_400,
+        "24h",
+        "how long a delivery is retried after its first attempt; then it becomes a dead letter",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_MIN",
+        duration(whole_seconds=False, above_zero=True),
+        5.0,
+        "5s",
+        "the wait before the first retry; each next one waits twice as long (with jitter)",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_MAX",
+        duration(whole_seconds=False, above_zero=True),
+        3600.0,
+        "1h",
+        "the longest wait between two retries",
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT",
+        duration(whole_seconds=False, above_zero=True),
+        10.0,
+        "10s",
+        "the time a receiver has to connect and answer a delivery (each of connect, send, read)",
+    ),
+    Setting(
+        "WEBHOOK_CLAIM_IDLE",
+        duration(whole_seconds=False, above_zero=True),
+        60.0,
+        "60s",
+        "how long an event a delivery process took stays unanswered before another process"
+        " claims it (`XAUTOCLAIM`): the process died. Longer than `WEBHOOK_TIMEOUT`",
+    ),
+    Setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        FLAG,
+        False,
+        "false",
+        "deliver to private, loopback and link-local addresses in production too (checked at"
+        " start-up for an address in the URL, and on every request for the address connected)",
+    ),
+    Setting(
+        "WEBHOOK_LISTEN",
+        text("empty, or host:port", pattern=r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}|"),
+        "127.0.0.1:9101",
+        "127.0.0.1:9101",
+        'where the delivery process serves `/readyz` and `/metrics`; `""`: nowhere',
     ),
 )
 

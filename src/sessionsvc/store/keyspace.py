@@ -17,6 +17,7 @@ class KeyLayout:
     # before the session id.
     SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
+    HISTORY_KEY = "{prefix}h:{{{user_id}}}"
 
     def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
@@ -32,6 +33,10 @@ class KeyLayout:
     def index_key(self, user_id: str) -> str:
         """Return the key of a user's index: a sorted set of session ids by expireAt."""
         return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
+
+    def history_key(self, user_id: str) -> str:
+        """Return the key of a user's history: a list of ended sessions, newest first."""
+        return self.HISTORY_KEY.format(prefix=self.prefix, user_id=user_id)
 
     def parse_session_key(self, key: str) -> tuple[str, str] | None:
         """Return the user and session ids of a session's key; None for any other key."""

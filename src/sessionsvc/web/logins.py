@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
+from ..config import MIN_IDLE_TIMEOUT
 from ..domain import claims
 from ..domain.assurance import NO_ASSURANCE, Assurance, InvalidAssurance, parse_assurance
 from ..domain.claims import SessionClaims, parse_claims
 from ..domain.devices import parse_device
-from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id, now_ms
+from ..domain.sessions import (
+    SUPPORT_REASON_PATTERN,
+    SUPPORT_REASON_RULE,
+    USER_ID_RULE,
+    Session,
+    SessionRef,
+    is_valid_user_id,
+    now_ms,
+)
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
 from ..tokens.refresh import new_refresh_secret, refresh_token
@@ -34,7 +43,53 @@ class Login(NamedTuple):
     user_agent: str
     ip: str
     session_claims: SessionClaims | None
+    # Remember-me (docs/sessions-lifetime.md); None: the settings'.
+    lifetime: int | None = None
+    persistent: bool = True
+    idle_timeout: int | None = None
+    # A support session's operator and reason (docs/support-sessions.md).
+    actor: str | None = None
+    reason: str | None = None
     assurance: Assurance = NO_ASSURANCE  # acr, amr, authTime: how the user signed in
+
+
+def _seconds(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    """Return body[name], whole seconds from low to high; None when absent; else refuse."""
+    if name not in body:
+        return None
+    value = body[name]
+    # JSON's integers include 60.0; bool is an int to Python, but true is no number.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        raise InvalidRequest(f"{name} must be a whole number of seconds from {low} to {high}.")
+    return value
+
+
+def idle_timeout_bounds(config: Mapping[str, Any]) -> tuple[int, int]:
+    """Return the idle timeouts a login may ask for: (lowest, highest), in seconds.
+
+    Never above SESSION_IDLE_TIMEOUT when it is on (a login may only tighten
+    it), else above SESSION_LIFETIME; never below production's minimum
+    (MIN_IDLE_TIMEOUT), unless the highest is (development's short settings).
+    """
+    highest = config["SESSION_IDLE_TIMEOUT"] or config["SESSION_LIFETIME"]
+    return min(MIN_IDLE_TIMEOUT, highest), highest
+
+
+def support_lifetime_cap(config: Mapping[str, Any]) -> int:
+    """Return the longest life of a support session (s): SUPPORT_SESSION_LIFETIME, or less."""
+    return min(config["SUPPORT_SESSION_LIFETIME"], config["SESSION_LIFETIME"])
+
+
+def _remember_me(body: dict[str, Any]) -> tuple[int | None, bool, int | None]:
+    """Return the body's lifetime, persistent and idleTimeout; refuse bad ones."""
+    config = current_app.config
+    lifetime = _seconds(body, "lifetime", 1, config["SESSION_LIFETIME"])
+    persistent = body.get("persistent", True)
+    if not isinstance(persistent, bool):
+        raise InvalidRequest("persistent must be true or false.")
+    return lifetime, persistent, _seconds(body, "idleTimeout", *idle_timeout_bounds(config))
 
 
 def _address(value: object) -> str | None:
@@ -62,14 +117,45 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def login_body() -> Login:
-    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
+def _json_object() -> dict[str, Any]:
+    """Return the request's body, or refuse it when it is not a JSON object."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def login_body() -> Login:
+    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
+    body = _json_object()
     user_id = body.get("userId")
     if not is_valid_user_id(user_id):
         raise InvalidRequest(f"userId must be {USER_ID_RULE}")
+    return _login(user_id, body)  # type: ignore[arg-type]  # user_id: checked
+
+
+def support_body(user_id: str) -> Login:
+    """Return the request's support session for ``user_id`` (checked), or refuse its body.
+
+    Its life is at most SUPPORT_SESSION_LIFETIME (and SESSION_LIFETIME), by
+    default that; no idle timeout or persistence of its own.
+    """
+    body = _json_object()
+    actor, reason = body.get("actor"), body.get("reason")
+    if not is_valid_user_id(actor):
+        raise InvalidRequest(f"actor must be an operator's id: {USER_ID_RULE}")
+    if not (
+        isinstance(reason, str) and _is_text(reason) and SUPPORT_REASON_PATTERN.fullmatch(reason)
+    ):
+        raise InvalidRequest(f"reason must be {SUPPORT_REASON_RULE}.")
+    cap = support_lifetime_cap(current_app.config)
+    lifetime = _seconds(body, "lifetime", 1, cap) or cap
+    login = _login(user_id, {k: v for k, v in body.items() if k in ("userAgent", "ip")})
+    return login._replace(lifetime=lifetime, actor=actor, reason=reason)
+
+
+def _login(user_id: str, body: dict[str, Any]) -> Login:
+    """Return the login of ``user_id`` (checked) the rest of ``body`` describes."""
     user_agent = body.get("userAgent", request.user_agent.string)
     if not _is_text(user_agent):
         raise InvalidRequest("userAgent must be a string of Unicode text.")
@@ -85,7 +171,17 @@ def login_body() -> Login:
         assurance = parse_assurance(body, now_ms())
     except InvalidAssurance as error:
         raise InvalidRequest(str(error)) from None
-    return Login(user_id, user_agent, ip, session_claims, assurance)  # type: ignore[arg-type]  # user_id: checked
+    lifetime, persistent, idle_timeout = _remember_me(body)
+    return Login(
+        user_id,
+        user_agent,
+        ip,
+        session_claims,
+        lifetime,
+        persistent,
+        idle_timeout,
+        assurance=assurance,
+    )
 
 
 def login_body_required(view: F) -> F:
@@ -114,10 +210,15 @@ def issue_tokens(
     refresh_secret: str,
     session_claims: SessionClaims | None = None,
     assurance: Assurance = NO_ASSURANCE,
+    *,
+    actor: str | None = None,
 ) -> dict[str, str]:
-    """Return a session's token pair: a new access token, and its refresh token."""
+    """Return a session's token pair: a new access token, and its refresh token.
+
+    ``actor``: a support session's operator, the access token's ``act``.
+    """
     return {
-        "accessToken": access_token(session, expire_at, session_claims, assurance),
+        "accessToken": access_token(session, expire_at, session_claims, assurance, actor=actor),
         "refreshToken": refresh_token(session, refresh_secret, sessionsvc().refresh_secret),
     }
 
@@ -133,6 +234,11 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
         assurance=login.assurance,
+        lifetime=login.lifetime,
+        persistent=login.persistent,
+        idle_timeout=login.idle_timeout,
+        actor=login.actor,
+        reason=login.reason,
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
@@ -143,5 +249,6 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         refresh_secret,
         login.session_claims,
         login.assurance.at(session.created_at),
+        actor=login.actor,
     )
     return tokens | {"session": session_json(session, session.id)}, session

@@ -86,6 +86,13 @@ function methodsOf(amr) {
   return words.length === 1 ? words[0] : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
+/** When the session ends: its expireAt, and for one not remembered, when the browser closes. */
+function ends(session) {
+  const end = timeOf(session.expireAt);
+  if (session.persistent !== false) return end;
+  return element("span", {}, "Signed out when the browser closes, at the latest ", end);
+}
+
 function row(session) {
   const name = deviceName(session.device);
   const location = known(session.location);
@@ -93,16 +100,22 @@ function row(session) {
   const badges = element("span", { className: "badges" });
   if (session.current) badges.append(element("span", { className: "badge current" }, "This device"));
   if (session.device.isDev) badges.append(element("span", { className: "badge dev" }, "Developer tool"));
+  // Opened by support staff on the user's behalf (docs/support-sessions.md): who, and why.
+  const support = session.support ?? null;
+  if (support) badges.append(element("span", { className: "badge support" }, "Support session"));
   if (badges.childElementCount) heading.append(" ", badges);
   const details = element(
     "dl",
     { className: "details" },
+    ...detail("Opened by", support && `Support staff (${support.actor})`),
+    ...detail("Reason", support && support.reason),
     ...detail("Device", known(session.device.platform)),
     ...detail("Location", location ?? "Unknown location"),
     ...detail("IP address", known(session.ip)),
     ...detail("Signed in", timeOf(session.createdAt)),
     ...detail("Signed in with", methodsOf(session.amr)),
     ...detail("Last active", timeOf(session.lastActiveAt ?? session.createdAt)),
+    ...detail("Ends", ends(session)),
   );
   const item = element("li", { className: "session" }, element("div", { className: "summary" }, heading, details));
   item.dataset.sessionId = session._id;
@@ -114,6 +127,54 @@ function row(session) {
     item.append(button);
   }
   return item;
+}
+
+// Why a session ended, in words (docs/history.md has the reasons).
+const REASONS = {
+  signed_out: "Signed out",
+  revoked_by_user: "Signed out from another device",
+  revoked_by_admin: "Signed out by an administrator",
+  signed_out_everywhere: "Signed out everywhere",
+  evicted_by_cap: "Ended because too many devices were signed in",
+  refresh_token_reused: "Ended because its refresh token was reused",
+  reported_not_me: "Ended because you said the sign-in was not you",
+  expired: "Expired",
+  idle: "Ended after a time without use",
+};
+const historyList = document.getElementById("history");
+
+function activity(ended) {
+  const name = ended.device ? deviceName(ended.device) : "A device";
+  const location = known(ended.location);
+  const details = [
+    ...detail("Location", location),
+    ...detail("IP address", known(ended.ip)),
+    ...detail("Signed in", ended.createdAt ? timeOf(ended.createdAt) : null),
+  ];
+  const item = element(
+    "li",
+    { className: "ended" },
+    element("h3", {}, name),
+    element("p", { className: "reason" }, REASONS[ended.reason] ?? "Signed out", " ", timeOf(ended.endedAt)),
+    details.length ? element("dl", { className: "details" }, ...details) : null,
+  );
+  item.dataset.sessionId = ended._id;
+  item.dataset.reason = ended.reason;
+  return item;
+}
+
+/** Fill "Recent activity"; a failure there leaves the list of devices as it is. */
+async function loadHistory() {
+  const failed = document.getElementById("history-error");
+  try {
+    const { sessions } = await client.history();
+    historyList.replaceChildren(...sessions.map(activity));
+    document.getElementById("history-empty").hidden = sessions.length > 0;
+    failed.hidden = true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return; // the page shows signed out
+    failed.hidden = false;
+  }
 }
 
 function show(state) {
@@ -179,6 +240,7 @@ async function load({ focus = false } = {}) {
   try {
     render((await client.list()).sessions);
     if (focus) document.getElementById("title").focus();
+    await loadHistory();
   } catch (error) {
     showError(error, focus);
   }
@@ -233,6 +295,7 @@ async function signOutOne(id, label, item) {
   item.remove();
   showOnlyThisNote();
   announce(`Signed out ${label}.`);
+  loadHistory();
   (next?.querySelector("button") ?? document.getElementById("list-title")).focus();
 }
 
@@ -243,6 +306,7 @@ document.getElementById("sign-out-others").addEventListener("click", async (even
   for (const item of list.querySelectorAll("li:not(:has(.current))")) item.remove();
   showOnlyThisNote();
   announce("Signed out of all other devices.");
+  loadHistory();
   document.getElementById("list-title").focus();
 });
 
@@ -287,7 +351,7 @@ devForm?.addEventListener("submit", async (event) => {
 
 // Relative times drift: "just now" becomes "2 minutes ago".
 setInterval(() => {
-  for (const node of list.querySelectorAll("time")) node.textContent = ago(node.dateTime);
+  for (const node of root.querySelectorAll("time")) node.textContent = ago(node.dateTime);
 }, 30_000);
 
 load();
