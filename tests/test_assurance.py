@@ -9,6 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
+from sessionsvc.domain.assurance import DEFAULT_LEVELS, Assurance
+from sessionsvc.domain.history import EndReason
 from sessionsvc.domain.sessions import iso, now_ms
 from tests.support import CHROME_LINUX, SERVICE_KEY, auth, login
 from tests.test_hot_paths import answer, both_paths  # noqa: F401 (the fixture, for pytest)
@@ -33,6 +35,17 @@ def step_up(client, user_id: str, session_id: str, **body: Any):
 
 def events(redis, key_prefix) -> list[dict[str, str]]:
     return [fields for _id, fields in redis.xrange(f"{key_prefix}events")]
+
+
+def open_support(client, user_id: str = "alice") -> dict[str, Any]:
+    """Open a real support session (issue 18 §4) for ``user_id``, operator op-7."""
+    opened = client.post(
+        f"/api/admin/users/{user_id}/sessions",
+        json={"actor": "op-7", "reason": "Ticket #1: cannot sign in"},
+        headers=KEY,
+    )
+    assert opened.status_code == 201, opened.json
+    return opened.json
 
 
 # --- §1 the login -----------------------------------------------------------------------------
@@ -162,10 +175,8 @@ def test_verify_sends_the_assurance_headers_always(client):
     assert set(answer.json) == {"userId", "sessionId"}
 
 
-def test_verify_sends_a_support_sessions_actor(client, redis, store):
-    body = login(client)
-    # Field s is written by the support sessions' endpoint (issue 18 §4).
-    redis.hset(store.session_key("alice", body["session"]["_id"]), "s", "op-7")
+def test_verify_sends_a_support_sessions_actor(client):
+    body = open_support(client)
     answer = client.get(VERIFY, headers=auth(body["accessToken"]))
     assert answer.headers["X-Session-Actor"] == "op-7"
     assert answer.json["actor"] == "op-7"
@@ -242,18 +253,33 @@ def test_a_step_up_counts_at_verify_with_the_same_token(client, redis, key_prefi
     assert "actor" not in event
 
 
-def test_a_step_up_of_a_support_session_is_the_operators(client, redis, store, key_prefix):
-    body = login(client)
-    session_id = body["session"]["_id"]
-    redis.hset(store.session_key("alice", session_id), "s", "op-7")
-    assert step_up(client, "alice", session_id, acr="aal2", amr=["otp"]).status_code == 200
+def test_a_step_up_of_a_support_session_is_the_operators(client, redis, key_prefix):
+    body = open_support(client)
+    session_id, token = body["session"]["_id"], auth(body["accessToken"])
+    # Opened without a level (issue 18 §4): only a step-up gives it one.
+    assert "acr" not in payload(body["accessToken"])
+    demand = f"{VERIFY}?acr_values=aal2"
+    assert client.get(demand, headers=token).status_code == 401
+
+    stepped = step_up(client, "alice", session_id, acr="aal2", amr=["otp"])
+
+    assert stepped.status_code == 200, stepped.json
+    claims = payload(stepped.json["accessToken"])
+    assert (claims["acr"], claims["act"]) == ("aal2", {"sub": "op-7"})  # still the operator's
+    assert client.get(demand, headers=token).status_code == 200
     event = events(redis, key_prefix)[-1]
     assert (event["type"], event["actor"]) == ("session.stepped_up", "op-7")
 
 
-def test_verify_refuses_support_sessions_where_the_route_says(client, redis, store):
-    own, support = login(client), login(client)
-    redis.hset(store.session_key("alice", support["session"]["_id"]), "s", "op-7")
+def test_a_step_up_of_a_users_own_session_mints_no_act(client):
+    body = login(client)
+    stepped = step_up(client, "alice", body["session"]["_id"], acr="aal2", amr=["otp"])
+    assert stepped.status_code == 200, stepped.json
+    assert "act" not in payload(stepped.json["accessToken"])
+
+
+def test_verify_refuses_support_sessions_where_the_route_says(client):
+    own, support = login(client), open_support(client)
     query = f"{VERIFY}?support=deny"
     assert client.get(query, headers=auth(own["accessToken"])).status_code == 200
     answer = client.get(query, headers=auth(support["accessToken"]))
@@ -402,17 +428,15 @@ def test_a_step_up_needs_its_scope(make_app):
 )
 def test_verify_answers_requirements_without_flask_as_flask_would(
     both_paths,  # noqa: F811 (the fixture)
-    redis,
-    store,
     query,
     status,
     fast,
 ):
     served, flask_alone, handled = both_paths
-    body = login(served, acr="aal2", amr=["pwd", "otp"], authTime=ago(5))
-    redis.hset(store.session_key("alice", body["session"]["_id"]), "s", "op-7")
-    if query != "support=deny":
-        redis.hdel(store.session_key("alice", body["session"]["_id"]), "s")
+    if query == "support=deny":
+        body = open_support(served)
+    else:
+        body = login(served, acr="aal2", amr=["pwd", "otp"], authTime=ago(5))
     path = f"{VERIFY}?{query}" if query else VERIFY
     handled.clear()
 
@@ -422,3 +446,20 @@ def test_verify_answers_requirements_without_flask_as_flask_would(
 
     assert answer(served_answer) == answer(alone)
     assert served_answer.status_code == status
+
+
+def test_a_step_up_ends_a_session_idle_past_its_own_timeout(client, store):
+    body = login(client, idleTimeout=60)
+    session_id, created = body["session"]["_id"], store.list_sessions("alice")[0].created_at
+    later = created + 61_000  # past the login's own 60 s, well within the settings' timeout
+    stepped = store.step_up(
+        "alice", session_id, Assurance("aal2", ("otp",), later), levels=DEFAULT_LEVELS, now=later
+    )
+    assert stepped.outcome == 0
+    assert store.list_sessions("alice") == []
+    [ended] = store.history("alice")
+    assert (ended.id, ended.reason, ended.ended_at) == (
+        session_id,
+        EndReason.IDLE,
+        created + 60_000,
+    )

@@ -79,10 +79,24 @@ def test_forged_assurance_headers_never_reach_the_upstream(gateway, app):  # noq
     assert status == 401
 
 
-def test_a_support_session_is_refused_on_the_sensitive_route(gateway, app, redis, store):  # noqa: F811
+def test_a_support_session_is_refused_on_the_sensitive_route(gateway, app):  # noqa: F811
     gw = gateway(app)
-    body = gw.login("alice", acr="aal2")
-    redis.hset(store.session_key("alice", body["session"]["_id"]), "s", "op-7")
+    # The support desk's tool opens it, and steps it up to the route's level: still refused.
+    admin = app.test_client()
+    key = {"X-Service-Key": SERVICE_KEY}
+    opened = admin.post(
+        "/api/admin/users/alice/sessions",
+        json={"actor": "op-7", "reason": "Ticket #1: cannot sign in"},
+        headers=key,
+    )
+    assert opened.status_code == 201, opened.json
+    body = opened.json
+    stepped = admin.post(
+        f"/api/admin/users/alice/sessions/{body['session']['_id']}/step-up",
+        json={"acr": "aal2", "amr": ["otp"]},
+        headers=key,
+    )
+    assert stepped.status_code == 200, stepped.json
     token = auth(body["accessToken"])
 
     assert gw.request("GET", ROUTE, token)[0] == 403
