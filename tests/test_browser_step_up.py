@@ -95,3 +95,47 @@ def test_the_page_says_in_words_how_each_device_signed_in(open_context, service,
     this = page.locator("#sessions li", has_text="This device")
     expect(this).not_to_contain_text("Signed in with")  # a login that did not say
     assert console.unexpected() == []
+
+
+def test_the_page_shows_assurance_beside_support_lifetime_and_history(
+    open_context,  # noqa: F811 (the fixture)
+    service,  # noqa: F811
+    console,  # noqa: F811
+):
+    admin = service.app.test_client()
+    key = {"X-Service-Key": SERVICE_KEY}
+    # A support session (issue 18 §4), stepped up by its operator (§2).
+    support = admin.post(
+        "/api/admin/users/alice/sessions",
+        json={"actor": "op-7", "reason": "Ticket #1: cannot sign in", "userAgent": POSTMAN},
+        headers=key,
+    ).json
+    stepped = admin.post(
+        f"/api/admin/users/alice/sessions/{support['session']['_id']}/step-up",
+        json={"acr": "aal2", "amr": ["otp"]},
+        headers=key,
+    )
+    assert stepped.status_code == 200, stepped.json
+    # A login not remembered (§3) with a second factor (§1); then one ended (issue 19 §4).
+    admin.post(
+        "/api/sessions",
+        json={"userId": "alice", "userAgent": POSTMAN, "persistent": False, "amr": ["pwd", "hwk"]},
+        headers=key,
+    )
+    ended = admin.post("/api/sessions", json={"userId": "alice"}, headers=key).json
+    revoked = admin.delete(
+        f"/api/admin/users/alice/sessions/{ended['session']['_id']}", headers=key
+    )
+    assert revoked.status_code == 200
+    page = sign_in(open_context(), service)
+
+    row = page.locator(f'#sessions > li[data-session-id="{support["session"]["_id"]}"]')
+    expect(row).to_contain_text("Support session")
+    expect(row).to_contain_text("Support staff (op-7)")
+    expect(row).to_contain_text("Signed in with")
+    expect(row).to_contain_text("Authenticator app")
+    remembered = page.locator("#sessions > li", has_text="Password and security key")
+    expect(remembered).to_contain_text("Signed out when the browser closes")
+    expect(page.locator("#history > li")).to_have_count(1)
+    expect(page.locator("#history > li").first).to_contain_text("Signed out by an administrator")
+    assert console.unexpected() == []
