@@ -48,7 +48,7 @@ test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, 
 
 test-gateway: $(STAMP) ## Install nginx if missing (Debian's package, as CI does) and run the gateway tests
 	.ci/install-nginx
-	$(BIN)/pytest tests/test_gateway.py
+	$(BIN)/pytest tests/test_gateway.py tests/test_gateway_step_up.py tests/test_gateway_caddy.py
 
 test-browser: $(STAMP) ## Install chromium if missing (Debian's package, as CI does) and run the browser tests
 	.ci/install-chromium

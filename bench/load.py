@@ -60,6 +60,9 @@ class Result:
 # Lines of each single-use file already spent by earlier runs.
 _spent: collections.Counter[Path] = collections.Counter()
 
+# A route's requirements the "verify-aal2" sessions meet (docs/assurance.md).
+REQUIREMENTS = "acr_values=aal2&max_age=86400&support=deny"
+
 
 def wrk(
     base_url: str, load: Load, duration: int, connections: int, pids: tuple[int, ...] = ()
@@ -257,6 +260,16 @@ def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
             bearer,
             lines=write_lines(tmp / "verify.txt", [(s.access,) for s in seeded["verify"]]),
         ),
+        # A route's requirements (docs/assurance.md), met: parsed and checked, same round trip.
+        "verify-requirements": Load(
+            "verify with acr_values and max_age",
+            "GET",
+            f"/api/sessions/verify?{REQUIREMENTS}",
+            bearer,
+            lines=write_lines(
+                tmp / "verify-aal2.txt", [(s.access,) for s in seeded["verify-aal2"]]
+            ),
+        ),
         # The refresh pool's access tokens: live sessions whose tokens no worker has seen.
         "verify-new": Load(
             "verify, every token new",
@@ -304,6 +317,7 @@ def loads(bench: Bench, seeded: dict[str, list[Seeded]]) -> dict[str, Load]:
 
 TARGETS = {
     "verify": 0.8,
+    "verify-requirements": 0.8,  # as plain verify: the same one round trip
     "verify-new": None,
     "list": 0.6,
     "create": 0.5,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from sessionsvc.domain.assurance import NO_ASSURANCE, Assurance
 from sessionsvc.domain.devices import parse_device
 from sessionsvc.domain.sessions import Device, Session, SessionRef, now_ms
 from sessionsvc.extension import get_locator, get_store
@@ -39,6 +40,8 @@ USER_AGENTS = [
 ]
 IPS = ["81.2.69.160", "203.0.113.7", "2a02:8108:1:2::7", "89.160.20.112", "216.160.83.56"]
 
+STEPPED_UP = Assurance("aal2", ("pwd", "otp"))
+
 
 def user_agent(i: int) -> str:
     template = USER_AGENTS[i % len(USER_AGENTS)]
@@ -53,7 +56,9 @@ class Seeded:
     refresh: str
 
 
-def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
+def seed(
+    app, users: list[str], *, events: bool = True, assurance: Assurance = NO_ASSURANCE
+) -> list[Seeded]:
     """Log each user in once through the store's own create script, pipelined."""
     out: list[Seeded] = []
     config = app.config
@@ -80,11 +85,17 @@ def seed(app, users: list[str], *, events: bool = True) -> list[Seeded]:
                     ip=ip,
                     location=locate(ip),
                     refresh_secret=secret,
+                    assurance=assurance,
                 )
                 pending.append((user_id, session, secret))
             pipe.execute()
             for user_id, session, secret in pending:
-                tokens = issue_tokens(SessionRef(user_id, session.id), session.expire_at, secret)
+                tokens = issue_tokens(
+                    SessionRef(user_id, session.id),
+                    session.expire_at,
+                    secret,
+                    assurance=assurance.at(session.created_at),
+                )
                 out.append(
                     Seeded(user_id, session.id, tokens["accessToken"], tokens["refreshToken"])
                 )
@@ -165,6 +176,10 @@ def seed_all(bench: Bench, *, single_use: bool = True) -> dict[str, list[Seeded]
         # A gateway checks each token many times (every request of its user for
         # up to 30 minutes): 200 users' tokens, each seen again and again.
         "verify": seed(app, [f"verify-{r}-{i}" for i in range(200)]),
+        # The same, signed in with a second factor, for verify with a route's requirements.
+        "verify-aal2": seed(
+            app, [f"verify-aal2-{r}-{i}" for i in range(200)], assurance=STEPPED_UP
+        ),
         # 200 users with 10 sessions each; one token per user.
         "list": seed(app, [f"list-{r}-{i % 200}" for i in range(2000)])[-200:],
         "refresh": seed(app, [f"refresh-{r}-{i}" for i in range(per_run)]),

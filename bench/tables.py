@@ -11,7 +11,7 @@ import time
 import redis
 from tests.support import Gunicorn, auth
 
-from bench.load import Bench, Load, Result, Row, check, count_commands, wrk
+from bench.load import REQUIREMENTS, Bench, Load, Result, Row, check, count_commands, wrk
 from bench.seed import (
     Seeded,
     index_key,
@@ -45,6 +45,9 @@ def command_table(bench: Bench, app: Gunicorn, seeded: dict[str, list[Seeded]]) 
 
     cases = {
         "verify": lambda: send("GET", "/api/sessions/verify", auth(list_token)),
+        "verify with requirements": lambda: send(
+            "GET", f"/api/sessions/verify?{REQUIREMENTS}", auth(seeded["verify-aal2"][0].access)
+        ),
         "list (10 sessions)": lambda: send("GET", "/api/sessions", auth(list_token)),
         "create": lambda: send(
             "POST", "/api/sessions", {"X-Service-Key": SERVICE_KEY}, create_body

@@ -229,7 +229,7 @@ def test_a_fault_of_the_fast_path_is_answered_by_flask_counted_and_logged(
     served, flask_alone, handled = both_paths
     token = login(served)["accessToken"]
     store = sessionsvc(app).store
-    check = store.check
+    check = store.held  # verify's one store call
 
     def check_failing_outside_flask(*args, **kwargs):
         # A fault only the fast path has: it calls the store outside any request context.
@@ -237,7 +237,7 @@ def test_a_fault_of_the_fast_path_is_answered_by_flask_counted_and_logged(
             raise RuntimeError("a fault of the fast path")
         return check(*args, **kwargs)
 
-    monkeypatch.setattr(store, "check", check_failing_outside_flask)
+    monkeypatch.setattr(store, "held", check_failing_outside_flask)
     handled.clear()
 
     with caplog.at_level(logging.WARNING, logger="sessionsvc.web.verify"):

@@ -145,6 +145,7 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
             *["admin:read", "admin:read"],  # the sessions, the history
             *["admin:write", "admin:write"],
             *["claims:write", "claims:write"],
+            "sessions:step-up",
             "support:create",
             # web/webhooks.py (issue 20): list deliveries and dead letters; replay one, or since.
             *["admin:read", "admin:read", "admin:write", "admin:write"],

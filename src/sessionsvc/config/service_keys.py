@@ -21,6 +21,8 @@ SCOPES: dict[str, str] = {
     "admin:read": "list any user's sessions (GET /admin/users/{userId}/sessions)",
     "admin:write": "revoke any user's sessions (DELETE /admin/users/{userId}/sessions[/{id}])",
     "claims:write": "replace sessions' claims (PUT /admin/users/{userId}/[sessions/{id}/]claims)",
+    "sessions:step-up": "raise a session's assurance level after a second factor or a new"
+    " password check (POST /admin/users/{userId}/sessions/{id}/step-up)",
     "support:create": "open a support session on a user's behalf"
     " (POST /admin/users/{userId}/sessions)",
 }

@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.assurance import DEFAULT_LEVELS, parse_levels
 from .kinds import (
     FLAG,
     LOG_LEVELS,
@@ -507,6 +508,18 @@ SETTINGS: tuple[Setting, ...] = (
         "/login",
         "/login",
         'where the page\'s "Sign in" link sends a signed-out visitor',
+    ),
+    Setting(
+        "ACR_LEVELS",
+        Kind(
+            "assurance level names (acr), weakest first, as a JSON list or separated by commas",
+            parse_levels,
+        ),
+        list(DEFAULT_LEVELS),
+        "aal1,aal2,aal3",
+        "the order of assurance levels: a step-up only raises a session's `acr` along it, and"
+        " verify's `acr_values` is met by a listed level or one above it; an `acr` not listed"
+        " compares with nothing but itself. See [assurance](assurance.md)",
     ),
     Setting(
         "WEBHOOKS",

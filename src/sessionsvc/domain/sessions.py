@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .assurance import NO_ASSURANCE, Assurance
+
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+:-]{1,128}")
 USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ @ + : -"  # the pattern, for people
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
@@ -83,6 +85,7 @@ class Session:
     device: Device
     location: str
     ip: str
+    assurance: Assurance = NO_ASSURANCE  # how the user signed in, as far as the login said
     # Remember-me (docs/sessions-lifetime.md): False when the refresh cookie must
     # not outlive the browser; the session's own idle timeout (s), None: the setting's.
     persistent: bool = True
@@ -90,6 +93,11 @@ class Session:
     # A support session (docs/support-sessions.md): the operator who opened it, and why.
     actor: str | None = None
     reason: str | None = None
+
+    @property
+    def auth_time(self) -> int:
+        """When the user last authenticated (ms): the given authTime, else the creation."""
+        return self.created_at if self.assurance.auth_time is None else self.assurance.auth_time
 
 
 class Rotation(enum.Enum):
@@ -108,5 +116,6 @@ class Refresh:
     refresh_secret: str = ""  # the session's refresh secret from now on ("" unless rotated)
     expire_at: int = 0  # the session's end (ms; 0 unless rotated)
     claims_json: str = ""  # the session's claims as JSON ('' for none)
+    assurance: Assurance = NO_ASSURANCE  # its acr, amr and auth time (always set when rotated)
     persistent: bool = True  # False: its refresh cookie ends with the browser
     actor: str = ""  # a support session's operator ('' for none): its tokens' act claim

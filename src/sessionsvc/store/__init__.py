@@ -13,11 +13,13 @@ from .errors import (
     StoreTooOld,
     StoreUnavailable,
 )
-from .sessions import SessionStore
+from .sessions import Held, SessionStore, StepUp
 
 __all__ = [
+    "Held",
     "RevokeNotDurable",
     "SessionStore",
+    "StepUp",
     "StoreError",
     "StoreNotDurable",
     "StoreTooOld",

@@ -9,10 +9,12 @@ differs from createdAt; the descriptive parts share one value. Fields:
     h  the refresh secret's digest   g, t  the previous one's, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
+    e  acr    m  amr (comma-joined)    w  authTime (ms), when not createdAt
+       (each only when the login or a step-up gave it)
     n  "1" when not persistent  z  its own idle timeout (s), when not the setting's
     s  a support session's operator (actor) id    y  and the reason it gave
 
-n, z, s and y are written only when present: a plain session's hash does not
+e, m, w, n, z, s and y are written only when present: a plain session's hash does not
 grow. y (1-200 characters) can exceed a listpack value: such a support
 session's hash is then a hashtable, a few hundred bytes more, kept for one
 rare session rather than clipping the reason a user reads
@@ -25,7 +27,7 @@ compares them by their SHA-1 (as those releases did) and writes h and g in
 their place, so an upgrade ends no session (docs/redis.md).
 
 The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q, and read
-z (idleness), n and s (a refresh's cookie and token).
+z (idleness), n and s (a refresh's cookie and token); a step-up changes e, m and w.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from ..domain.assurance import Assurance
 from ..domain.history import Actor, EndedSession, EndReason
 from ..domain.sessions import UNKNOWN, Device, Session
 
@@ -105,7 +108,28 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
         fields["s"] = session.actor
     if session.reason is not None:
         fields["y"] = session.reason
+    return fields | encode_assurance(session.assurance, session.created_at)
+
+
+def encode_assurance(assurance: Assurance, created_at: int) -> dict[str, str | int]:
+    """Return the hash fields of how the user signed in: only those given (plain: none)."""
+    fields: dict[str, str | int] = {}
+    if assurance.acr:
+        fields["e"] = assurance.acr
+    if assurance.amr:
+        fields["m"] = ",".join(assurance.amr)
+    if assurance.auth_time is not None and assurance.auth_time != created_at:
+        fields["w"] = assurance.auth_time
     return fields
+
+
+def decode_assurance(acr: str | None, amr: str | None, auth_time: str | None) -> Assurance:
+    """Return the assurance in fields e, m and w (None or '' where absent)."""
+    return Assurance(
+        acr=acr or "",
+        amr=tuple(amr.split(",")) if amr else (),
+        auth_time=int(auth_time) if auth_time else None,
+    )
 
 
 def _description(fields: Mapping[str, str]) -> tuple[Device, str, str]:
@@ -140,6 +164,7 @@ def decode_session(
         device=device,
         location=location,
         ip=ip,
+        assurance=decode_assurance(fields.get("e"), fields.get("m"), fields.get("w")),
         persistent=fields.get("n") != "1",
         idle_timeout=int(fields["z"]) if "z" in fields else None,
         actor=fields.get("s"),

@@ -114,10 +114,10 @@ end
 -- `touch` ms. HSET runs only after HMGET found the hash, so a dead session is
 -- never re-created as a key without a TTL. A token outliving its session was
 -- never issued here (tokens end with their session at the latest): refused.
--- Returns false, or the session's claims (field k, '' for none), read in the
--- same HMGET.
+-- Returns false, or what the same HMGET read: {{c, a, k, z, e, m, w, s}} (nil where
+-- absent): the claims, and how the user signed in, for verify's requirements.
 local function live(key, id, touch, token_end)
-  local seen = redis.call('HMGET', key, 'c', 'a', 'k', 'z')
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k', 'z', 'e', 'm', 'w', 's')
   if not seen[1] then return false end
   if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
@@ -127,7 +127,7 @@ local function live(key, id, touch, token_end)
     return false
   end
   if NOW - last >= touch_every(touch, seen[4]) then redis.call('HSET', key, 'a', NOW) end
-  return seen[3] or ''
+  return seen
 end
 """
 
@@ -163,10 +163,12 @@ return evicted
 """
 
 # check. KEYS: the index, the session's hash. ARGV: session id, touch interval,
-# the token's end (ms, 0 = none). Returns the live session's claims ('' for
-# none); nil when it is not live.
+# the token's end (ms, 0 = none). Returns the live session's {claims, created
+# at, acr, amr, auth time, actor} ('' where absent); nil when it is not live.
 CHECK = """
-return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
+local seen = live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
+if not seen then return false end
+return {seen[3] or '', seen[1], seen[5] or '', seen[6] or '', seen[7] or '', seen[8] or ''}
 """
 
 # rotate. KEYS: the index, the session's hash. ARGV: session id, the presented
@@ -176,13 +178,19 @@ return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 # secrets themselves in r and q). No secret comes here, only digests: a
 # MONITOR or a replica's stream shows none. Returns {outcome, the secret from
 # now on (a 0.1.0 session's, on its grace; else false: it is the successor),
-# expire_at, claims, n (persistent or not), s (the support operator)};
-# outcomes as in domain.sessions.Rotation. expire_at never moves: a refresh
-# never lengthens a session (a support session's cap holds).
+# expire_at, claims, n (persistent or not), s (the support operator), created
+# at, acr, amr, auth time}; outcomes as in domain.sessions.Rotation. expire_at
+# never moves: a refresh never lengthens a session (a support session's cap
+# holds).
 ROTATE = """
 local id, presented, successor = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local grace, issued, legacy = tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5], ARGV[HEAD + 6]
-local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q', 'z', 'n', 's')
+local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q', 'z', 'n', 's',
+  'e', 'm', 'w')
+-- How the user signed in, for the new access token: created at, acr, amr, auth time.
+local function assurance()
+  return cur[4], cur[12] or '', cur[13] or '', cur[14] or ''
+end
 if not cur[4] then return {0, false, false} end
 local last = last_active(cur[4], cur[5])
 if idle(last, cur[9]) then
@@ -203,7 +211,7 @@ if held then
   redis.call('HDEL', KEYS[2], 'r', 'q')
   redis.call('HSET', KEYS[2], 'h', successor, 'g', presented, 't', NOW, 'a', NOW)
   emit('session.refreshed', {id}, expire_at, cur[11])
-  return {1, false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
+  return {1, false, expire_at, cur[6] or '', cur[10] or '', cur[11] or '', assurance()}
 end
 -- The previous secret within the grace gets the successor it got before:
 -- derived again from it, it must be the one the session holds (a new
@@ -212,7 +220,7 @@ if previous and NOW - tonumber(cur[3]) < grace then
   if not (cur[7] or cur[1] == successor) then return {-2, false, false} end
   redis.call('HSET', KEYS[2], 'a', NOW)
   emit('session.refreshed', {id}, expire_at, cur[11])
-  return {2, cur[7] or false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
+  return {2, cur[7] or false, expire_at, cur[6] or '', cur[10] or '', cur[11] or '', assurance()}
 end
 -- A guess at a session's secret is refused, and ends nothing.
 if issued ~= '1' then return {-2, false, false} end
@@ -310,6 +318,59 @@ emit('session.claims_changed', changed)
 return changed
 """
 
+# step_up. KEYS: the index, the session's hash. ARGV: session id, the new acr,
+# amr (comma-joined), auth time (ms), ACR_LEVELS (comma-joined, weakest first).
+# A level is only raised (domain.assurance.step_up_refusal says the same in
+# words): the same acr, or a higher one in ACR_LEVELS; an auth time never goes
+# back. The event carries the new acr, and a support session's operator
+# (field s) as its actor: the step-up is the operator's. Returns {1,
+# expire_at, claims, created at, actor}; {0} when the session is not live,
+# {-1, acr held} for a lower or incomparable level, {-2, auth time held}.
+STEP_UP = """
+local id, acr, amr, auth_time = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3], ARGV[HEAD + 4]
+local levels = ARGV[HEAD + 5]
+local cur = redis.call('HMGET', KEYS[2], 'c', 'a', 'k', 'e', 'w', 's', 'z')
+if not cur[1] then return {0} end
+local last = last_active(cur[1], cur[2])
+if idle(last, cur[7]) then
+  record(KEYS[2], id, 'idle', 's', last + idle_limit(cur[7]))
+  drop(KEYS[2], id)
+  return {0}
+end
+local function rank(name)
+  local place = 0
+  for level in string.gmatch(levels, '[^,]+') do
+    if level == name then return place end
+    place = place + 1
+  end
+  return nil
+end
+local held = cur[4] or ''
+if held ~= '' and held ~= acr then
+  local old, new = rank(held), rank(acr)
+  if old == nil or new == nil or new < old then return {-1, held} end
+end
+local since = tonumber(cur[5] or cur[1])
+if tonumber(auth_time) < since then return {-2, tostring(since)} end
+redis.call('HSET', KEYS[2], 'e', acr, 'm', amr, 'a', NOW)
+if tonumber(auth_time) == tonumber(cur[1]) then
+  redis.call('HDEL', KEYS[2], 'w')
+else
+  redis.call('HSET', KEYS[2], 'w', auth_time)
+end
+local expire_at = redis.call('PEXPIRETIME', KEYS[2])
+if STREAM ~= '' then
+  local entry = {'type', 'session.stepped_up', 'userId', USER, 'sessionIds', id, 'at', NOW,
+    'expireAt', expire_at, 'acr', acr}
+  if cur[6] then
+    entry[#entry + 1] = 'actor'
+    entry[#entry + 1] = cur[6]
+  end
+  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
+end
+return {1, expire_at, cur[3] or '', cur[1], cur[6] or ''}
+"""
+
 # Each script's whole source, by the name SessionStore runs it by.
 SCRIPTS = {
     name: _HEAD + body
@@ -321,5 +382,6 @@ SCRIPTS = {
         "revoke": REVOKE,
         "revoke_all": REVOKE_ALL,
         "set_claims": SET_CLAIMS,
+        "step_up": STEP_UP,
     }.items()
 }

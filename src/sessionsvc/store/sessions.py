@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from redis.client import Pipeline
 from redis.cluster import ClusterPipeline, RedisCluster
@@ -26,10 +26,18 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from ..config import DEFAULTS
+from ..domain.assurance import DEFAULT_LEVELS, NO_ASSURANCE, Assurance
 from ..domain.history import USER, Actor, EndedSession, EndReason, admin
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
-from .encoding import decode_ended, decode_session, encode_session, legacy_digest, secret_digest
+from .encoding import (
+    decode_assurance,
+    decode_ended,
+    decode_session,
+    encode_session,
+    legacy_digest,
+    secret_digest,
+)
 from .errors import RevokeNotDurable, StoreNotDurable, StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
@@ -162,6 +170,26 @@ def _wait_aof_refusal(client: Client, version: str) -> str:
             )
         return f"SESSIONSVC_REDIS_WAIT_AOF is set but the server refuses WAITAOF: {text}"
     return ""
+
+
+@dataclass(frozen=True)
+class Held:
+    """What verify needs of a live session, read in its one round trip."""
+
+    claims_json: str  # '' for none
+    assurance: Assurance  # its auth time always set (createdAt when the login gave none)
+    actor: str  # a support session's operator; '' for the user's own session
+
+
+class StepUp(NamedTuple):
+    """A step-up's outcome: ``outcome`` 1 done, 0 no live session, -1 a lower level, -2 older."""
+
+    outcome: int
+    held: str = ""  # what the session holds instead (-1: its acr, -2: its auth time in ms)
+    expire_at: int = 0
+    claims_json: str = ""
+    created_at: int = 0
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -369,6 +397,8 @@ class SessionStore(KeyLayout):
         now: int,
         expire_at: int | str | None = None,
         actor: str | None = None,
+        *,
+        extra: dict[str, str] | None = None,
     ) -> None:
         """In a Cluster, append the event the script could not: one more round trip.
 
@@ -385,6 +415,7 @@ class SessionStore(KeyLayout):
             "at": now,
             "expireAt": "" if expire_at is None else expire_at,
         }
+        fields.update(extra or {})
         if actor:  # a support session's operator, as the scripts add it
             fields["actor"] = actor
         try:
@@ -403,6 +434,7 @@ class SessionStore(KeyLayout):
         location: str,
         refresh_secret: str,
         claims_json: str = "",
+        assurance: Assurance = NO_ASSURANCE,
         now: int | None = None,
         lifetime: int | None = None,
         persistent: bool = True,
@@ -426,6 +458,7 @@ class SessionStore(KeyLayout):
             device=device,
             location=location,
             ip=ip,
+            assurance=assurance,
             persistent=persistent,
             # Stored only when it differs from the setting: a plain hash stays as small.
             idle_timeout=None
@@ -461,8 +494,57 @@ class SessionStore(KeyLayout):
         With ``token_expiry`` (a token's ``exp``, seconds), a session ending before
         its token is not live for it: this service never issued such a token.
         """
+        held = self.held(user_id, session_id, token_expiry=token_expiry)
+        return None if held is None else held.claims_json
+
+    def held(self, user_id: str, session_id: str, *, token_expiry: int = 0) -> Held | None:
+        """Return a live session's claims, assurance and actor (as ``check``), else None."""
         ids, asking = self._asking(session_id, token_expiry)
-        return self._run("check", user_id, ids, *asking, now=now_ms())
+        seen = self._run("check", user_id, ids, *asking, now=now_ms())
+        if seen is None:
+            return None
+        claims_json, created_at, acr, amr, auth_time, actor = seen
+        assurance = decode_assurance(acr, amr, auth_time).at(int(created_at))
+        return Held(claims_json, assurance, actor)
+
+    def step_up(
+        self,
+        user_id: str,
+        session_id: str,
+        assurance: Assurance,
+        *,
+        levels: tuple[str, ...] = DEFAULT_LEVELS,
+        now: int | None = None,
+    ) -> StepUp:
+        """Raise a live session's level in place (``scripts.STEP_UP``); emit session.stepped_up.
+
+        ``assurance`` has an acr, an amr and an auth time (ms).
+        """
+        now = now_ms() if now is None else now
+        answer = self._run(
+            "step_up",
+            user_id,
+            (session_id,),
+            session_id,
+            assurance.acr,
+            ",".join(assurance.amr),
+            now if assurance.auth_time is None else assurance.auth_time,
+            ",".join(levels),
+            now=now,
+        )
+        if answer[0] != 1:
+            return StepUp(int(answer[0]), *(answer[1:2]))
+        _, expire_at, claims_json, created_at, actor = answer
+        self._append_event(
+            "session.stepped_up",
+            user_id,
+            [session_id],
+            now,
+            expire_at,
+            actor,
+            extra={"acr": assurance.acr},
+        )
+        return StepUp(1, "", int(expire_at), claims_json, int(created_at), actor)
 
     def set_claims(self, user_id: str, session_id: str | None, claims_json: str) -> list[str]:
         """Replace the claims (JSON, '' for none) of one or all of a user's sessions; say which."""
@@ -496,7 +578,10 @@ class SessionStore(KeyLayout):
             legacy_digest(presented),
             now=now,
         )
-        claims_json, not_persistent, actor = (*rest, "", "", "")[:3]
+        claims_json, not_persistent, actor, created_at, acr, amr, auth_time = (
+            *rest,
+            *[""] * 7,
+        )[:7]
         if outcome == Rotation.REUSED.value:
             self._append_event(
                 "session.theft_detected", user_id, [session_id], now, expire_at, actor
@@ -504,12 +589,14 @@ class SessionStore(KeyLayout):
         if outcome <= 0:
             return Refresh(Rotation(outcome))
         self._append_event("session.refreshed", user_id, [session_id], now, expire_at, actor)
+        assurance = decode_assurance(acr, amr, auth_time).at(int(created_at))
         # A session stored by 0.1.0, on its grace, holds a secret not derived: its own.
         return Refresh(
             Rotation(outcome),
             held or successor,
             int(expire_at),
             claims_json,
+            assurance,
             persistent=not_persistent != "1",
             actor=actor,
         )

@@ -20,6 +20,7 @@ import jwt as pyjwt
 from flask import current_app
 from flask_jwt_extended import create_access_token
 
+from ..domain.assurance import NO_ASSURANCE, Assurance
 from ..domain.claims import TOKEN_CLAIM, SessionClaims
 from ..domain.sessions import SessionRef, is_valid_session_id, is_valid_user_id, now_ms
 from .keyring import KeyRing
@@ -84,19 +85,27 @@ def access_token(
     session: SessionRef,
     expire_at: int,
     session_claims: SessionClaims | None = None,
+    assurance: Assurance = NO_ASSURANCE,
     *,
     actor: str | None = None,
 ) -> str:
     """Mint a session's access token, signed with the active key (in an app context).
 
     It never outlives the session: its expiry is capped at ``expire_at`` (ms).
-    The session's claims, if any, go in it under ``TOKEN_CLAIM``; a support
-    session's operator as ``act: {"sub": actor}`` (RFC 8693, section 4.1).
+    The session's claims, if any, go in it under ``TOKEN_CLAIM``; how the user
+    signed in as OIDC's ``acr``, ``amr`` and ``auth_time`` (seconds), each when known;
+    a support session's operator as ``act: {"sub": actor}`` (RFC 8693, section 4.1).
     """
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     payload: dict[str, Any] = {"sid": session.session_id, "exp": min(access_end, expire_at // 1000)}
     if session_claims:
         payload[TOKEN_CLAIM] = session_claims
+    if assurance.acr:
+        payload["acr"] = assurance.acr
+    if assurance.amr:
+        payload["amr"] = list(assurance.amr)
+    if assurance.auth_time is not None:
+        payload["auth_time"] = assurance.auth_time // 1000
     if actor:
         payload["act"] = {"sub": actor}
     return create_access_token(session.user_id, additional_claims=payload, expires_delta=False)

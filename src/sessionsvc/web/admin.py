@@ -5,12 +5,21 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
-from ..domain.claims import parse_claims, stored
+from ..domain.assurance import Assurance, InvalidAssurance, parse_assurance, step_up_refusal
+from ..domain.claims import decode, parse_claims, stored
 from ..domain.history import EndReason, admin
-from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
+from ..domain.sessions import (
+    USER_ID_RULE,
+    SessionRef,
+    is_valid_session_id,
+    is_valid_user_id,
+    iso,
+    now_ms,
+)
 from ..extension import get_metrics, get_store
+from ..tokens.access import access_token
 from . import cookies
 from .auth import (
     admin_paths_are_not_stored,
@@ -27,6 +36,7 @@ from .bodies import (
     history_limit,
     session_json,
 )
+from .cookies import NO_STORE
 from .errors import InvalidRequest, SessionNotFound
 from .logins import start_session, support_body
 from .openapi import operation
@@ -256,3 +266,65 @@ def set_session_claims(user_id: str, session_id: str) -> dict[str, list[str]]:
 def set_user_claims(user_id: str) -> dict[str, list[str]]:
     """Replace the claims of every live session of a user."""
     return {"sessionIds": get_store().set_claims(_checked(user_id), None, _claims_body())}
+
+
+@bp.post("/users/<user_id>/sessions/<session_id>/step-up")
+@operation(
+    "stepUpSession",
+    summary="Raise a session's assurance level in place (the login service calls it after a"
+    " second factor or a new password check): same session id, event session.stepped_up, and a"
+    " new access token with the new acr, amr and auth_time. Verify sees the new level on the"
+    " next request, even with an older token.",
+    requestBody={
+        "required": True,
+        "content": {JSON: {"schema": ref("schemas", "StepUpRequest")}},
+    },
+    responses={
+        "200": ok("The new access token.", ref("schemas", "SteppedUp"), NO_STORE_HEADER),
+        "400": error(
+            "The userId or the body is not valid, the acr is lower than the session's or not"
+            " comparable with it (ACR_LEVELS), or authTime is before the session's.",
+            InvalidRequest,
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": SESSION_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **_admin("sessions:step-up"),
+)
+@service_key_required("sessions:step-up")
+def step_up_session(user_id: str, session_id: str) -> tuple[dict[str, str], int, dict[str, str]]:
+    """Raise a session's assurance level in place; answer a new access token."""
+    user_id = _checked(user_id)
+    body = request.get_json(silent=True)
+    if not (isinstance(body, dict) and "acr" in body and "amr" in body):
+        raise InvalidRequest('The body must be a JSON object with "acr", "amr" and "authTime"?.')
+    now = now_ms()
+    try:
+        given = parse_assurance(body, now)
+    except InvalidAssurance as problem:
+        raise InvalidRequest(str(problem)) from None
+    if not is_valid_session_id(session_id):
+        raise SessionNotFound()
+    assurance = Assurance(given.acr, given.amr, now if given.auth_time is None else given.auth_time)
+    levels = tuple(current_app.config["ACR_LEVELS"])
+    result = get_store().step_up(user_id, session_id, assurance, levels=levels, now=now)
+    if result.outcome == 0:
+        raise SessionNotFound()
+    if result.outcome == -1:
+        raise InvalidRequest(f"acr: {step_up_refusal(result.held, assurance.acr, levels)}.")
+    if result.outcome == -2:
+        raise InvalidRequest(
+            f"authTime is before the session's last authentication ({iso(int(result.held))})."
+        )
+    # A support session's new token still names its operator (act), as its others do.
+    token = access_token(
+        SessionRef(user_id, session_id),
+        result.expire_at,
+        decode(result.claims_json),
+        assurance,
+        actor=result.actor or None,
+    )
+    return {"accessToken": token}, HTTPStatus.OK, NO_STORE

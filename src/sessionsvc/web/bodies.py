@@ -29,7 +29,23 @@ def _device_json(device: Device) -> dict[str, Any]:
 
 
 def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
-    """Render a session in the API's shape (and key order), with ``current`` for the caller's."""
+    """Render a session in the API's shape (and key order), with ``current`` for the caller's.
+
+    How the user signed in comes last, and only when the login or a step-up
+    said (``acr``, ``amr``, ``authTime``): a plain session's body is as before.
+    """
+    body = _session_fields(session, current_session_id)
+    assurance = session.assurance
+    if assurance.acr:
+        body["acr"] = assurance.acr
+    if assurance.amr:
+        body["amr"] = list(assurance.amr)
+    if assurance.acr or assurance.amr or assurance.auth_time is not None:
+        body["authTime"] = iso(session.auth_time)
+    return body
+
+
+def _session_fields(session: Session, current_session_id: str | None) -> dict[str, Any]:
     device = session.device
     return {
         "device": _device_json(device),

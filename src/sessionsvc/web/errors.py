@@ -104,6 +104,27 @@ class CsrfRejected(SessionsvcError):
     message = "A request authenticated by a cookie must carry the X-Requested-With header."
 
 
+class InsufficientAuthentication(SessionsvcError):
+    """The session falls short of a route's acr_values or max_age (RFC 9470): step up."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "INSUFFICIENT_AUTHENTICATION"
+    message = "This route needs a stronger or more recent authentication."
+
+    def __init__(self, message: str | None = None, challenge: str = "") -> None:
+        super().__init__(message)
+        # RFC 9470's challenge, for the client (a gateway passes it on).
+        self.headers = {"WWW-Authenticate": challenge} if challenge else {}
+
+
+class SupportSessionRefused(SessionsvcError):
+    """A route refuses support sessions (verify's ``support=deny``) and this is one."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "SUPPORT_SESSION_REFUSED"
+    message = "This route does not accept a support session opened on the user's behalf."
+
+
 class SessionNotFound(SessionsvcError):
     status = HTTPStatus.NOT_FOUND
     code = "SESSION_NOT_FOUND"

@@ -15,6 +15,7 @@ from flask import current_app, g, request
 
 from ..config import MIN_IDLE_TIMEOUT
 from ..domain import claims
+from ..domain.assurance import NO_ASSURANCE, Assurance, InvalidAssurance, parse_assurance
 from ..domain.claims import SessionClaims, parse_claims
 from ..domain.devices import parse_device
 from ..domain.sessions import (
@@ -24,6 +25,7 @@ from ..domain.sessions import (
     Session,
     SessionRef,
     is_valid_user_id,
+    now_ms,
 )
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
@@ -48,6 +50,7 @@ class Login(NamedTuple):
     # A support session's operator and reason (docs/support-sessions.md).
     actor: str | None = None
     reason: str | None = None
+    assurance: Assurance = NO_ASSURANCE  # acr, amr, authTime: how the user signed in
 
 
 def _seconds(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
@@ -164,8 +167,21 @@ def _login(user_id: str, body: dict[str, Any]) -> Login:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
     session_claims = parse_claims(body["claims"]) if "claims" in body else None
+    try:
+        assurance = parse_assurance(body, now_ms())
+    except InvalidAssurance as error:
+        raise InvalidRequest(str(error)) from None
     lifetime, persistent, idle_timeout = _remember_me(body)
-    return Login(user_id, user_agent, ip, session_claims, lifetime, persistent, idle_timeout)
+    return Login(
+        user_id,
+        user_agent,
+        ip,
+        session_claims,
+        lifetime,
+        persistent,
+        idle_timeout,
+        assurance=assurance,
+    )
 
 
 def login_body_required(view: F) -> F:
@@ -193,6 +209,8 @@ def issue_tokens(
     expire_at: int,
     refresh_secret: str,
     session_claims: SessionClaims | None = None,
+    assurance: Assurance = NO_ASSURANCE,
+    *,
     actor: str | None = None,
 ) -> dict[str, str]:
     """Return a session's token pair: a new access token, and its refresh token.
@@ -200,7 +218,7 @@ def issue_tokens(
     ``actor``: a support session's operator, the access token's ``act``.
     """
     return {
-        "accessToken": access_token(session, expire_at, session_claims, actor=actor),
+        "accessToken": access_token(session, expire_at, session_claims, assurance, actor=actor),
         "refreshToken": refresh_token(session, refresh_secret, sessionsvc().refresh_secret),
     }
 
@@ -215,6 +233,7 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         location=get_locator().locate(login.ip),
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
+        assurance=login.assurance,
         lifetime=login.lifetime,
         persistent=login.persistent,
         idle_timeout=login.idle_timeout,
@@ -225,6 +244,11 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
     get_metrics().sessions_evicted.inc(len(evicted))
     ref = SessionRef(login.user_id, session.id)
     tokens = issue_tokens(
-        ref, session.expire_at, refresh_secret, login.session_claims, actor=login.actor
+        ref,
+        session.expire_at,
+        refresh_secret,
+        login.session_claims,
+        login.assurance.at(session.created_at),
+        actor=login.actor,
     )
     return tokens | {"session": session_json(session, session.id)}, session

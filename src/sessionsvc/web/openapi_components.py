@@ -13,6 +13,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
 from ..config.service_keys import SCOPES
+from ..domain.assurance import ACR_PATTERN, ACR_RULE, AMR_PATTERN, AMR_RULE, MAX_AMR
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
 from ..domain.history import ActorKind, EndReason
@@ -107,8 +108,62 @@ def ok(
     return response
 
 
-def unauthorized(errors: tuple[Error, ...]) -> dict[str, Any]:
-    return error("The credential is missing or not accepted.", *errors)
+def unauthorized(
+    errors: tuple[Error, ...], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    response = error("The credential is missing or not accepted.", *errors)
+    if headers:
+        response["headers"] = {name: ref("headers", header) for name, header in headers.items()}
+    return response
+
+
+ACR = {
+    "type": "string",
+    "pattern": f"^{ACR_PATTERN.pattern}$",
+    "description": f"An acr: {ACR_RULE}.",
+}
+AMR = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_AMR,
+    "uniqueItems": True,
+    "items": {"type": "string", "pattern": f"^{AMR_PATTERN.pattern}$"},
+    "description": f"The methods (amr): {AMR_RULE}.",
+}
+AUTH_TIME_IN = {
+    "type": "string",
+    "format": "date-time",
+    "description": "When the user authenticated: ISO-8601 with an offset, not in the future"
+    " (a minute ahead is taken as now); default: now.",
+}
+# Verify's requirements, set by the gateway per route (domain.assurance.parse_requirements).
+VERIFY_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "acr_values",
+        "in": "query",
+        "required": False,
+        "description": "Acceptable assurance levels, separated by spaces or commas: the session's"
+        " acr must be one of them or above one in ACR_LEVELS, else 401"
+        " INSUFFICIENT_AUTHENTICATION with RFC 9470's challenge. Given twice: 400.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "max_age",
+        "in": "query",
+        "required": False,
+        "description": "The most seconds since the session's authTime (its creation when the"
+        " login gave none), else 401 INSUFFICIENT_AUTHENTICATION. Given twice: 400.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 9999999999},
+    },
+    {
+        "name": "support",
+        "in": "query",
+        "required": False,
+        "description": "`deny` refuses support sessions opened on a user's behalf (403"
+        " SUPPORT_SESSION_REFUSED); `allow`, the default, takes them.",
+        "schema": {"type": "string", "enum": ["allow", "deny"]},
+    },
+]
 
 
 # The operations' groups, in the order the document (and the page) lists them.
@@ -234,6 +289,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "`unknown` when the login named none and its request had none.",
             },
             "current": {"type": "boolean", "description": "The session of the asking token."},
+            "acr": ACR
+            | {"description": "The assurance level, when the login or a step-up gave one."},
+            "amr": AMR | {"description": "The methods the user signed in with, when given."},
+            "authTime": {
+                "type": "string",
+                "format": "date-time",
+                "pattern": ISO_MS,
+                "description": "When the user last authenticated; present with acr or amr.",
+            },
             "persistent": {
                 "type": "boolean",
                 "const": False,
@@ -372,6 +436,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "The user's address (no `%zone`); defaults to this request's.",
             },
             "claims": ref("schemas", "Claims"),
+            "acr": ACR,
+            "amr": AMR,
+            "authTime": AUTH_TIME_IN,
             "lifetime": {
                 "type": "integer",
                 "minimum": 1,
@@ -392,6 +459,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 " else the session's lifetime.",
             },
         },
+    },
+    "StepUpRequest": {
+        "type": "object",
+        "required": ["acr", "amr"],
+        "properties": {
+            "acr": ACR
+            | {"description": f"The level reached: {ACR_RULE}. Only raised (ACR_LEVELS)."},
+            "amr": AMR | {"description": "The methods of the session from now on (all of them)."},
+            "authTime": AUTH_TIME_IN,
+        },
+    },
+    "SteppedUp": {
+        "type": "object",
+        "required": ["accessToken"],
+        "properties": {"accessToken": {"type": "string", "pattern": JWT}},
+        "additionalProperties": False,
     },
     "Claims": {
         "type": "object",
@@ -478,6 +561,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "userId": USER_ID,
             "sessionId": SESSION_ID,
             "claims": ref("schemas", "Claims"),  # present when the session has claims
+            "acr": ACR,  # these three present when the session has them
+            "amr": AMR,
+            "actor": {"type": "string", "description": "A support session's operator."},
         },
         "additionalProperties": False,
     },
@@ -561,6 +647,30 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "The session's claims as one line of ASCII JSON ({} for none), read "
         "with the session: a claim changed by the admin API shows on the next verify.",
         "required": True,
+        "schema": {"type": "string"},
+    },
+    "SessionAcr": {
+        "description": "The session's assurance level as stored (a step-up shows on the next"
+        " verify); empty for none, so a gateway copying it replaces a client's.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "SessionAmr": {
+        "description": "The session's methods (amr), separated by commas; empty for none.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "SessionActor": {
+        "description": "The operator of a support session opened on the user's behalf; empty"
+        " for the user's own session.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "StepUpChallenge": {
+        "description": "With INSUFFICIENT_AUTHENTICATION only: RFC 9470's challenge, e.g."
+        ' `Bearer error="insufficient_user_authentication", error_description="...",'
+        ' acr_values="aal2", max_age=600` (the route\'s requirements).',
+        "required": False,
         "schema": {"type": "string"},
     },
 }

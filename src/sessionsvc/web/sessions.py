@@ -161,6 +161,7 @@ def refresh_session() -> Response:
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),
+        refresh.assurance,
         actor=refresh.actor or None,
     )
     return cookies.token_response(

@@ -55,18 +55,46 @@ from werkzeug.routing import PathConverter
 
 from .. import logs
 from ..config import ConfigError
+from ..domain.assurance import (
+    NO_REQUIREMENTS,
+    InvalidAssurance,
+    Requirements,
+    challenge,
+    parse_requirements,
+    shortfall,
+)
 from ..domain.claims import HEADER as CLAIMS_HEADER
 from ..domain.claims import decode
+from ..domain.sessions import now_ms
 from ..extension import get_store, sessionsvc
 from ..logs import REQUEST_ID_HEADER, new_request_id, valid_request_id
-from ..store import SessionStore, StoreError
+from ..store import Held, SessionStore, StoreError
 from ..tokens.access import verified_payload
 from . import auth, errors, metrics, ratelimit
 from .auth import decode_settings, session_of, session_required
 from .cookies import NO_STORE
-from .errors import TokenRevoked, header_bytes, json_response, refusal, unavailable
+from .errors import (
+    InsufficientAuthentication,
+    InvalidRequest,
+    SupportSessionRefused,
+    TokenRevoked,
+    header_bytes,
+    json_response,
+    refusal,
+    unavailable,
+)
 from .openapi import operation
-from .openapi_components import ACCESS, ACCESS_REFUSED, NO_STORE_HEADER, STORE_ERRORS, ok, ref
+from .openapi_components import (
+    ACCESS,
+    NO_STORE_HEADER,
+    STORE_ERRORS,
+    TOKEN_ERRORS,
+    VERIFY_PARAMETERS,
+    ok,
+    ref,
+    unauthorized,
+)
+from .openapi_components import error as error_response
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +131,44 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def verified(json: JSONProvider, user_id: str, session_id: str, claims_json: str) -> Response:
-    """Build verify's 200 for a live session with its claims (JSON, '' for none).
+ACR_HEADER, AMR_HEADER, ACTOR_HEADER = "X-Session-Acr", "X-Session-Amr", "X-Session-Actor"
 
-    The claims header is always sent ("{}" for none): a gateway that copies it
-    then always replaces one a client sent.
+
+def verified(json: JSONProvider, user_id: str, session_id: str, held: Held) -> Response:
+    """Build verify's 200 for a live session with its claims, assurance and actor.
+
+    The claims header is always sent ("{}" for none), and the acr, amr and
+    actor ones ("" for none): a gateway that copies them then always replaces
+    one a client sent.
     """
+    claims_json, assurance = held.claims_json, held.assurance
     headers = {
         "X-User-Id": user_id,
         "X-Session-Id": session_id,
         CLAIMS_HEADER: claims_json or "{}",
+        ACR_HEADER: assurance.acr,
+        AMR_HEADER: ",".join(assurance.amr),
+        ACTOR_HEADER: held.actor,
         **NO_STORE,
     }
     body: dict[str, Any] = {"userId": user_id, "sessionId": session_id}
     if claims_json:
         body["claims"] = decode(claims_json)
+    if assurance.acr:
+        body["acr"] = assurance.acr
+    if assurance.amr:
+        body["amr"] = list(assurance.amr)
+    if held.actor:
+        body["actor"] = held.actor
     return json_response(json, HTTPStatus.OK, body, headers)
+
+
+def requirements_of(query: str) -> Requirements:
+    """Return a verify request's requirements (its query string); InvalidRequest for bad ones."""
+    try:
+        return parse_requirements(query)
+    except InvalidAssurance as error:
+        raise InvalidRequest(str(error)) from None
 
 
 @bp.route("/sessions/verify", **VERIFY)
@@ -138,12 +188,26 @@ def verified(json: JSONProvider, user_id: str, session_id: str, claims_json: str
                 "X-User-Id": "UserId",
                 "X-Session-Id": "SessionId",
                 CLAIMS_HEADER: "SessionClaims",
+                ACR_HEADER: "SessionAcr",
+                AMR_HEADER: "SessionAmr",
+                ACTOR_HEADER: "SessionActor",
                 **NO_STORE_HEADER,
             },
         ),
-        "401": ACCESS_REFUSED,
+        "400": error_response(
+            "acr_values, max_age or support is not valid, or given twice.", InvalidRequest
+        ),
+        "401": unauthorized(
+            (*TOKEN_ERRORS, InsufficientAuthentication),
+            {"WWW-Authenticate": "StepUpChallenge"},
+        ),
+        "403": error_response(
+            "The route refuses support sessions (support=deny) and this is one.",
+            SupportSessionRefused,
+        ),
         **STORE_ERRORS,
     },
+    parameters=VERIFY_PARAMETERS,
 )
 @session_required(view_checks_session=True)
 def verify_session(original_path: str = "") -> Response:
@@ -154,18 +218,35 @@ def verify_session(original_path: str = "") -> Response:
     """
     if request.method == "OPTIONS":
         raise MethodNotAllowed(valid_methods=VERIFY_METHODS)
-    return verified(current_app.json, *live_session(get_store(), get_jwt()))
+    requirements = requirements_of(request.environ.get("QUERY_STRING", ""))
+    levels = current_app.config["ACR_LEVELS"]
+    return verified(current_app.json, *live_session(get_store(), get_jwt(), requirements, levels))
 
 
-def live_session(store: SessionStore, payload: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Return the (user id, session id, claims JSON) of a checked access token's live session.
+def live_session(
+    store: SessionStore,
+    payload: Mapping[str, Any],
+    requirements: Requirements = NO_REQUIREMENTS,
+    levels: tuple[str, ...] = (),
+) -> tuple[str, str, Held]:
+    """Return the (user id, session id, what is held) of a checked access token's live session.
 
-    One Redis round trip, for both of verify's paths; TokenRevoked when the session is gone.
+    One Redis round trip, for both of verify's paths; TokenRevoked when the
+    session is gone. The route's requirements are checked against the session
+    as that round trip read it, never against the token: a step-up counts from
+    the next request on, with the same token.
     """
     user_id, session_id = session_of(payload)
-    held = store.check(user_id, session_id, token_expiry=payload["exp"])
+    held = store.held(user_id, session_id, token_expiry=payload["exp"])
     if held is None:
         raise TokenRevoked()
+    if requirements:
+        if requirements.deny_support and held.actor:
+            raise SupportSessionRefused()
+        assurance = held.assurance
+        short = shortfall(requirements, assurance.acr, assurance.auth_time or 0, now_ms(), levels)
+        if short:
+            raise InsufficientAuthentication(challenge=challenge(requirements, short))
     return user_id, session_id, held
 
 
@@ -195,19 +276,22 @@ class VerifyFastPath:
         self.header_type = config["JWT_HEADER_TYPE"]
         # The app's settings are fixed once it is created, as Flask expects of its config.
         self.settings = decode_settings(app)
+        self.levels = tuple(config["ACR_LEVELS"])
         self.fallbacks_logged: set[str] = set()  # the error classes logged by this worker
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         try:
             ids = self._live_session(environ)
-        except (TokenRevoked, StoreError) as error:
+        except (*REFUSALS, StoreError) as error:
             request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
             # A store failure is answered here: handed on, it would be waited out twice.
-            answer = error if isinstance(error, TokenRevoked) else unavailable(error)
+            answer = error if isinstance(error, REFUSALS) else unavailable(error)
             errors.note_error(answer, self.metrics, request_id)
             response = repeat_verify_error_code(refusal(answer, self.json))
         except errors.InvalidToken:  # signed, but without our claims: Flask's path says which
+            return self.wsgi_app(environ, start_response)
+        except InvalidAssurance:  # a bad requirement: Flask's path answers the 400
             return self.wsgi_app(environ, start_response)
         except Exception as error:  # a fault of this path: Flask's answers, and it is seen
             self._note_fallback(error, environ)
@@ -249,10 +333,12 @@ class VerifyFastPath:
             extra={"request_id": valid_request_id(environ.get("HTTP_X_REQUEST_ID"))},
         )
 
-    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
-        """Return the (user id, session id, claims JSON) of a verify request with a valid token.
+    def _live_session(self, environ: dict[str, Any]) -> tuple[str, str, Held] | None:
+        """Return the (user id, session id, what is held) of a verify request with a valid token.
 
-        None when this is not such a request; TokenRevoked when its session is not live.
+        None when this is not such a request; TokenRevoked when its session is not
+        live, InsufficientAuthentication or SupportSessionRefused when it falls
+        short of the query's requirements, InvalidAssurance for a bad one.
         """
         if environ.get("REQUEST_METHOD") not in self.methods:
             return None
@@ -274,7 +360,10 @@ class VerifyFastPath:
         payload = verified_payload(token, self.settings)
         if payload is None or payload.get("type") != "access":
             return None
-        return live_session(self.store, payload)
+        # No query string, no parsing: a route without requirements costs what it did.
+        query = environ.get("QUERY_STRING")
+        requirements = parse_requirements(query) if query else NO_REQUIREMENTS
+        return live_session(self.store, payload, requirements, self.levels)
 
     def _bearer_token(self, header: str | None) -> str | None:
         """Return the token of exactly ``<type> <token>``, else None."""
@@ -350,7 +439,8 @@ KNOWN_HOOKS: dict[str, frozenset[object]] = {
 # (errors.register_error_handlers) does: note_error, then refusal. The error
 # handlers known are the ones the app's own setup registers: that module's and
 # flask-jwt-extended's (its exceptions, answered through the loaders in ``auth``).
-ANSWERED_ERRORS = (TokenRevoked, StoreError)
+REFUSALS = (TokenRevoked, InsufficientAuthentication, SupportSessionRefused)
+ANSWERED_ERRORS = (*REFUSALS, StoreError)
 
 
 def _probe() -> None:

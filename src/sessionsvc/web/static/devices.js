@@ -53,6 +53,39 @@ function detail(term, value) {
   return value === null ? [] : [element("dt", {}, term), element("dd", {}, value)];
 }
 
+// RFC 8176's method names, in words; a name not here is shown as it is.
+const METHODS = {
+  pwd: "Password",
+  otp: "authenticator app",
+  hwk: "security key",
+  swk: "passkey",
+  sms: "text message",
+  tel: "phone call",
+  pin: "PIN",
+  fpt: "fingerprint",
+  face: "face recognition",
+  iris: "iris scan",
+  retina: "retina scan",
+  vbm: "voice",
+  sc: "smart card",
+  kba: "security questions",
+  geo: "location",
+  pop: "device key",
+  user: "presence check",
+  wia: "Windows sign-in",
+  mca: "several channels",
+  rba: "risk check",
+  mfa: "multiple factors",
+};
+
+/** "Password and authenticator app": how the user signed in, from the session's amr. */
+function methodsOf(amr) {
+  if (!Array.isArray(amr) || amr.length === 0) return null;
+  const words = amr.map((name) => METHODS[name] ?? name);
+  words[0] = words[0].charAt(0).toUpperCase() + words[0].slice(1);
+  return words.length === 1 ? words[0] : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
+}
+
 /** When the session ends: its expireAt, and for one not remembered, when the browser closes. */
 function ends(session) {
   const end = timeOf(session.expireAt);
@@ -80,6 +113,7 @@ function row(session) {
     ...detail("Location", location ?? "Unknown location"),
     ...detail("IP address", known(session.ip)),
     ...detail("Signed in", timeOf(session.createdAt)),
+    ...detail("Signed in with", methodsOf(session.amr)),
     ...detail("Last active", timeOf(session.lastActiveAt ?? session.createdAt)),
     ...detail("Ends", ends(session)),
   );

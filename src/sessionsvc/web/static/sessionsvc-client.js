@@ -14,6 +14,7 @@
 
 const CSRF_HEADER = { "X-Requested-With": "sessionsvc" };
 const LOCK_NAME = "sessionsvc-refresh";
+const STEP_UP_LOCK_NAME = "sessionsvc-step-up";
 const CHANNEL_NAME = "sessionsvc";
 const REFRESH_BEFORE_MS = 60_000; // at most; never earlier than half the token's life
 
@@ -50,6 +51,17 @@ async function errorFrom(response) {
   );
 }
 
+/** Read RFC 9470's challenge: {acrValues: [...], maxAge: seconds or null, challenge}. */
+function stepUpOf(challenge) {
+  const acr = /acr_values="([^"]*)"/.exec(challenge ?? "");
+  const age = /max_age=(\d+)/.exec(challenge ?? "");
+  return {
+    acrValues: acr ? acr[1].split(/[ ,]+/).filter(Boolean) : [],
+    maxAge: age ? Number(age[1]) : null,
+    challenge: challenge ?? "",
+  };
+}
+
 /** The origin of url, resolved as fetch() resolves it: against the document's base URL. */
 function originOf(url) {
   const href = url instanceof Request ? url.url : String(url);
@@ -65,9 +77,11 @@ async function send(url, init) {
 }
 
 /**
- * A signed-in browser's client. Events: "refreshed" (a new access token) and
- * "signedout" (detail.reason: the error code, or "signed-out-here"); a sign-out
- * in one tab is told to the others.
+ * A signed-in browser's client. Events: "refreshed" (a new access token),
+ * "signedout" (detail.reason: the error code, or "signed-out-here"; a sign-out
+ * in one tab is told to the others) and "stepuprequired" (detail: acrValues,
+ * maxAge, challenge), once across tabs when a route wants a stronger or fresher
+ * sign-in: the app steps the user up, then calls stepUpDone() (or stepUpFailed()).
  */
 export class SessionsClient extends EventTarget {
   #api;
@@ -76,6 +90,8 @@ export class SessionsClient extends EventTarget {
   #refreshing = null;
   #channel = null;
   #origins;
+  #stepUp = null; // {promise, resolve, reject}: the step-up this tab waits for
+  #steppedUpAt = 0; // when a step-up was last done, here or in another tab
 
   /**
    * api: where sessionsvc's API is (default "/api"). origins: further origins the access
@@ -160,6 +176,10 @@ export class SessionsClient extends EventTarget {
       if (code === "TOKEN_EXPIRED" || code === "INVALID_TOKEN") {
         await this.refresh(used);
         response = await send(url, this.#authorized(init));
+      } else if (code === "INSUFFICIENT_AUTHENTICATION") {
+        // The gateway reads the session on every request: once stepped up, the
+        // same request with the same token passes. Given up: the 401 stands.
+        response = await this.#afterStepUp(response, () => send(url, this.#authorized(init)));
       } else if (code === "TOKEN_REVOKED") {
         this.#signOut(code, true);
       }
@@ -173,6 +193,23 @@ export class SessionsClient extends EventTarget {
       this.#refreshing = null;
     });
     return this.#refreshing;
+  }
+
+  /**
+   * Tell the client the user has stepped up (the login service called the
+   * step-up endpoint): the requests waiting are sent again, in every tab. An
+   * access token the step-up answered with may be given, to carry the new claims.
+   */
+  stepUpDone(accessToken = null) {
+    if (accessToken) this.#adopt(accessToken, true);
+    this.#steppedUpAt = Date.now();
+    this.#channel?.postMessage({ type: "steppedup", at: this.#steppedUpAt });
+    this.#stepUp?.resolve(true);
+  }
+
+  /** Tell the client the user did not step up: the waiting requests get their 401. */
+  stepUpFailed() {
+    this.#stepUp?.resolve(false);
   }
 
   /** Stop the timer and leave the channel (the object is not used after). */
@@ -199,6 +236,48 @@ export class SessionsClient extends EventTarget {
       return this.#token;
     };
     return navigator.locks ? navigator.locks.request(LOCK_NAME, run) : run();
+  }
+
+  /**
+   * Send a request again once the user has stepped up: the first tab to need it
+   * fires "stepuprequired"; one that waited for that tab's step-up (the lock)
+   * first tries again, and asks only if the request still falls short.
+   */
+  async #afterStepUp(refused, again) {
+    const asked = Date.now();
+    const run = async (waited) => {
+      let challenge = refused.headers.get("WWW-Authenticate");
+      if (this.#steppedUpAt >= asked) return again();
+      if (waited) {
+        const retried = await again();
+        if (retried.status !== 401) return retried;
+        const { code } = await retried.clone().json().catch(() => ({}));
+        if (code !== "INSUFFICIENT_AUTHENTICATION") return retried;
+        challenge = retried.headers.get("WWW-Authenticate");
+      }
+      return (await this.#stepUpAsked(challenge)) ? again() : refused;
+    };
+    if (this.#stepUp) return (await this.#stepUp.promise) ? again() : refused; // asked here
+    if (!navigator.locks) return run(false);
+    const free = await navigator.locks.request(STEP_UP_LOCK_NAME, { ifAvailable: true }, (lock) =>
+      lock ? run(false).then((response) => ({ response })) : null,
+    );
+    return free ? free.response : navigator.locks.request(STEP_UP_LOCK_NAME, () => run(true));
+  }
+
+  /** Fire "stepuprequired" and wait for stepUpDone() (true) or stepUpFailed() (false). */
+  #stepUpAsked(challenge) {
+    if (!this.#stepUp) {
+      let resolve;
+      const promise = new Promise((done) => {
+        resolve = done;
+      }).finally(() => {
+        this.#stepUp = null;
+      });
+      this.#stepUp = { promise, resolve };
+      this.dispatchEvent(new CustomEvent("stepuprequired", { detail: stepUpOf(challenge) }));
+    }
+    return this.#stepUp.promise;
   }
 
   async #json(method, path) {
@@ -238,5 +317,9 @@ export class SessionsClient extends EventTarget {
   #heard(message) {
     if (message?.type === "token") this.#adopt(message.token, false);
     else if (message?.type === "signedout") this.#signOut(message.reason, false);
+    else if (message?.type === "steppedup") {
+      this.#steppedUpAt = Math.max(this.#steppedUpAt, message.at);
+      this.#stepUp?.resolve(true);
+    }
   }
 }
