@@ -26,6 +26,7 @@ from .kinds import (
     text,
     whole,
 )
+from ..domain.risk import DEFAULT_LEVELS, LEVELS, SIGNALS, parse_levels
 from .service_keys import NAME_RULE, SCOPES, parse_service_keys
 
 # --- The table ---------------------------------------------------------------------------------
@@ -314,6 +315,27 @@ SETTINGS: tuple[Setting, ...] = (
         "50",
         "a login beyond it revokes the user's oldest sessions, in the same atomic script;"
         " `0` = no cap",
+    ),
+    Setting(
+        "MAX_DEVICES_PER_USER",
+        whole(1, 1000),
+        20,
+        "20",
+        "how many devices a user's account remembers (docs/devices.md); past it, a login on a"
+        " new device forgets the one last seen longest ago, devices without a live session first",
+    ),
+    Setting(
+        "RISK_LEVELS",
+        Kind("a JSON object of signal: level", parse_levels),
+        DEFAULT_LEVELS,
+        '{"new_device": "medium"}',
+        "the risk level each login signal ("
+        + ", ".join(f"`{signal}`" for signal in SIGNALS)
+        + ") counts as: "
+        + ", ".join(f"`{level}`" for level in LEVELS)
+        + "; unnamed signals keep their default, and a login's level is its heaviest"
+        " signal's (docs/devices.md#signals)",
+        shown_default=", ".join(f"{k}: {v}" for k, v in DEFAULT_LEVELS.items()),
     ),
     Setting(
         "JWT_ISSUER",

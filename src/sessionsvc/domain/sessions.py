@@ -76,6 +76,8 @@ class Session:
     device: Device
     location: str
     ip: str
+    device_id: str = ""  # the known device it is on (issue 19); "" for a session from before
+    risk: tuple[str, ...] = ()  # its login's risk level, then its signals; () unknown
 
 
 class Rotation(enum.Enum):

@@ -9,6 +9,7 @@ differs from createdAt; the descriptive parts share one value. Fields:
     h  the refresh secret's digest   g, t  the previous one's, and when it was rotated
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
+    I  the device id            R  its login's risk: ["level", "signal", ...] (compact JSON)
 
 No secret is kept, only its digest (``secret_digest``): a copy of the store (a
 backup, a replica, a MONITOR reader) refreshes no session. A session stored by
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping
 
 from ..domain.sessions import UNKNOWN, Device, Session
@@ -86,6 +88,10 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
     fields["h"] = secret_digest(refresh_secret)
+    if session.device_id:
+        fields["I"] = session.device_id
+    if session.risk:  # at most ["high","new_device","new_country","impossible_travel"]: 54 bytes
+        fields["R"] = json.dumps(list(session.risk), separators=(",", ":"))
     return fields
 
 
@@ -114,4 +120,17 @@ def decode_session(
         ),
         location=location,
         ip=ip,
+        device_id=fields.get("I", ""),
+        risk=_risk(fields.get("R")),
     )
+
+
+def _risk(value: str | None) -> tuple[str, ...]:
+    """Return a stored risk (field R) as a tuple; () when absent or unreadable."""
+    if not value:
+        return ()
+    try:
+        parts = json.loads(value)
+    except ValueError:
+        return ()
+    return tuple(str(part) for part in parts) if isinstance(parts, list) else ()

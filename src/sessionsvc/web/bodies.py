@@ -17,7 +17,7 @@ ALL_REVOKED_RESPONSE = ok("The sessions are revoked.", coded(ALL_SESSIONS_REVOKE
 def session_json(session: Session, current_session_id: str | None = None) -> dict[str, Any]:
     """Render a session in the API's shape (and key order), with ``current`` for the caller's."""
     device = session.device
-    return {
+    body = {
         "device": {
             "browser": device.browser,
             "version": device.version,
@@ -33,3 +33,8 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
         "ip": session.ip,
         "current": session.id == current_session_id,
     }
+    if session.device_id:  # sessions from before devices (issue 19) have none
+        body["deviceId"] = session.device_id
+    if session.risk:
+        body["risk"] = {"level": session.risk[0], "signals": list(session.risk[1:])}
+    return body

@@ -11,16 +11,26 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from ..domain import claims
 from ..domain.claims import SessionClaims, parse_claims
-from ..domain.devices import parse_device
-from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id
+from ..domain.devices import (
+    CLIENT_HINTS,
+    MAX_HINT_LENGTH,
+    default_device_name,
+    new_device_id,
+    parse_device,
+    with_client_hints,
+)
+from ..domain.risk import Risk, Spot, judge, signals
+from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id, now_ms
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
+from ..tokens.devices import answer_tokens, device_token, read_device_token
 from ..tokens.refresh import new_refresh_secret, refresh_token
 from .bodies import session_json
+from .cookies import DEVICE_COOKIE
 from .errors import InvalidRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +43,8 @@ class Login(NamedTuple):
     user_agent: str
     ip: str
     session_claims: SessionClaims | None
+    device_token: str | None = None  # as presented: not checked yet
+    client_hints: dict[str, str] = {}  # noqa: RUF012 (never changed)
 
 
 def _address(value: object) -> str | None:
@@ -79,7 +91,30 @@ def login_body() -> Login:
         # Behind a gateway on a Unix socket the request has no address of its own.
         ip = _address(request.remote_addr) or "unknown"
     session_claims = parse_claims(body["claims"]) if "claims" in body else None
-    return Login(user_id, user_agent, ip, session_claims)  # type: ignore[arg-type]  # user_id: checked
+    # A device token of any other shape is as unknown as a forged one: a new device.
+    token = body.get("deviceToken", request.cookies.get(DEVICE_COOKIE))
+    hints = _client_hints(body.get("clientHints", {}))
+    return Login(
+        user_id,  # type: ignore[arg-type]  # checked
+        user_agent,
+        ip,
+        session_claims,
+        token if isinstance(token, str) else None,
+        hints,
+    )
+
+
+def _client_hints(value: object) -> dict[str, str]:
+    """Return the Client Hints the body forwards (names as sessionsvc spells them); 400 if bad."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and _is_text(v) and len(v) <= MAX_HINT_LENGTH for k, v in value.items()
+    ):
+        raise InvalidRequest(
+            f"clientHints must be an object of header names to strings of at most"
+            f" {MAX_HINT_LENGTH} characters."
+        )
+    names = {name.lower(): name for name in CLIENT_HINTS}
+    return {names[k.lower()]: v for k, v in value.items() if k.lower() in names}
 
 
 def login_body_required(view: F) -> F:
@@ -116,18 +151,64 @@ def issue_tokens(
 
 
 def start_session(login: Login) -> tuple[dict[str, Any], Session]:
-    """Record a login; return the create endpoint's body (tokens and session), and the session."""
+    """Record a login; return the create endpoint's body (tokens and session), and the session.
+
+    The login is judged against the user's history first (its device, place and
+    time: ``domain.risk``), and announced when new or risky (docs/devices.md).
+    """
     refresh_secret = new_refresh_secret()
-    session, evicted = get_store().create(
+    store, tag_secret = get_store(), sessionsvc().refresh_secret
+    device = with_client_hints(parse_device(login.user_agent), login.client_hints)
+    place = get_locator().place(login.ip)
+    device_id, history = store.device_login(
         login.user_id,
-        device=parse_device(login.user_agent),
+        read_device_token(login.device_token, tag_secret),
+        name=default_device_name(device),
+        new_id=new_device_id(),
+        place=place,
+    )
+    now = now_ms()
+    found = signals(history, Spot(now, place.country, place.latitude, place.longitude))
+    risk = judge(found, current_app.config["RISK_LEVELS"])
+    session, evicted = store.create(
+        login.user_id,
+        device=device,
         ip=login.ip,
-        location=get_locator().locate(login.ip),
+        location=place.location,
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
+        device_id=device_id,
+        risk=(risk.level, *risk.signals),
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
     ref = SessionRef(login.user_id, session.id)
+    _announce(ref, device_id, risk)
     tokens = issue_tokens(ref, session.expire_at, refresh_secret, login.session_claims)
-    return tokens | {"session": session_json(session, session.id)}, session
+    return tokens | {
+        "session": session_json(session, session.id),
+        "deviceToken": device_token(device_id, tag_secret),
+        "risk": risk.json(),
+    }, session
+
+
+def _announce(session: SessionRef, device_id: str, risk: Risk) -> None:
+    """Emit session.new_device and session.risky, with a "Was this you?" pair, when due.
+
+    Not on a first login (nothing to compare with) nor a low-risk one on a known device.
+    """
+    kinds = ["session.new_device"] if "new_device" in risk.signals else []
+    if risk.level != "low":
+        kinds.append("session.risky")
+    if not kinds:
+        return
+    pair = answer_tokens(session, device_id, sessionsvc().refresh_secret, now_ms() // 1000)
+    fields = {
+        "deviceId": device_id,
+        "riskLevel": risk.level,
+        "signals": ",".join(risk.signals),
+        "answerMe": pair["me"],
+        "answerNotMe": pair["notMe"],
+    }
+    for kind in kinds:
+        get_store().publish(kind, session.user_id, [session.session_id], fields)
