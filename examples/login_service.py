@@ -80,7 +80,9 @@ def create_app(
                     # Missing, or not sessionsvc's: it starts a new device, it fails nothing.
                     "deviceToken": request.cookies.get(DEVICE_COOKIE),
                     "clientHints": {
-                        name: request.headers[name] for name in CLIENT_HINTS if name in request.headers
+                        name: request.headers[name]
+                        for name in CLIENT_HINTS
+                        if name in request.headers
                     },
                 }
             ).encode(),

@@ -55,7 +55,9 @@ def test_the_user_renames_a_device(client):
     device_id = body["session"]["deviceId"]
 
     response = client.patch(
-        f"/api/devices/{device_id}", json={"name": "Anna's laptop ✨"}, headers=auth(body["accessToken"])
+        f"/api/devices/{device_id}",
+        json={"name": "Anna's laptop ✨"},
+        headers=auth(body["accessToken"]),
     )
 
     assert response.status_code == 200
@@ -127,7 +129,10 @@ def test_forgetting_a_device_signs_out_its_sessions(client):
     )
 
     assert response.status_code == 200
-    assert set(response.json["sessionIds"]) == {phone["session"]["_id"], phone_again["session"]["_id"]}
+    assert set(response.json["sessionIds"]) == {
+        phone["session"]["_id"],
+        phone_again["session"]["_id"],
+    }
     assert client.get("/api/sessions", headers=auth(phone["accessToken"])).status_code == 401
     assert [d["id"] for d in devices(client, laptop["accessToken"])] == [
         laptop["session"]["deviceId"]

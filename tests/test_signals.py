@@ -193,10 +193,16 @@ def test_the_session_keeps_its_risk(client, redis, key_prefix):
 @pytest.mark.parametrize(
     ("hints", "os_name", "browser"),
     [
-        ({"Sec-CH-UA-Platform": '"Windows"', "Sec-CH-UA-Platform-Version": '"15.0.0"'},
-         "Windows 11", "Chrome"),
-        ({"Sec-CH-UA-Platform": '"Windows"', "Sec-CH-UA-Platform-Version": '"10.0.0"'},
-         "Windows 10", "Chrome"),
+        (
+            {"Sec-CH-UA-Platform": '"Windows"', "Sec-CH-UA-Platform-Version": '"15.0.0"'},
+            "Windows 11",
+            "Chrome",
+        ),
+        (
+            {"Sec-CH-UA-Platform": '"Windows"', "Sec-CH-UA-Platform-Version": '"10.0.0"'},
+            "Windows 10",
+            "Chrome",
+        ),
         (
             {
                 "sec-ch-ua-platform": '"Windows"',

@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.risk import DEFAULT_LEVELS, LEVELS, SIGNALS, parse_levels
 from .kinds import (
     FLAG,
     LOG_LEVELS,
@@ -26,7 +27,6 @@ from .kinds import (
     text,
     whole,
 )
-from ..domain.risk import DEFAULT_LEVELS, LEVELS, SIGNALS, parse_levels
 from .service_keys import NAME_RULE, SCOPES, parse_service_keys
 
 # --- The table ---------------------------------------------------------------------------------

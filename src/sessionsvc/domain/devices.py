@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 import secrets
+from dataclasses import dataclass
 
 import ua_parser
 

@@ -258,7 +258,9 @@ end
 # country, latitude, longitude ('' = unknown), the cap, the retention (ms).
 # Returns {known (1/0), the device id, the previous login (JSON) or false, the
 # countries seen (JSON) or false, whether the user had any device (1/0)}.
-DEVICE_LOGIN = _DEVICES + """
+DEVICE_LOGIN = (
+    _DEVICES
+    + """
 local presented, fresh, name = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local place, country, lat, lon = ARGV[HEAD + 4], ARGV[HEAD + 5], ARGV[HEAD + 6], ARGV[HEAD + 7]
 local cap, retention = tonumber(ARGV[HEAD + 8]), ARGV[HEAD + 9]
@@ -305,10 +307,13 @@ end
 redis.call('PEXPIRE', dv, retention)
 return {known, id, previous or false, countries or false, had_any}
 """
+)
 
 # devices. KEYS: the index, the devices. Returns {the devices' fields and
 # records (HGETALL), {session id, device id, ...} of the live sessions}.
-DEVICES = _DEVICES + """
+DEVICES = (
+    _DEVICES
+    + """
 local sessions = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], NOW, '+inf')) do
   local device = redis.call('HGET', PREFIX .. id, 'I')
@@ -319,6 +324,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], NOW, '+inf')) do
 end
 return {redis.call('HGETALL', KEYS[2]), sessions}
 """
+)
 
 # rename_device. KEYS: the index, the devices. ARGV: device id, the user's
 # name for it. Returns the record (JSON) renamed; false for no such device.

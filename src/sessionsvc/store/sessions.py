@@ -629,7 +629,14 @@ class SessionStore(KeyLayout):
         return bool(existed), revoked
 
     def answer(
-        self, user_id: str, nonce: str, *, device_id: str, answer: str, session_id: str, life_ms: int
+        self,
+        user_id: str,
+        nonce: str,
+        *,
+        device_id: str,
+        answer: str,
+        session_id: str,
+        life_ms: int,
     ) -> bool:
         """Use a "Was this you?" pair up and act on the device; False when it was used already."""
         given = self._run(
@@ -648,7 +655,9 @@ class SessionStore(KeyLayout):
 
     def unanswer(self, user_id: str, nonce: str) -> None:
         """Give a pair back (acting on its answer failed), so it can be answered again."""
-        self._run("unanswer", user_id, (), now=now_ms(), more_keys=(self.answer_key(user_id, nonce),))
+        self._run(
+            "unanswer", user_id, (), now=now_ms(), more_keys=(self.answer_key(user_id, nonce),)
+        )
 
     def answer_context(
         self, user_id: str, session_id: str, device_id: str, nonce: str
@@ -685,8 +694,8 @@ class SessionStore(KeyLayout):
             "sessionIds": ",".join(session_ids),
             "at": now_ms(),
             "expireAt": "",
-            **fields,
         }
+        entry.update(fields)
         try:
             with _store_errors():
                 client = self._bind().client

@@ -8,6 +8,7 @@ a login notes its device and is judged there and in ``logins``
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -15,7 +16,7 @@ from flask import Blueprint, Flask, current_app, render_template, request
 from flask_jwt_extended import get_jwt
 
 from ..domain.devices import KnownDevice, is_valid_device_id, is_valid_device_name
-from ..domain.sessions import USER_ID_RULE, iso, is_valid_user_id, now_ms
+from ..domain.sessions import USER_ID_RULE, is_valid_user_id, iso, now_ms
 from ..extension import get_metrics, get_store, sessionsvc
 from ..store.errors import StoreUnavailable
 from ..tokens import devices as device_tokens
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .openapi import operation
 from .openapi_components import (
+    ACCESS,
     ACCESS_REFUSED,
     BAD_USER_ID,
     JSON,
@@ -40,7 +42,6 @@ from .openapi_components import (
     SERVICE_KEY_REFUSED,
     SIZE_ERRORS,
     STORE_ERRORS,
-    ACCESS,
     error,
     ok,
     ref,
@@ -178,8 +179,9 @@ def rename_device(device_id: str) -> tuple[dict[str, Any], HTTPStatus, dict[str,
     summary="Forget one of the caller's devices and sign out its sessions.",
     security=ACCESS,
     responses={
-        "200": ok("The device is forgotten; its sessions signed out.",
-                  ref("schemas", "ClaimsUpdated")),
+        "200": ok(
+            "The device is forgotten; its sessions signed out.", ref("schemas", "ClaimsUpdated")
+        ),
         "401": ACCESS_REFUSED,
         "404": DEVICE_NOT_FOUND,
         **LIMITED,
@@ -270,9 +272,7 @@ def forget_user_device(user_id: str, device_id: str) -> dict[str, list[str]]:
 
 def _answer_token(token: object) -> AnswerToken:
     try:
-        return device_tokens.read_answer_token(
-            token, sessionsvc().refresh_secret, now_ms() // 1000
-        )
+        return device_tokens.read_answer_token(token, sessionsvc().refresh_secret, now_ms() // 1000)
     except device_tokens.ExpiredAnswerToken:
         raise AnswerTokenExpired() from None
     except device_tokens.InvalidAnswerToken:
@@ -288,13 +288,21 @@ def _answer_token(token: object) -> AnswerToken:
     security=[],
     requestBody={"required": True, "content": {JSON: {"schema": ref("schemas", "SecurityAnswer")}}},
     responses={
-        "200": ok("The answer, and the sessions signed out.", ref("schemas", "SecurityAnswered"),
-                  NO_STORE_HEADER),
+        "200": ok(
+            "The answer, and the sessions signed out.",
+            ref("schemas", "SecurityAnswered"),
+            NO_STORE_HEADER,
+        ),
         "400": error("The body is not valid, or its answer is not the token's.", InvalidRequest),
-        "401": error("The token is forged or malformed, or past its 7 days.",
-                     InvalidAnswerToken, AnswerTokenExpired),
-        "409": error("The question was answered already (either token of the pair): nothing"
-                     " changed.", AnswerAlreadyGiven),
+        "401": error(
+            "The token is forged or malformed, or past its 7 days.",
+            InvalidAnswerToken,
+            AnswerTokenExpired,
+        ),
+        "409": error(
+            "The question was answered already (either token of the pair): nothing changed.",
+            AnswerAlreadyGiven,
+        ),
         **LIMITED,
         **STORE_ERRORS,
     },
@@ -391,12 +399,16 @@ def answer_page() -> tuple[str, HTTPStatus, dict[str, str]]:
         context |= {
             "answer": token.answer,
             "given": given,
-            "device": device.display_name if device else (
-                session and f"{session.device.browser} on {session.device.os}"
-            ) or "An unknown device",
+            "device": device.display_name
+            if device
+            else (session and f"{session.device.browser} on {session.device.os}")
+            or "An unknown device",
             "place": (session.location if session else device.location if device else "unknown"),
-            "when": iso(session.created_at) if session else (
-                iso(device.last_seen) if device else ""
+            "when": iso(session.created_at)
+            if session
+            else (iso(device.last_seen) if device else ""),
+            "when_text": _readable(
+                session.created_at if session else device.last_seen if device else 0
             ),
             "ended": session is None,
             "expires": iso(token.expires * 1000),
@@ -405,7 +417,12 @@ def answer_page() -> tuple[str, HTTPStatus, dict[str, str]]:
     return render_template("answer.html", **context), HTTPStatus.OK, headers
 
 
+def _readable(ms: int) -> str:
+    """Return a time as people read it: "4 December 2026, 18:53 UTC"."""
+    moment = time.gmtime(ms // 1000)
+    return f"{moment.tm_mday} {time.strftime('%B %Y, %H:%M', moment)} UTC" if ms else "unknown"
+
+
 def init_app(app: Flask) -> None:
     """Register the devices API and the answer page."""
     app.register_blueprint(bp, url_prefix=app.config["URL_PREFIX"])
-

@@ -264,8 +264,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "id": DEVICE_ID,
             "name": {"type": "string", "description": "The user's own name, else the default."},
-            "defaultName": {"type": "string", "description": 'From its User-Agent: "Chrome on'
-                            ' Windows".'},
+            "defaultName": {
+                "type": "string",
+                "description": 'From its User-Agent: "Chrome on Windows".',
+            },
             "ownName": {
                 "type": "string",
                 "maxLength": MAX_DEVICE_NAME,
@@ -274,8 +276,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "firstSeenAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "lastSeenAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
             "location": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
-            "trusted": {"type": "boolean", "description": 'Its user answered "Was this you?"'
-                        ' with "me".'},
+            "trusted": {
+                "type": "boolean",
+                "description": 'Its user answered "Was this you?" with "me".',
+            },
             "sessionIds": {"type": "array", "items": SESSION_ID},
             "current": {"type": "boolean", "description": "The asking session is on it."},
         },
@@ -317,7 +321,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "answer": {"type": "string", "enum": ["me", "not_me"]},
             "signOutEverywhere": {
                 "type": "boolean",
-                "description": "With not_me: sign out every session of the user, not only that one.",
+                "description": "With not_me: sign out every session of the user.",
             },
         },
     },
