@@ -76,6 +76,9 @@ def test_the_user_renames_a_device(client):
         {"name": "tab\there"},
         {"name": "line\nbreak"},
         {"name": " padded "},
+        {"name": "evil\u202egnp.exe"},  # a direction override
+        {"name": "\u0085next line"},
+        {"name": "lone \ud800 surrogate"},
         {"name": 42},
         {},
         ["name"],

@@ -287,6 +287,9 @@ OPERATIONS = {
     for method, operation in item.items()
     if method != "parameters"
 }
+# Operations whose credential is a field of the body (a "Was this you?" token): a
+# schema-valid body holds a forged one, rightly a 401 (tests/test_answers.py has real ones).
+CREDENTIAL_IN_BODY = {"answerSecurityQuestion"}
 # Operations that take no input at all: there is nothing to spoil.
 NO_INPUT = {"getOpenApi", "healthz", "readyz", "metrics", "getDevicesPage", "jwks"}
 # Every operation with each kind of input.
@@ -318,9 +321,13 @@ def test_api_keeps_to_its_document(api_schema, operation_id, mode):
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
+    checks = CHECKS
+    if operation_id in CREDENTIAL_IN_BODY:
+        checks = [check for check in CHECKS if check is not positive_data_acceptance]
+
     @given(case=strategy)
     def call_and_validate(case: schemathesis.Case) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=checks)
 
     call_and_validate()
 

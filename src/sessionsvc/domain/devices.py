@@ -46,6 +46,12 @@ def parse_device(user_agent: str | None) -> Device:
 
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
 MAX_DEVICE_NAME = 64  # characters of a name the user gives a device
+# A name a user gives a device: no control characters, line breaks or
+# direction overrides (a name that reorders the page's text spoofs it), and
+# no space at either end. Written for Python and for the OpenAPI document alike.
+_NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+DEVICE_NAME_PATTERN = f"^[^ {_NOT_IN_NAMES}]([^{_NOT_IN_NAMES}]*[^ {_NOT_IN_NAMES}])?$"
+_DEVICE_NAME = re.compile(DEVICE_NAME_PATTERN)
 # Client Hints a login page forwards (``clientHints``): the ones read, and their longest value.
 CLIENT_HINTS = (
     "Sec-CH-UA",
@@ -75,14 +81,22 @@ def is_valid_device_id(device_id: object) -> bool:
 
 
 def is_valid_device_name(name: object) -> bool:
-    """Tell whether a value is a name a user may give a device: 1-64 printable characters."""
+    """Tell whether a value is a name a user may give a device (1-64 characters, see above)."""
     return (
         isinstance(name, str)
         and 1 <= len(name) <= MAX_DEVICE_NAME
-        and name.isprintable()
-        and name.strip() == name
-        and bool(name)
+        and _DEVICE_NAME.fullmatch(name) is not None
+        and _encodes(name)
     )
+
+
+def _encodes(text: str) -> bool:
+    """Tell whether text is UTF-8 encodable (JSON can carry lone surrogates; Redis cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unquote(value: str) -> str:

@@ -369,7 +369,7 @@ def answer() -> tuple[dict[str, Any], HTTPStatus, dict[str, str]]:
         {
             "name": "token",
             "in": "query",
-            "required": True,
+            "required": False,  # without one, the page says the link is not valid
             "description": "An answer token (answerMe or answerNotMe of the event).",
             "schema": {"type": "string"},
         }

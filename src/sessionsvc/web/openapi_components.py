@@ -15,7 +15,13 @@ from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 from ..config.service_keys import SCOPES
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
-from ..domain.devices import CLIENT_HINTS, DEVICE_ID_PATTERN, MAX_DEVICE_NAME, MAX_HINT_LENGTH
+from ..domain.devices import (
+    CLIENT_HINTS,
+    DEVICE_ID_PATTERN,
+    DEVICE_NAME_PATTERN,
+    MAX_DEVICE_NAME,
+    MAX_HINT_LENGTH,
+)
 from ..domain.risk import LEVELS, SIGNALS
 from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
 from ..store.encoding import MAX_FIELD_LENGTH
@@ -305,7 +311,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": MAX_DEVICE_NAME,
-                "description": "1-64 printable characters, no leading or trailing space.",
+                "pattern": DEVICE_NAME_PATTERN,
+                "description": "1-64 printable characters (no control characters, line breaks"
+                " or direction overrides), no space at either end.",
             }
         },
     },
