@@ -533,6 +533,12 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "required": True,
         "schema": SESSION_ID,
     },
+    "DeviceId": {
+        "name": "device_id",
+        "in": "path",
+        "required": True,
+        "schema": DEVICE_ID,
+    },
 }
 
 HEADERS: dict[str, dict[str, Any]] = {
