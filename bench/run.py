@@ -30,7 +30,14 @@ from bench.page import page_table
 from bench.profiles import profile
 from bench.seed import Seeded, seed_all
 from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
-from bench.tables import command_table, main_table, memory_table, scaling_table, workers_table
+from bench.tables import (
+    command_table,
+    device_memory_table,
+    main_table,
+    memory_table,
+    scaling_table,
+    workers_table,
+)
 from bench.workers_ab import shipped_worker_class, workers_ab_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -182,6 +189,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
+        print("memory per user's known devices:", flush=True)
+        sections += ["### Redis memory of a user's known devices", ""]
+        sections += [*device_memory_table(bench), ""]
     if "scaling" not in skip:
         print("scaling:", flush=True)
         sections += ["### Scaling: an empty store against one with other users' sessions", ""]
