@@ -8,23 +8,22 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests import test_browser as base
+from tests.conftest import BROWSER_TEST
 from tests.support import auth
-from tests.test_browser import (  # noqa: F401 (fixtures)
+from tests.test_browser import (
     CHROME_WINDOWS,
     DESKTOP,
     IPHONE_SAFARI,
     PHONE,
     assert_accessible,
     confirm_dialog,
-    console,
-    open_context,
     rows,
-    serve,
-    service,
     sign_in,
 )
-from tests.conftest import BROWSER_TEST
 
+# test_browser.py's fixtures, shared rather than copied.
+console, open_context, serve, service = base.console, base.open_context, base.serve, base.service
 pytestmark = BROWSER_TEST
 
 ANSWER_PAGE = "/api/account/security/answer"
