@@ -240,3 +240,18 @@ def test_answers_need_no_service_key_and_no_token(client, redis, key_prefix):
     )
 
     assert response.status_code == 200
+
+
+def test_answers_are_rate_limited_per_address(make_app, redis, key_prefix):
+    client = make_app(
+        RATELIMIT_ENABLED=True,
+        RATE_LIMIT_PER_USER="3 per minute",
+        RATE_LIMIT_PER_IP="50 per minute",
+    ).test_client()
+    _, _, event = new_device_login(client, redis, key_prefix)
+
+    statuses = [answer(client, "wa1.forged", "me").status_code for _ in range(4)]
+    real = answer(client, event["answerMe"], "me")
+
+    assert statuses == [401, 401, 401, 429]
+    assert real.status_code == 429  # guessing from an address spends its allowance
