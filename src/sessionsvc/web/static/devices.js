@@ -82,10 +82,15 @@ function row(session) {
     const rename = element("button", { type: "button", className: "secondary" }, "Rename");
     rename.setAttribute("aria-label", `Rename ${name}`);
     rename.addEventListener("click", () => renameDevice(device, rename));
-    const forget = element("button", { type: "button", className: "secondary" }, "Forget this device");
-    forget.setAttribute("aria-label", `Forget ${name}`);
-    forget.addEventListener("click", () => forgetDevice(device, forget));
-    item.append(element("div", { className: "device-actions" }, rename, forget));
+    const actions = element("div", { className: "device-actions" }, rename);
+    if (!session.current) {
+      // This one is left by "Sign out everywhere", as its sessions are.
+      const forget = element("button", { type: "button", className: "secondary" }, "Forget this device");
+      forget.setAttribute("aria-label", `Forget ${name}`);
+      forget.addEventListener("click", () => forgetDevice(device, forget));
+      actions.append(forget);
+    }
+    item.append(actions);
   }
   if (!session.current) {
     const label = location ? `${name}, ${location}` : name;
@@ -219,7 +224,8 @@ async function signOutOne(id, label, item) {
   item.remove();
   showOnlyThisNote();
   announce(`Signed out ${label}.`);
-  (next?.querySelector("button") ?? document.getElementById("list-title")).focus();
+  const nextButton = next?.querySelector(":scope > button") ?? next?.querySelector("button");
+  (nextButton ?? document.getElementById("list-title")).focus();
 }
 
 document.getElementById("sign-out-others").addEventListener("click", async (event) => {
