@@ -193,6 +193,7 @@ def rename_device(device_id: str) -> tuple[dict[str, Any], HTTPStatus, dict[str,
 def forget_device(device_id: str) -> dict[str, list[str]]:
     """Forget one of the caller's devices and sign out its sessions."""
     user_id, session_id = session_of(get_jwt())
+    # history reason: revoked_by_user (the store's forget_device script signs them out)
     revoked = _forget(user_id, device_id)
     if session_id in revoked:
         cookies.signed_out()
@@ -263,7 +264,7 @@ def rename_user_device(user_id: str, device_id: str) -> dict[str, Any]:
 @service_key_required("admin:write")
 def forget_user_device(user_id: str, device_id: str) -> dict[str, list[str]]:
     """Forget one of a user's devices and sign out its sessions."""
-    # history reason: revoked_by_admin
+    # history reason: revoked_by_admin (the store's forget_device script signs them out)
     return {"sessionIds": _forget(_checked_user(user_id), device_id)}
 
 
