@@ -38,8 +38,8 @@ test: $(STAMP) ## Run the test suite but the slow, browser and client-generation
 test-cluster: $(STAMP) ## Run the test suite against a local 3-primary Valkey Cluster
 	SESSIONSVC_TEST_REDIS=cluster $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser and not clients"
 
-test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover
-	$(BIN)/pytest -m slow
+test-slow: $(STAMP) ## Run only the slow tests: faults and load under gunicorn, Sentinel failover (not the browser or client ones: their own targets)
+	$(BIN)/pytest -m "slow and not browser and not clients"
 
 test-gateway: $(STAMP) ## Install nginx if missing (Debian's package, as CI does) and run the gateway tests
 	.ci/install-nginx

@@ -33,6 +33,7 @@ from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, st
 from bench.tables import (
     command_table,
     device_memory_table,
+    history_memory_table,
     main_table,
     memory_table,
     scaling_table,
@@ -192,6 +193,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
         print("memory per user's known devices:", flush=True)
         sections += ["### Redis memory of a user's known devices", ""]
         sections += [*device_memory_table(bench), ""]
+        print("memory per history entry:", flush=True)
+        sections += ["### Redis memory per ended session (history)", ""]
+        sections += [*history_memory_table(bench), ""]
     if "scaling" not in skip:
         print("scaling:", flush=True)
         sections += ["### Scaling: an empty store against one with other users' sessions", ""]

@@ -27,6 +27,7 @@ from sessionsvc.domain.devices import default_device_name, new_device_id, parse_
 from sessionsvc.domain.locations import Place
 from sessionsvc.domain.sessions import SessionRef, new_session_id, now_ms
 from sessionsvc.extension import get_store
+from sessionsvc.store import SessionStore
 from sessionsvc.tokens.refresh import new_refresh_secret
 from sessionsvc.web.logins import issue_tokens
 
@@ -132,6 +133,46 @@ def memory_table(bench: Bench) -> list[str]:
                 f"| {name} | {total:,} | {per_session:.0f} B | {usage:.0f} B | {encoding} |"
             )
             print(f"  {name}: {per_session:.0f} B/session (MEMORY USAGE {usage:.0f} B)", flush=True)
+            client.close()
+        finally:
+            server.stop()
+    return lines
+
+
+def history_memory_table(bench: Bench, total: int = 20_000) -> list[str]:
+    """Measure memory per history entry (an ended session), in fresh servers of their own."""
+    lines = [
+        "| history | entries | used_memory delta / entry | MEMORY USAGE / entry | encoding |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for per_user in (1, 100):  # one ended session per user; HISTORY_MAX_PER_USER's default
+        server = start_valkey(bench.tmp, f"history-{per_user}")
+        try:
+            client = redis.Redis.from_url(server.connection_url, decode_responses=True)
+            app = bench_app(server.connection_url, MAX_SESSIONS_PER_USER=0)
+            users = [f"user-{i // per_user}@example.com" for i in range(total)]
+            before = client.info("memory")["used_memory"]
+            seed(app, users, events=False)
+            with app.app_context():
+                store = get_store()
+                for start in range(0, total, 1000 * per_user):
+                    pipe = client.pipeline(transaction=False)
+                    ending = SessionStore(pipe, prefix=store.prefix)
+                    for user_id in sorted(set(users[start : start + 1000 * per_user])):
+                        ending.revoke_all(user_id)
+                    pipe.execute()
+            # What is left of the users is their history: the sessions and indexes are gone.
+            after = client.info("memory")["used_memory"]
+            sample = sorted(set(users))[:: max(1, total // per_user // 500)]
+            usage = statistics.mean(client.memory_usage(store.history_key(u)) for u in sample)
+            encoding = client.object("encoding", store.history_key(sample[0]))
+            name = f"{per_user} ended session{'s' if per_user > 1 else ''} per user"
+            per_entry = (after - before) / total
+            lines.append(
+                f"| {name} | {total:,} | {per_entry:.0f} B | {usage / per_user:.0f} B"
+                f" | {encoding} |"
+            )
+            print(f"  {name}: {per_entry:.0f} B/entry (MEMORY USAGE {usage / per_user:.0f} B)")
             client.close()
         finally:
             server.stop()

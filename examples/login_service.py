@@ -46,6 +46,7 @@ FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <body><main><h1>Sign in</h1><form method="post">
 <label for="user">User id</label> <input id="user" name="user" required>
 <label for="password">Password</label> <input id="password" name="password" type="password">
+<label><input type="checkbox" name="remember" checked> Remember me</label>
 <button>Sign in</button></form></main></body></html>"""
 
 
@@ -84,6 +85,8 @@ def create_app(
                         for name in CLIENT_HINTS
                         if name in request.headers
                     },
+                    # Unticked: the cookie ends with the browser (docs/sessions-lifetime.md).
+                    "persistent": "remember" in request.form,
                 }
             ).encode(),
             headers={"Content-Type": "application/json", "X-Service-Key": service_key},

@@ -101,8 +101,8 @@ def test_a_bad_configuration_stops_gunicorn_with_one_error_and_no_traceback(tmp_
 
     assert result.returncode == 1
     assert (
-        "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY), SESSIONSVC_SERVICE_KEY must be set"
-        in result.stderr
+        "SESSIONSVC_JWT_KEYS (or SESSIONSVC_JWT_SECRET_KEY), SESSIONSVC_SERVICE_KEY (or"
+        " SESSIONSVC_SERVICE_KEYS) must be set" in result.stderr
     )
     assert "SESSIONSVC_REDIS_URL (or SESSIONSVC_REDIS_SENTINELS) must be set" in result.stderr
     for variable, value in bad.items():

@@ -76,6 +76,8 @@ def init_app(app: Flask) -> None:
         wait_replicas=config["REDIS_WAIT_REPLICAS"],
         wait_timeout=config["REDIS_WAIT_TIMEOUT"],
         wait_aof=config["REDIS_WAIT_AOF"],
+        history_days=config["HISTORY_DAYS"],
+        history_max=config["HISTORY_MAX_PER_USER"],
     )
     locator = Locator(config["GEOIP_DATABASE"])
     log.debug("locations from %s", locator.source)

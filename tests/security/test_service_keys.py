@@ -40,6 +40,9 @@ SESSION = "AAAAAAAAAAAAAAAAAAAAAA"
 ROUTES = [
     pytest.param("post", "/api/sessions", {"userId": "alice"}, "sessions:create", id="login"),
     pytest.param("get", "/api/admin/users/alice/sessions", None, "admin:read", id="list"),
+    pytest.param(
+        "get", "/api/admin/users/alice/sessions/history", None, "admin:read", id="history"
+    ),
     pytest.param("delete", "/api/admin/users/alice/sessions", None, "admin:write", id="revoke-all"),
     pytest.param(
         "delete", f"/api/admin/users/alice/sessions/{SESSION}", None, "admin:write", id="revoke"
@@ -139,9 +142,10 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
     assert sorted(keyed_routes.values()) == sorted(
         [
             "sessions:create",
-            *["admin:read", "admin:read"],  # sessions, devices
+            *["admin:read", "admin:read", "admin:read"],  # sessions, devices, history
             *["admin:write", "admin:write", "admin:write", "admin:write"],  # and rename, forget
             *["claims:write", "claims:write"],
+            "support:create",
         ]
     )
     assert set(keyed_routes.values()) == set(SCOPES)
@@ -194,7 +198,8 @@ def test_refresh_tokens_work_with_named_keys_alone(make_app):
 ADMIN_PATHS = [
     ("get", "/api/admin/users/alice/sessions"),  # a route
     ("delete", f"/api/admin/users/alice/sessions/{SESSION}"),  # a route
-    ("post", "/api/admin/users/alice/sessions"),  # a route, another method (405 with a key)
+    ("post", "/api/admin/users/alice/sessions"),  # a route (a support session)
+    ("put", "/api/admin/users/alice/sessions"),  # a route, another method (405 with a key)
     ("get", "/api/admin/users/alice/devices"),  # no route (404 with a key)
     ("get", "/api/admin/keys"),  # no route
     ("get", "/api/admin"),  # the prefix itself
@@ -234,7 +239,7 @@ def test_missing_and_wrong_keys_get_one_answer_on_every_admin_path(client, metho
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("post", "/api/admin/users/alice/sessions", 405),
+        ("put", "/api/admin/users/alice/sessions", 405),
         ("get", "/api/admin/keys", 404),
         ("get", "/api/adminx", 404),  # not under /admin: no key asked
     ],

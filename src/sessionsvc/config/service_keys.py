@@ -21,6 +21,8 @@ SCOPES: dict[str, str] = {
     "admin:read": "list any user's sessions (GET /admin/users/{userId}/sessions)",
     "admin:write": "revoke any user's sessions (DELETE /admin/users/{userId}/sessions[/{id}])",
     "claims:write": "replace sessions' claims (PUT /admin/users/{userId}/[sessions/{id}/]claims)",
+    "support:create": "open a support session on a user's behalf"
+    " (POST /admin/users/{userId}/sessions)",
 }
 DEFAULT_NAME = "default"  # SERVICE_KEY's
 # A name goes into log lines as it is: short, plain, no spaces or quotes.

@@ -286,6 +286,16 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="`0` (off)",
     ),
     Setting(
+        "SUPPORT_SESSION_LIFETIME",
+        WHOLE_SECONDS_ABOVE_ZERO,
+        3600,
+        "1h",
+        "the longest life of a support session, opened by an operator on a user's behalf"
+        " (`POST /admin/users/{userId}/sessions`): its default and cap, never past"
+        " `SESSION_LIFETIME`; refreshing never moves it"
+        " ([support sessions](support-sessions.md))",
+    ),
+    Setting(
         "JWT_ACCESS_TOKEN_EXPIRES",
         WHOLE_SECONDS_ABOVE_ZERO,
         1800,
@@ -336,6 +346,21 @@ SETTINGS: tuple[Setting, ...] = (
         + "; unnamed signals keep their default, and a login's level is its heaviest"
         " signal's (docs/devices.md#signals)",
         shown_default=", ".join(f"{k}: {v}" for k, v in DEFAULT_LEVELS.items()),
+    ),
+    Setting(
+        "HISTORY_DAYS",
+        whole(0, 3650),
+        30,
+        "90",
+        "how many days an ended session is kept in its user's security activity"
+        " (`GET /sessions/history`, docs/history.md); `0` = none kept",
+    ),
+    Setting(
+        "HISTORY_MAX_PER_USER",
+        whole(1, 10_000),
+        100,
+        "200",
+        "at most this many ended sessions are kept per user, the oldest dropped first",
     ),
     Setting(
         "JWT_ISSUER",

@@ -18,6 +18,13 @@ USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+:-]{1,128}")
 USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ @ + : -"  # the pattern, for people
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
 
+SUPPORT_REASON_LENGTH = 200  # a support session's reason, at most, in characters
+# Shown to the user and written to events: no control characters, no line breaks.
+SUPPORT_REASON_PATTERN = re.compile(
+    rf"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{{1,{SUPPORT_REASON_LENGTH}}}"
+)
+SUPPORT_REASON_RULE = f"1-{SUPPORT_REASON_LENGTH} characters, none of them a control character"
+
 UNKNOWN = "unknown"  # what a device or location part is when nothing better is known
 
 
@@ -78,6 +85,13 @@ class Session:
     ip: str
     device_id: str = ""  # the known device it is on (issue 19); "" for a session from before
     risk: tuple[str, ...] = ()  # its login's risk level, then its signals; () unknown
+    # Remember-me (docs/sessions-lifetime.md): False when the refresh cookie must
+    # not outlive the browser; the session's own idle timeout (s), None: the setting's.
+    persistent: bool = True
+    idle_timeout: int | None = None
+    # A support session (docs/support-sessions.md): the operator who opened it, and why.
+    actor: str | None = None
+    reason: str | None = None
 
 
 class Rotation(enum.Enum):
@@ -96,3 +110,5 @@ class Refresh:
     refresh_secret: str = ""  # the session's refresh secret from now on ("" unless rotated)
     expire_at: int = 0  # the session's end (ms; 0 unless rotated)
     claims_json: str = ""  # the session's claims as JSON ('' for none)
+    persistent: bool = True  # False: its refresh cookie ends with the browser
+    actor: str = ""  # a support session's operator ('' for none): its tokens' act claim

@@ -10,6 +10,14 @@ differs from createdAt; the descriptive parts share one value. Fields:
     x  the packed description   b v p o l i d  its parts, when they cannot be packed
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
     I  the device id            R  its login's risk: ["level", "signal", ...] (compact JSON)
+    n  "1" when not persistent  z  its own idle timeout (s), when not the setting's
+    s  a support session's operator (actor) id    y  and the reason it gave
+
+I, R, n, z, s and y are written only when present: a plain session's hash does not
+grow. y (1-200 characters) can exceed a listpack value: such a support
+session's hash is then a hashtable, a few hundred bytes more, kept for one
+rare session rather than clipping the reason a user reads
+(docs/support-sessions.md).
 
 No secret is kept, only its digest (``secret_digest``): a copy of the store (a
 backup, a replica, a MONITOR reader) refreshes no session. A session stored by
@@ -17,7 +25,8 @@ an earlier release still holds its secrets in r and q; its next refresh
 compares them by their SHA-1 (as those releases did) and writes h and g in
 their place, so an upgrade ends no session (docs/redis.md).
 
-The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q.
+The Lua scripts (``scripts``) read and change c, a, h, g, t, r and q, and read
+z (idleness), n and s (a refresh's cookie and token).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from ..domain.history import Actor, EndedSession, EndReason
 from ..domain.sessions import UNKNOWN, Device, Session
 
 # Hash fields are one letter and values stay short so Redis keeps each session
@@ -92,36 +102,79 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
         fields["I"] = session.device_id
     if session.risk:  # at most ["high","new_device","new_country","impossible_travel"]: 54 bytes
         fields["R"] = json.dumps(list(session.risk), separators=(",", ":"))
+    if not session.persistent:
+        fields["n"] = "1"
+    if session.idle_timeout is not None:
+        fields["z"] = session.idle_timeout
+    if session.actor is not None:
+        fields["s"] = session.actor
+    if session.reason is not None:
+        fields["y"] = session.reason
     return fields
 
 
-def decode_session(
-    user_id: str, session_id: str, expire_at: int | str, fields: Mapping[str, str]
-) -> Session:
-    """Return the session stored in a hash with these fields (as HGETALL reads them)."""
+def _description(fields: Mapping[str, str]) -> tuple[Device, str, str]:
+    """Return the device, location and ip that fields x (or b v p o l i d) hold."""
     if "x" in fields:
         *parts, is_dev = fields["x"].split(SEPARATOR)
         browser, version, platform, os_name, location, ip = (part or UNKNOWN for part in parts)
     else:
         browser, version, platform, os_name, location, ip = (fields[name] for name in "bvpoli")
         is_dev = fields["d"]
+    device = Device(
+        browser=browser,
+        version=version,
+        platform=platform,
+        os=os_name,
+        is_dev=is_dev == "1",
+    )
+    return device, location, ip
+
+
+def decode_session(
+    user_id: str, session_id: str, expire_at: int | str, fields: Mapping[str, str]
+) -> Session:
+    """Return the session stored in a hash with these fields (as HGETALL reads them)."""
+    device, location, ip = _description(fields)
     return Session(
         id=session_id,
         user_id=user_id,
         created_at=int(fields["c"]),
         expire_at=int(expire_at),
         last_active_at=int(fields.get("a", fields["c"])),
-        device=Device(
-            browser=browser,
-            version=version,
-            platform=platform,
-            os=os_name,
-            is_dev=is_dev == "1",
-        ),
+        device=device,
         location=location,
         ip=ip,
         device_id=fields.get("I", ""),
         risk=_risk(fields.get("R")),
+        persistent=fields.get("n") != "1",
+        idle_timeout=int(fields["z"]) if "z" in fields else None,
+        actor=fields.get("s"),
+        reason=fields.get("y"),
+    )
+
+
+def decode_ended(entry: str) -> EndedSession:
+    """Return the ended session a history entry holds (compact JSON, ``scripts.record``).
+
+    The entry is the session hash's kept fields (c, a, x or b v p o l i d, I)
+    and id, why, by, end. A session found expired kept none of the hash's.
+    """
+    fields = json.loads(entry)
+    has_description = "x" in fields or "b" in fields
+    device, location, ip = _description(fields) if has_description else (None, None, None)
+    created = fields.get("c")
+    return EndedSession(
+        id=fields["id"],
+        reason=EndReason(fields["why"]),
+        ended_by=Actor.from_stored(fields.get("by")),
+        ended_at=int(fields["end"]),
+        created_at=None if created is None else int(created),
+        last_active_at=None if created is None else int(fields.get("a", created)),
+        device=device,
+        location=location,
+        ip=ip,
+        device_id=fields.get("I"),
     )
 
 

@@ -21,6 +21,7 @@ class KeyLayout:
     # you?" answers given (a key per answered pair, until the pair expires).
     DEVICES_KEY = "{prefix}dv:{{{user_id}}}"
     ANSWER_KEY = "{prefix}wa:{{{user_id}}}{nonce}"
+    HISTORY_KEY = "{prefix}h:{{{user_id}}}"
 
     def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
@@ -44,6 +45,10 @@ class KeyLayout:
     def answer_key(self, user_id: str, nonce: str) -> str:
         """Return the key marking a "Was this you?" pair answered."""
         return self.ANSWER_KEY.format(prefix=self.prefix, user_id=user_id, nonce=nonce)
+
+    def history_key(self, user_id: str) -> str:
+        """Return the key of a user's history: a list of ended sessions, newest first."""
+        return self.HISTORY_KEY.format(prefix=self.prefix, user_id=user_id)
 
     def parse_session_key(self, key: str) -> tuple[str, str] | None:
         """Return the user and session ids of a session's key; None for any other key."""

@@ -11,32 +11,98 @@ scripts share, ``ARGV[1]`` to ``ARGV[HEAD_ARGC]`` (see ``SessionStore._run``):
             stream lives in another slot and the store appends the event itself
     MAXLEN  the stream's approximate length cap
     IDLE    the idle timeout in ms (0 = none)
+    HISTORY the user's history key (``keyspace``; same slot as the index); '' for none
+    HISTORY_MS   how long an ended session is kept there, in ms
+    HISTORY_MAX  how many ended sessions are kept there at most
 
 A script's own arguments follow, from ``ARGV[HEAD_ARGC + 1]``. ``KEYS[1]`` is
 always the user's index; the session hashes a script names come after it.
 The hash's fields are listed in ``encoding``.
+
+Every script that ends a session records it in the user's history (``record``)
+before it deletes the hash, in the same script: an ended session is in the
+history exactly when it is gone. A session whose key Redis expires runs no
+code; the scripts record it as expired when they find its index entry, if the
+index itself still lives (docs/history.md).
 """
 
 from __future__ import annotations
 
-HEAD_ARGC = 6  # the shared arguments above
+HEAD_ARGC = 9  # the shared arguments above
 
 _HEAD = f"""
 local NOW, USER, PREFIX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local STREAM, MAXLEN, IDLE = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local HISTORY, HISTORY_MS, HISTORY_MAX = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local HEAD = {HEAD_ARGC}  -- a script's own arguments are ARGV[HEAD + 1], ARGV[HEAD + 2], ...
-local function emit(kind, ids, expire_at)
+-- `actor`: a support session's operator (field s), added as a field when known.
+local function emit(kind, ids, expire_at, actor)
   if STREAM == '' or #ids == 0 then return end
-  redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
-    'sessionIds', table.concat(ids, ','), 'at', NOW, 'expireAt', expire_at or '')
+  local list = table.concat(ids, ',')
+  if actor then
+    redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+      'sessionIds', list, 'at', NOW, 'expireAt', expire_at or '', 'actor', actor)
+  else
+    redis.call('XADD', STREAM, 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'userId', USER,
+      'sessionIds', list, 'at', NOW, 'expireAt', expire_at or '')
+  end
 end
 -- When the session was last active: field a, absent until the first touch
 -- (the session was last active when created, field c).
 local function last_active(created, active)
   return tonumber(active or created)
 end
-local function idle(last)
-  return IDLE > 0 and NOW - last > IDLE
+-- A session's idle timeout in ms: its own (field z, seconds: `own`) when it has
+-- one (remember-me, docs/sessions-lifetime.md), else IDLE; 0 = none.
+local function idle_limit(own)
+  return own and tonumber(own) * 1000 or IDLE
+end
+-- Idle since `last`, by that timeout?
+local function idle(last, own)
+  local limit = idle_limit(own)
+  return limit > 0 and NOW - last > limit
+end
+-- How often to note a session's use: every tenth of its own timeout, if shorter.
+local function touch_every(touch, own)
+  touch = tonumber(touch)
+  if own then return math.min(touch, tonumber(own) * 100) end
+  return touch
+end
+-- The hash fields a history entry keeps of a session (encoding): times, the
+-- description, the known device's id.
+local KEPT = {{'c', 'a', 'x', 'b', 'v', 'p', 'o', 'l', 'i', 'd', 'I'}}
+-- Record that a session (its hash key and id) ended, why ('reason', a
+-- domain.history.EndReason), by whom ('by': 'u', 's' or 'a:<key name>') and
+-- when (ms; NOW by default): one compact JSON entry at the head of the user's
+-- history, a list newest first, capped at HISTORY_MAX, entries older than
+-- HISTORY_MS dropped from its tail, the key living HISTORY_MS after its last
+-- entry. Call it before the hash is deleted: it keeps what the hash held.
+local function record(key, id, reason, by, ended)
+  if HISTORY == '' then return end
+  local entry = {{id = id, why = reason, by = by, ['end'] = ended or NOW}}
+  local seen = redis.call('HMGET', key, unpack(KEPT))
+  for n, name in ipairs(KEPT) do
+    if seen[n] then entry[name] = seen[n] end
+  end
+  redis.call('LPUSH', HISTORY, cjson.encode(entry))
+  redis.call('LTRIM', HISTORY, 0, HISTORY_MAX - 1)
+  local cutoff = NOW - HISTORY_MS
+  for _ = 1, HISTORY_MAX do
+    local oldest = redis.call('LINDEX', HISTORY, -1)
+    if not oldest or cjson.decode(oldest)['end'] > cutoff then break end
+    redis.call('RPOP', HISTORY)
+  end
+  redis.call('PEXPIRE', HISTORY, HISTORY_MS)
+end
+-- Remove the index entries of sessions past their expireAt, recording each as
+-- expired (at its expireAt, by the service): Redis expired the hash and ran no
+-- code, so this is where the service learns of it.
+local function prune_expired()
+  local gone = redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'WITHSCORES')
+  for n = 1, #gone, 2 do
+    record(PREFIX .. gone[n], gone[n], 'expired', 's', tonumber(gone[n + 1]))
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW) end
 end
 -- Delete a session: its hash and its index entry.
 local function drop(key, id)
@@ -51,15 +117,16 @@ end
 -- Returns false, or the session's claims (field k, '' for none), read in the
 -- same HMGET.
 local function live(key, id, touch, token_end)
-  local seen = redis.call('HMGET', key, 'c', 'a', 'k')
+  local seen = redis.call('HMGET', key, 'c', 'a', 'k', 'z')
   if not seen[1] then return false end
   if tonumber(token_end) > redis.call('PEXPIRETIME', key) then return false end
   local last = last_active(seen[1], seen[2])
-  if idle(last) then
+  if idle(last, seen[4]) then
+    record(key, id, 'idle', 's', last + idle_limit(seen[4]))
     drop(key, id)
     return false
   end
-  if NOW - last >= tonumber(touch) then redis.call('HSET', key, 'a', NOW) end
+  if NOW - last >= touch_every(touch, seen[4]) then redis.call('HSET', key, 'a', NOW) end
   return seen[3] or ''
 end
 """
@@ -69,11 +136,11 @@ end
 # Returns the ids evicted by the cap.
 CREATE = """
 local id, expire_at, cap = ARGV[HEAD + 1], ARGV[HEAD + 2], tonumber(ARGV[HEAD + 3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+prune_expired()
 redis.call('HSET', KEYS[2], unpack(ARGV, HEAD + 4))
 redis.call('PEXPIREAT', KEYS[2], expire_at)
 redis.call('ZADD', KEYS[1], expire_at, id)
-emit('session.created', {id}, expire_at)
+emit('session.created', {id}, expire_at, redis.call('HGET', KEYS[2], 's') or nil)
 local evicted = {}
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if cap > 0 and excess > 0 then
@@ -82,7 +149,10 @@ if cap > 0 and excess > 0 then
   for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
     if old ~= id and #evicted < excess then evicted[#evicted + 1] = old end
   end
-  for _, old in ipairs(evicted) do redis.call('DEL', PREFIX .. old) end
+  for _, old in ipairs(evicted) do
+    record(PREFIX .. old, old, 'evicted_by_cap', 's')
+    redis.call('DEL', PREFIX .. old)
+  end
   redis.call('ZREM', KEYS[1], unpack(evicted))
   emit('session.evicted', evicted)
 end
@@ -106,13 +176,17 @@ return live(KEYS[2], ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3])
 # secrets themselves in r and q). No secret comes here, only digests: a
 # MONITOR or a replica's stream shows none. Returns {outcome, the secret from
 # now on (a 0.1.0 session's, on its grace; else false: it is the successor),
-# expire_at, claims}; outcomes as in domain.sessions.Rotation.
+# expire_at, claims, n (persistent or not), s (the support operator)};
+# outcomes as in domain.sessions.Rotation. expire_at never moves: a refresh
+# never lengthens a session (a support session's cap holds).
 ROTATE = """
 local id, presented, successor = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local grace, issued, legacy = tonumber(ARGV[HEAD + 4]), ARGV[HEAD + 5], ARGV[HEAD + 6]
-local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q')
+local cur = redis.call('HMGET', KEYS[2], 'h', 'g', 't', 'c', 'a', 'k', 'r', 'q', 'z', 'n', 's')
 if not cur[4] then return {0, false, false} end
-if idle(last_active(cur[4], cur[5])) then
+local last = last_active(cur[4], cur[5])
+if idle(last, cur[9]) then
+  record(KEYS[2], id, 'idle', 's', last + idle_limit(cur[9]))
   drop(KEYS[2], id)
   return {0, false, false}
 end
@@ -128,8 +202,8 @@ if held then
   -- h and g replace a 0.1.0 session's r and q: from now on it keeps digests only.
   redis.call('HDEL', KEYS[2], 'r', 'q')
   redis.call('HSET', KEYS[2], 'h', successor, 'g', presented, 't', NOW, 'a', NOW)
-  emit('session.refreshed', {id}, expire_at)
-  return {1, false, expire_at, cur[6] or ''}
+  emit('session.refreshed', {id}, expire_at, cur[11])
+  return {1, false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
 end
 -- The previous secret within the grace gets the successor it got before:
 -- derived again from it, it must be the one the session holds (a new
@@ -137,14 +211,15 @@ end
 if previous and NOW - tonumber(cur[3]) < grace then
   if not (cur[7] or cur[1] == successor) then return {-2, false, false} end
   redis.call('HSET', KEYS[2], 'a', NOW)
-  emit('session.refreshed', {id}, expire_at)
-  return {2, cur[7] or false, expire_at, cur[6] or ''}
+  emit('session.refreshed', {id}, expire_at, cur[11])
+  return {2, cur[7] or false, expire_at, cur[6] or '', cur[10] or '', cur[11] or ''}
 end
 -- A guess at a session's secret is refused, and ends nothing.
 if issued ~= '1' then return {-2, false, false} end
+record(KEYS[2], id, 'refresh_token_reused', 's')
 drop(KEYS[2], id)
-emit('session.theft_detected', {id}, expire_at)
-return {-1, false, expire_at}
+emit('session.theft_detected', {id}, expire_at, cur[11])
+return {-1, false, expire_at, '', '', cur[11] or ''}
 """
 
 # list. KEYS: the index, the asking session's hash (none when no session asks).
@@ -160,7 +235,7 @@ local function field(flat, name)
     if flat[f] == name then return flat[f + 1] end
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', NOW)
+prune_expired()
 local out = {}
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #index, 2 do
@@ -168,7 +243,9 @@ for i = 1, #index, 2 do
   local fields = redis.call('HGETALL', PREFIX .. id)
   if #fields == 0 then
     redis.call('ZREM', KEYS[1], id)
-  elseif IDLE > 0 and idle(last_active(field(fields, 'c'), field(fields, 'a'))) then
+  elseif idle(last_active(field(fields, 'c'), field(fields, 'a')), field(fields, 'z')) then
+    local last = last_active(field(fields, 'c'), field(fields, 'a'))
+    record(PREFIX .. id, id, 'idle', 's', last + idle_limit(field(fields, 'z')))
     drop(PREFIX .. id, id)
   else
     out[#out + 1] = id
@@ -181,26 +258,32 @@ return out
 
 # revoke. KEYS: the index, the session's hash, the asking session's hash (none
 # when no session asks). ARGV: session id, the asking session's id ('' = none),
-# touch interval, its token's end (ms). Returns 1 when it existed, 0 when not,
-# -1 when the asking session is not live (nothing revoked).
+# touch interval, its token's end (ms), why and by whom (as ``record`` keeps
+# them). Returns {1 when it existed, 0 when not, -1 when the asking session is
+# not live (nothing revoked); a support session's operator ('' for none)}.
 REVOKE = """
 local id, caller, touch = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
-if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return -1 end
+if caller ~= '' and not live(KEYS[3], caller, touch, ARGV[HEAD + 4]) then return {-1, ''} end
+local actor = redis.call('HGET', KEYS[2], 's') or nil  -- a support session's operator
+if redis.call('EXISTS', KEYS[2]) == 1 then record(KEYS[2], id, ARGV[HEAD + 5], ARGV[HEAD + 6]) end
 local existed = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], id)
-if existed == 1 then emit('session.revoked', {id}) end
-return existed
+if existed == 1 then emit('session.revoked', {id}, nil, actor) end
+return {existed, actor or ''}
 """
 
-# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none).
+# revoke_all. KEYS: the index. ARGV: the session id to keep ('' = none), why
+# and by whom (as ``record`` keeps them).
 # Returns the revoked ids. One script, so a login racing with it either lands
 # before (and is revoked) or after (and is indexed): never a live session
 # missing from the index.
 REVOKE_ALL = """
-local keep = ARGV[HEAD + 1]
+local keep, reason, by = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local revoked = {}
+prune_expired()  -- so those are recorded as expired, not as revoked now
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if id ~= keep then
+    if redis.call('EXISTS', PREFIX .. id) == 1 then record(PREFIX .. id, id, reason, by) end
     if redis.call('DEL', PREFIX .. id) == 1 then revoked[#revoked + 1] = id end
     redis.call('ZREM', KEYS[1], id)
   end
@@ -338,22 +421,35 @@ redis.call('HSET', KEYS[2], ARGV[HEAD + 1], raw)
 return raw
 """
 
-# forget_device. KEYS: the index, the devices. ARGV: device id. Forgets it and
-# signs out its sessions (history reason: revoked_by_user). Returns {1 when
-# it was known, else 0, the revoked session ids}.
+# forget_device. KEYS: the index, the devices. ARGV: device id, why and by whom
+# its sessions end (as ``record`` keeps them: revoked_by_user and 'u' for the
+# user, revoked_by_admin and 'a:<key name>' for support staff). Forgets it and
+# signs out its sessions, recording each in the history. Returns {1 when it
+# was known, else 0, the revoked session ids, {id, operator, ...} of those
+# that were support sessions (their session.revoked events carry the actor)}.
 FORGET_DEVICE = """
-local device = ARGV[HEAD + 1]
+local device, reason, by = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
 local existed = redis.call('HDEL', KEYS[2], device)
-local revoked = {}
+prune_expired()  -- so those are recorded as expired, not as signed out now
+local revoked, plain, supported = {}, {}, {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if redis.call('HGET', PREFIX .. id, 'I') == device then
-    redis.call('DEL', PREFIX .. id)
-    redis.call('ZREM', KEYS[1], id)
+  local key = PREFIX .. id
+  local seen = redis.call('HMGET', key, 'I', 's')
+  if seen[1] == device then
+    record(key, id, reason, by)
+    drop(key, id)
     revoked[#revoked + 1] = id
+    if seen[2] then
+      emit('session.revoked', {id}, nil, seen[2])  -- one event per operator, as REVOKE
+      supported[#supported + 1] = id
+      supported[#supported + 1] = seen[2]
+    else
+      plain[#plain + 1] = id
+    end
   end
 end
-emit('session.revoked', revoked)
-return {existed, revoked}
+emit('session.revoked', plain)
+return {existed, revoked, supported}
 """
 
 # answer. KEYS: the index, the devices, the pair's answer key. ARGV: device id,

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.client import Pipeline
 from redis.cluster import ClusterPipeline, RedisCluster
@@ -28,11 +28,12 @@ from redis.typing import EncodableT, FieldT
 
 from ..config import DEFAULTS
 from ..domain.devices import KnownDevice
+from ..domain.history import USER, Actor, EndedSession, EndReason, admin
 from ..domain.locations import Place
 from ..domain.risk import History, Spot
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
-from .encoding import decode_session, encode_session, legacy_digest, secret_digest
+from .encoding import decode_ended, decode_session, encode_session, legacy_digest, secret_digest
 from .errors import RevokeNotDurable, StoreNotDurable, StoreTooOld, StoreUnavailable
 from .keyspace import KeyLayout
 from .scripts import SCRIPTS
@@ -208,6 +209,8 @@ class SessionStore(KeyLayout):
         wait_timeout: float = DEFAULTS["REDIS_WAIT_TIMEOUT"],
         wait_aof: bool = DEFAULTS["REDIS_WAIT_AOF"],
         max_devices: int = DEFAULTS["MAX_DEVICES_PER_USER"],
+        history_days: int = DEFAULTS["HISTORY_DAYS"],
+        history_max: int = DEFAULTS["HISTORY_MAX_PER_USER"],
     ) -> None:
         super().__init__(prefix)
         self._connect = client if callable(client) else lambda: client
@@ -229,6 +232,8 @@ class SessionStore(KeyLayout):
         self.wait_timeout_ms = int(wait_timeout * 1000)
         self.wait_aof = wait_aof
         self.max_devices = max_devices
+        self.history_ms = history_days * 86_400_000
+        self.history_max = history_max
 
     def _bind(self) -> _Bound:
         """Get the client (the first call may connect), check its server once, and its scripts."""
@@ -325,6 +330,9 @@ class SessionStore(KeyLayout):
             "" if bound.cluster else self.events_stream or "",
             self.events_maxlen,
             self.idle_timeout_ms,
+            self.history_key(user_id) if self.history_ms else "",
+            self.history_ms,
+            self.history_max,
         ]
         run, argv = bound.scripts[script], [*head, *args]
         with _store_errors():
@@ -368,6 +376,7 @@ class SessionStore(KeyLayout):
         session_ids: list[str],
         now: int,
         expire_at: int | str | None = None,
+        actor: str | None = None,
     ) -> None:
         """In a Cluster, append the event the script could not: one more round trip.
 
@@ -384,6 +393,8 @@ class SessionStore(KeyLayout):
             "at": now,
             "expireAt": "" if expire_at is None else expire_at,
         }
+        if actor:  # a support session's operator, as the scripts add it
+            fields["actor"] = actor
         try:
             bound.client.xadd(
                 self.events_stream, fields, maxlen=self.events_maxlen, approximate=True
@@ -403,20 +414,37 @@ class SessionStore(KeyLayout):
         now: int | None = None,
         device_id: str = "",
         risk: tuple[str, ...] = (),
+        lifetime: int | None = None,
+        persistent: bool = True,
+        idle_timeout: int | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> tuple[Session, list[str]]:
-        """Store a new session (its claims as JSON); return it and the sessions the cap evicted."""
+        """Store a new session (its claims as JSON); return it and the sessions the cap evicted.
+
+        ``lifetime`` (s, default the store's) and ``idle_timeout`` (s, default the
+        store's) are the login's own, checked by the caller; ``actor`` and
+        ``reason`` make it a support session.
+        """
         now = now_ms() if now is None else now
         session = Session(
             id=new_session_id(),
             user_id=user_id,
             created_at=now,
-            expire_at=now + self.lifetime_ms,
+            expire_at=now + (self.lifetime_ms if lifetime is None else lifetime * 1000),
             last_active_at=now,
             device=device,
             location=location,
             ip=ip,
             device_id=device_id,
             risk=risk,
+            persistent=persistent,
+            # Stored only when it differs from the setting: a plain hash stays as small.
+            idle_timeout=None
+            if idle_timeout in (None, self.idle_timeout_ms // 1000)
+            else idle_timeout,
+            actor=actor,
+            reason=reason,
         )
         fields = encode_session(session, refresh_secret) | (
             {"k": claims_json} if claims_json else {}
@@ -431,7 +459,7 @@ class SessionStore(KeyLayout):
             *(item for pair in fields.items() for item in pair),
             now=now,
         )
-        self._append_event("session.created", user_id, [session.id], now, session.expire_at)
+        self._append_event("session.created", user_id, [session.id], now, session.expire_at, actor)
         self._append_event("session.evicted", user_id, evicted, now)
         return session, evicted
 
@@ -468,7 +496,7 @@ class SessionStore(KeyLayout):
         provably; else it is refused (``Rotation.UNKNOWN``).
         """
         now = now_ms()
-        outcome, held, expire_at, *claims_json = self._run(
+        outcome, held, expire_at, *rest = self._run(
             "rotate",
             user_id,
             (session_id,),
@@ -480,13 +508,23 @@ class SessionStore(KeyLayout):
             legacy_digest(presented),
             now=now,
         )
+        claims_json, not_persistent, actor = (*rest, "", "", "")[:3]
         if outcome == Rotation.REUSED.value:
-            self._append_event("session.theft_detected", user_id, [session_id], now, expire_at)
+            self._append_event(
+                "session.theft_detected", user_id, [session_id], now, expire_at, actor
+            )
         if outcome <= 0:
             return Refresh(Rotation(outcome))
-        self._append_event("session.refreshed", user_id, [session_id], now, expire_at)
+        self._append_event("session.refreshed", user_id, [session_id], now, expire_at, actor)
         # A session stored by 0.1.0, on its grace, holds a secret not derived: its own.
-        return Refresh(Rotation(outcome), held or successor, int(expire_at), *claims_json)
+        return Refresh(
+            Rotation(outcome),
+            held or successor,
+            int(expire_at),
+            claims_json,
+            persistent=not_persistent != "1",
+            actor=actor,
+        )
 
     def _asking(
         self, caller: str | None, token_expiry: int
@@ -520,31 +558,102 @@ class SessionStore(KeyLayout):
         return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def revoke(
-        self, user_id: str, session_id: str, *, caller: str | None = None, token_expiry: int = 0
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        caller: str | None = None,
+        token_expiry: int = 0,
+        reason: EndReason | None = None,
+        by: Actor | None = None,
     ) -> bool | None:
-        """Delete one session; return whether it existed.
+        """Delete one session and record it in the history; return whether it existed.
 
         With ``caller``, the session asking is checked first in the same round
         trip, as ``is_live`` would (for its token's ``token_expiry``): None (and
         nothing deleted) when it is not live.
+
+        ``reason`` is why it ended (any ``EndReason``; ``REPORTED_NOT_ME`` for a
+        "Was this you?" answered no), ``by`` who ended it. By default: with a
+        caller, the user (``SIGNED_OUT`` when it is the caller's own session,
+        else ``REVOKED_BY_USER``); without, support staff (``REVOKED_BY_ADMIN``).
         """
         now = now_ms()
         ids, asking = self._asking(caller, token_expiry)
-        existed = self._run(
-            "revoke", user_id, (session_id, *ids), session_id, *asking, now=now, wait=True
+        if reason is None:
+            reason = (
+                EndReason.REVOKED_BY_ADMIN
+                if caller is None
+                else EndReason.SIGNED_OUT
+                if caller == session_id
+                else EndReason.REVOKED_BY_USER
+            )
+        if by is None:
+            by = admin(None) if caller is None else USER
+        existed, actor = self._run(
+            "revoke",
+            user_id,
+            (session_id, *ids),
+            session_id,
+            *asking,
+            reason.value,
+            by.stored(),
+            now=now,
+            wait=True,
         )
         if existed < 0:
             return None
         if existed:
-            self._append_event("session.revoked", user_id, [session_id], now)
+            self._append_event("session.revoked", user_id, [session_id], now, actor=actor)
         return bool(existed)
 
-    def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
-        """Delete every session of the user but ``keep``; return the revoked ids."""
+    def revoke_all(
+        self,
+        user_id: str,
+        *,
+        keep: str | None = None,
+        reason: EndReason = EndReason.SIGNED_OUT_EVERYWHERE,
+        by: Actor = USER,
+    ) -> list[str]:
+        """Delete every session of the user but ``keep``, recording each; return the revoked ids.
+
+        ``reason`` and ``by`` as for ``revoke``: the user signing out everywhere
+        by default.
+        """
         now = now_ms()
-        revoked = self._run("revoke_all", user_id, (), keep or "", now=now, wait=True)
+        revoked = self._run(
+            "revoke_all",
+            user_id,
+            (),
+            keep or "",
+            reason.value,
+            by.stored(),
+            now=now,
+            wait=True,
+        )
         self._append_event("sessions.revoked_all", user_id, revoked, now)
         return revoked
+
+    def history(self, user_id: str, *, limit: int | None = None) -> list[EndedSession]:
+        """Return the user's ended sessions of the last HISTORY_DAYS, the latest ended first.
+
+        One read (LRANGE) of the list the scripts keep: at most HISTORY_MAX_PER_USER
+        entries, those older than HISTORY_DAYS left out (the next record drops them).
+        """
+        if not self.history_ms:
+            return []
+        bound = self._bind()
+        with _store_errors():
+            # Strings: the client decodes responses (see the class).
+            entries = cast("list[str]", bound.connection().lrange(self.history_key(user_id), 0, -1))
+        cutoff = now_ms() - self.history_ms
+        ended = [decode_ended(entry) for entry in entries]
+        recent = sorted(
+            (each for each in ended if each.ended_at > cutoff),
+            key=lambda each: (each.ended_at, each.id),
+            reverse=True,
+        )
+        return recent if limit is None else recent[:limit]
 
     # --- Devices (issue 19) ---------------------------------------------------------------------
 
@@ -613,19 +722,36 @@ class SessionStore(KeyLayout):
         )
         return _device(device_id, raw, []) if raw else None
 
-    def forget_device(self, user_id: str, device_id: str) -> tuple[bool, list[str]]:
-        """Forget a device and sign out its sessions; return whether it was known, and them."""
+    def forget_device(
+        self,
+        user_id: str,
+        device_id: str,
+        *,
+        reason: EndReason = EndReason.REVOKED_BY_USER,
+        by: Actor = USER,
+    ) -> tuple[bool, list[str]]:
+        """Forget a device and sign out its sessions; return whether it was known, and them.
+
+        Each session is recorded in the history with ``reason`` and ``by``: the
+        user (the default), or support staff (``REVOKED_BY_ADMIN``, ``admin(key name)``).
+        """
         now = now_ms()
-        existed, revoked = self._run(
+        existed, revoked, supported = self._run(
             "forget_device",
             user_id,
             (),
             device_id,
+            reason.value,
+            by.stored(),
             now=now,
             wait=True,
             more_keys=(self.devices_key(user_id),),
         )
-        self._append_event("session.revoked", user_id, revoked, now)
+        actors = dict(zip(supported[::2], supported[1::2], strict=True))
+        plain = [each for each in revoked if each not in actors]
+        self._append_event("session.revoked", user_id, plain, now)
+        for each, actor in actors.items():
+            self._append_event("session.revoked", user_id, [each], now, actor=actor)
         return bool(existed), revoked
 
     def answer(

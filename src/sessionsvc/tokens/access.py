@@ -81,17 +81,24 @@ def verified_payload(encoded_token: str, settings: DecodeSettings) -> dict[str, 
 
 
 def access_token(
-    session: SessionRef, expire_at: int, session_claims: SessionClaims | None = None
+    session: SessionRef,
+    expire_at: int,
+    session_claims: SessionClaims | None = None,
+    *,
+    actor: str | None = None,
 ) -> str:
     """Mint a session's access token, signed with the active key (in an app context).
 
     It never outlives the session: its expiry is capped at ``expire_at`` (ms).
-    The session's claims, if any, go in it under ``TOKEN_CLAIM``.
+    The session's claims, if any, go in it under ``TOKEN_CLAIM``; a support
+    session's operator as ``act: {"sub": actor}`` (RFC 8693, section 4.1).
     """
     access_end = now_ms() // 1000 + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     payload: dict[str, Any] = {"sid": session.session_id, "exp": min(access_end, expire_at // 1000)}
     if session_claims:
         payload[TOKEN_CLAIM] = session_claims
+    if actor:
+        payload["act"] = {"sub": actor}
     return create_access_token(session.user_id, additional_claims=payload, expires_delta=False)
 
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from ..domain.claims import parse_claims, stored
+from ..domain.history import EndReason, admin
 from ..domain.sessions import USER_ID_RULE, is_valid_session_id, is_valid_user_id
 from ..extension import get_metrics, get_store
-from .auth import admin_paths_are_not_stored, admin_paths_need_a_key, service_key_required
+from . import cookies
+from .auth import (
+    admin_paths_are_not_stored,
+    admin_paths_need_a_key,
+    service_key,
+    service_key_required,
+)
 from .bodies import (
     ALL_REVOKED_RESPONSE,
     ALL_SESSIONS_REVOKED,
     REVOKED_RESPONSE,
     SESSION_REVOKED,
+    ended_json,
+    history_limit,
     session_json,
 )
 from .errors import InvalidRequest, SessionNotFound
+from .logins import start_session, support_body
 from .openapi import operation
 from .openapi_components import (
     BAD_USER_ID,
+    HISTORY_LIMIT,
     JSON,
     LIMITED,
     NO_STORE_HEADER,
@@ -73,6 +85,70 @@ def list_user_sessions(user_id: str) -> dict[str, list[dict[str, Any]]]:
     return {"sessions": [session_json(session) for session in sessions]}
 
 
+@bp.get("/users/<user_id>/sessions/history")
+@operation(
+    "listUserSessionHistory",
+    summary="List a user's ended sessions of the last HISTORY_DAYS: why, by whom, when.",
+    parameters=[HISTORY_LIMIT],
+    responses={
+        "200": ok(
+            "The user's security activity, the latest ended first; endedBy names the"
+            " service key of an admin's revoke.",
+            ref("schemas", "SessionHistory"),
+            NO_STORE_HEADER,
+        ),
+        "400": error("The userId or limit is not valid.", InvalidRequest),
+        "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **_admin("admin:read"),
+)
+@service_key_required("admin:read")
+def list_user_session_history(user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """List a user's ended sessions of the last HISTORY_DAYS, the latest ended first."""
+    user_id, limit = _checked(user_id), history_limit()
+    ended = get_store().history(user_id, limit=limit)
+    return {"sessions": [ended_json(each, key_names=True) for each in ended]}
+
+
+@bp.post("/users/<user_id>/sessions")
+@operation(
+    "createSupportSession",
+    summary="Open a support session on a user's behalf: the operator is recorded, its tokens "
+    "carry `act`, its life is capped by SUPPORT_SESSION_LIFETIME, and the user sees and can "
+    "end it.",
+    requestBody={
+        "required": True,
+        "content": {JSON: {"schema": ref("schemas", "SupportSessionRequest")}},
+    },
+    responses={
+        "201": ok(
+            "The support session and its tokens (always in the body: an operator's tool"
+            " is no browser of the user's).",
+            ref("schemas", "Login"),
+            NO_STORE_HEADER,
+        ),
+        "400": error(
+            "The userId, actor, reason, lifetime, userAgent or ip is not valid.", InvalidRequest
+        ),
+        "401": SERVICE_KEY_REFUSED,
+        "403": SERVICE_KEY_FORBIDDEN,
+        **LIMITED,  # too many wrong service keys from one address
+        "404": ROUTE_NOT_FOUND,
+        **STORE_ERRORS,
+    },
+    **_admin("support:create"),
+)
+@service_key_required("support:create")
+def create_support_session(user_id: str) -> Response:
+    """Open a support session on a user's behalf, recording the operator."""
+    body, _session = start_session(support_body(_checked(user_id)))
+    return cookies.token_response(body, HTTPStatus.CREATED, cookie=False, expire_at=0)
+
+
 @bp.delete("/users/<user_id>/sessions/<session_id>")
 @operation(
     "revokeUserSession",
@@ -92,7 +168,10 @@ def list_user_sessions(user_id: str) -> dict[str, list[dict[str, Any]]]:
 def revoke_user_session(user_id: str, session_id: str) -> dict[str, str]:
     """Revoke one session of a user."""
     user_id = _checked(user_id)
-    if not is_valid_session_id(session_id) or not get_store().revoke(user_id, session_id):
+    by = admin(service_key().name)
+    if not is_valid_session_id(session_id) or not get_store().revoke(
+        user_id, session_id, reason=EndReason.REVOKED_BY_ADMIN, by=by
+    ):
         raise SessionNotFound()
     get_metrics().sessions_revoked.inc()
     return SESSION_REVOKED
@@ -116,7 +195,10 @@ def revoke_user_session(user_id: str, session_id: str) -> dict[str, str]:
 @service_key_required("admin:write")
 def revoke_user_sessions(user_id: str) -> dict[str, str]:
     """Revoke every session of a user (after an account compromise)."""
-    get_metrics().sessions_revoked.inc(len(get_store().revoke_all(_checked(user_id))))
+    revoked = get_store().revoke_all(
+        _checked(user_id), reason=EndReason.REVOKED_BY_ADMIN, by=admin(service_key().name)
+    )
+    get_metrics().sessions_revoked.inc(len(revoked))
     return ALL_SESSIONS_REVOKED
 
 

@@ -110,7 +110,11 @@ def dev_sign_in() -> Response:
     cookies.require_csrf_header()  # it sets the cookie: a login CSRF otherwise
     body, session = start_session(login_body())
     return cookies.token_response(
-        body, HTTPStatus.CREATED, cookie=True, expire_at=session.expire_at
+        body,
+        HTTPStatus.CREATED,
+        cookie=True,
+        expire_at=session.expire_at,
+        persistent=session.persistent,
     )
 
 

@@ -74,17 +74,25 @@ def came_in_cookie() -> bool:
 
 
 def token_response(
-    tokens: dict[str, Any], status: HTTPStatus, *, cookie: bool, expire_at: int
+    tokens: dict[str, Any],
+    status: HTTPStatus,
+    *,
+    cookie: bool,
+    expire_at: int,
+    persistent: bool = True,
 ) -> Response:
     """Answer with tokens, no-store; with ``cookie``, the refresh token as the cookie only.
 
-    ``expire_at`` is the session's end (ms), when the cookie expires too.
+    ``expire_at`` is the session's end (ms), when the cookie expires too; not
+    ``persistent``, the cookie ends with the browser instead.
     """
     body = dict(tokens)
     refresh_token = body.pop("refreshToken") if cookie else None
     response = make_response(body, status, NO_STORE)
     if refresh_token is not None:
-        set_refresh_cookie(response, refresh_token, expire_at)
+        set_refresh_cookie(response, refresh_token, expire_at, persistent=persistent)
+        # The device cookie outlives a session not persistent too: it names the
+        # browser (docs/devices.md), not a login, and holds no credential.
         if "deviceToken" in body:
             response.set_cookie(
                 DEVICE_COOKIE,
@@ -98,12 +106,19 @@ def token_response(
     return response
 
 
-def set_refresh_cookie(response: Response, refresh_token: str, expire_at: int) -> None:
-    """Set the cookie to the refresh token, expiring when its session does (``expire_at``, ms)."""
+def set_refresh_cookie(
+    response: Response, refresh_token: str, expire_at: int, *, persistent: bool = True
+) -> None:
+    """Set the cookie to the refresh token, expiring when its session does (``expire_at``, ms).
+
+    Not ``persistent`` ("remember me" unticked): a session cookie, without
+    Max-Age or Expires, which the browser forgets when it closes; the session
+    still ends at ``expire_at`` on the server (docs/sessions-lifetime.md).
+    """
     response.set_cookie(
         COOKIE_NAME,
         refresh_token,
-        max_age=max(0, expire_at // 1000 - int(time.time())),
+        max_age=max(0, expire_at // 1000 - int(time.time())) if persistent else None,
         path=refresh_path(),
         secure=True,
         httponly=True,

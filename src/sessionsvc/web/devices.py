@@ -16,13 +16,14 @@ from flask import Blueprint, Flask, current_app, render_template, request
 from flask_jwt_extended import get_jwt
 
 from ..domain.devices import KnownDevice, is_valid_device_id, is_valid_device_name
+from ..domain.history import USER, Actor, EndReason, admin
 from ..domain.sessions import USER_ID_RULE, is_valid_user_id, iso, now_ms
 from ..extension import get_metrics, get_store, sessionsvc
 from ..store.errors import StoreUnavailable
 from ..tokens import devices as device_tokens
 from ..tokens.devices import AnswerToken
 from . import cookies, cors
-from .auth import service_key_required, session_of, session_required
+from .auth import service_key, service_key_required, session_of, session_required
 from .errors import (
     AnswerAlreadyGiven,
     AnswerTokenExpired,
@@ -111,10 +112,10 @@ def _rename(user_id: str, device_id: str, caller: str | None) -> dict[str, Any]:
     return device_json(device, caller)
 
 
-def _forget(user_id: str, device_id: str) -> list[str]:
+def _forget(user_id: str, device_id: str, reason: EndReason, by: Actor) -> list[str]:
     if not is_valid_device_id(device_id):
         raise DeviceNotFound()
-    existed, revoked = get_store().forget_device(user_id, device_id)
+    existed, revoked = get_store().forget_device(user_id, device_id, reason=reason, by=by)
     if not existed and not revoked:
         raise DeviceNotFound()
     get_metrics().sessions_revoked.inc(len(revoked))
@@ -193,8 +194,8 @@ def rename_device(device_id: str) -> tuple[dict[str, Any], HTTPStatus, dict[str,
 def forget_device(device_id: str) -> dict[str, list[str]]:
     """Forget one of the caller's devices and sign out its sessions."""
     user_id, session_id = session_of(get_jwt())
-    # history reason: revoked_by_user (the store's forget_device script signs them out)
-    revoked = _forget(user_id, device_id)
+    # The store's forget_device script signs them out and records them in the history.
+    revoked = _forget(user_id, device_id, EndReason.REVOKED_BY_USER, USER)
     if session_id in revoked:
         cookies.signed_out()
     return {"sessionIds": revoked}
@@ -264,8 +265,11 @@ def rename_user_device(user_id: str, device_id: str) -> dict[str, Any]:
 @service_key_required("admin:write")
 def forget_user_device(user_id: str, device_id: str) -> dict[str, list[str]]:
     """Forget one of a user's devices and sign out its sessions."""
-    # history reason: revoked_by_admin (the store's forget_device script signs them out)
-    return {"sessionIds": _forget(_checked_user(user_id), device_id)}
+    # The store's forget_device script signs them out and records them in the history.
+    by = admin(service_key().name)
+    return {
+        "sessionIds": _forget(_checked_user(user_id), device_id, EndReason.REVOKED_BY_ADMIN, by)
+    }
 
 
 # --- "Was this you?" -----------------------------------------------------------------------------
@@ -335,10 +339,10 @@ def answer() -> tuple[dict[str, Any], HTTPStatus, dict[str, str]]:
     revoked: list[str] = []
     if token.answer == "not_me":
         try:
-            # history reason: reported_not_me
+            not_me = EndReason.REPORTED_NOT_ME
             if everywhere:
-                revoked = store.revoke_all(user_id)
-            elif store.revoke(user_id, session_id):
+                revoked = store.revoke_all(user_id, reason=not_me, by=USER)
+            elif store.revoke(user_id, session_id, reason=not_me, by=USER):
                 revoked = [session_id]
         except StoreUnavailable:
             store.unanswer(user_id, token.nonce)  # so the user can try again

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 from flask import current_app, g, request
 
+from ..config import MIN_IDLE_TIMEOUT
 from ..domain import claims
 from ..domain.claims import SessionClaims, parse_claims
 from ..domain.devices import (
@@ -24,7 +25,15 @@ from ..domain.devices import (
     with_client_hints,
 )
 from ..domain.risk import Risk, Spot, judge, signals
-from ..domain.sessions import USER_ID_RULE, Session, SessionRef, is_valid_user_id, now_ms
+from ..domain.sessions import (
+    SUPPORT_REASON_PATTERN,
+    SUPPORT_REASON_RULE,
+    USER_ID_RULE,
+    Session,
+    SessionRef,
+    is_valid_user_id,
+    now_ms,
+)
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
 from ..tokens.devices import answer_tokens, device_token, read_device_token
@@ -45,6 +54,52 @@ class Login(NamedTuple):
     session_claims: SessionClaims | None
     device_token: str | None = None  # as presented: not checked yet
     client_hints: dict[str, str] = {}  # noqa: RUF012 (never changed)
+    # Remember-me (docs/sessions-lifetime.md); None: the settings'.
+    lifetime: int | None = None
+    persistent: bool = True
+    idle_timeout: int | None = None
+    # A support session's operator and reason (docs/support-sessions.md).
+    actor: str | None = None
+    reason: str | None = None
+
+
+def _seconds(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    """Return body[name], whole seconds from low to high; None when absent; else refuse."""
+    if name not in body:
+        return None
+    value = body[name]
+    # JSON's integers include 60.0; bool is an int to Python, but true is no number.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        raise InvalidRequest(f"{name} must be a whole number of seconds from {low} to {high}.")
+    return value
+
+
+def idle_timeout_bounds(config: Mapping[str, Any]) -> tuple[int, int]:
+    """Return the idle timeouts a login may ask for: (lowest, highest), in seconds.
+
+    Never above SESSION_IDLE_TIMEOUT when it is on (a login may only tighten
+    it), else above SESSION_LIFETIME; never below production's minimum
+    (MIN_IDLE_TIMEOUT), unless the highest is (development's short settings).
+    """
+    highest = config["SESSION_IDLE_TIMEOUT"] or config["SESSION_LIFETIME"]
+    return min(MIN_IDLE_TIMEOUT, highest), highest
+
+
+def support_lifetime_cap(config: Mapping[str, Any]) -> int:
+    """Return the longest life of a support session (s): SUPPORT_SESSION_LIFETIME, or less."""
+    return min(config["SUPPORT_SESSION_LIFETIME"], config["SESSION_LIFETIME"])
+
+
+def _remember_me(body: dict[str, Any]) -> tuple[int | None, bool, int | None]:
+    """Return the body's lifetime, persistent and idleTimeout; refuse bad ones."""
+    config = current_app.config
+    lifetime = _seconds(body, "lifetime", 1, config["SESSION_LIFETIME"])
+    persistent = body.get("persistent", True)
+    if not isinstance(persistent, bool):
+        raise InvalidRequest("persistent must be true or false.")
+    return lifetime, persistent, _seconds(body, "idleTimeout", *idle_timeout_bounds(config))
 
 
 def _address(value: object) -> str | None:
@@ -72,14 +127,45 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def login_body() -> Login:
-    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
+def _json_object() -> dict[str, Any]:
+    """Return the request's body, or refuse it when it is not a JSON object."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def login_body() -> Login:
+    """Return the request's login, or raise InvalidRequest saying what is wrong with it."""
+    body = _json_object()
     user_id = body.get("userId")
     if not is_valid_user_id(user_id):
         raise InvalidRequest(f"userId must be {USER_ID_RULE}")
+    return _login(user_id, body)  # type: ignore[arg-type]  # user_id: checked
+
+
+def support_body(user_id: str) -> Login:
+    """Return the request's support session for ``user_id`` (checked), or refuse its body.
+
+    Its life is at most SUPPORT_SESSION_LIFETIME (and SESSION_LIFETIME), by
+    default that; no idle timeout or persistence of its own.
+    """
+    body = _json_object()
+    actor, reason = body.get("actor"), body.get("reason")
+    if not is_valid_user_id(actor):
+        raise InvalidRequest(f"actor must be an operator's id: {USER_ID_RULE}")
+    if not (
+        isinstance(reason, str) and _is_text(reason) and SUPPORT_REASON_PATTERN.fullmatch(reason)
+    ):
+        raise InvalidRequest(f"reason must be {SUPPORT_REASON_RULE}.")
+    cap = support_lifetime_cap(current_app.config)
+    lifetime = _seconds(body, "lifetime", 1, cap) or cap
+    login = _login(user_id, {k: v for k, v in body.items() if k in ("userAgent", "ip")})
+    return login._replace(lifetime=lifetime, actor=actor, reason=reason)
+
+
+def _login(user_id: str, body: dict[str, Any]) -> Login:
+    """Return the login of ``user_id`` (checked) the rest of ``body`` describes."""
     user_agent = body.get("userAgent", request.user_agent.string)
     if not _is_text(user_agent):
         raise InvalidRequest("userAgent must be a string of Unicode text.")
@@ -94,13 +180,17 @@ def login_body() -> Login:
     # A device token of any other shape is as unknown as a forged one: a new device.
     token = body.get("deviceToken", request.cookies.get(DEVICE_COOKIE))
     hints = _client_hints(body.get("clientHints", {}))
+    lifetime, persistent, idle_timeout = _remember_me(body)
     return Login(
-        user_id,  # type: ignore[arg-type]  # checked
+        user_id,
         user_agent,
         ip,
         session_claims,
         token if isinstance(token, str) else None,
         hints,
+        lifetime,
+        persistent,
+        idle_timeout,
     )
 
 
@@ -142,10 +232,14 @@ def issue_tokens(
     expire_at: int,
     refresh_secret: str,
     session_claims: SessionClaims | None = None,
+    actor: str | None = None,
 ) -> dict[str, str]:
-    """Return a session's token pair: a new access token, and its refresh token."""
+    """Return a session's token pair: a new access token, and its refresh token.
+
+    ``actor``: a support session's operator, the access token's ``act``.
+    """
     return {
-        "accessToken": access_token(session, expire_at, session_claims),
+        "accessToken": access_token(session, expire_at, session_claims, actor=actor),
         "refreshToken": refresh_token(session, refresh_secret, sessionsvc().refresh_secret),
     }
 
@@ -155,21 +249,25 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
 
     The login is judged against the user's history first (its device, place and
     time: ``domain.risk``), and announced when new or risky (docs/devices.md).
+    A support session (``login.actor``) is no login of the user's on a device of
+    theirs: it notes no device, has no risk, announces nothing, and gets no
+    device token (docs/support-sessions.md).
     """
     refresh_secret = new_refresh_secret()
     store, tag_secret = get_store(), sessionsvc().refresh_secret
     device = with_client_hints(parse_device(login.user_agent), login.client_hints)
     place = get_locator().place(login.ip)
-    device_id, history = store.device_login(
-        login.user_id,
-        read_device_token(login.device_token, tag_secret),
-        name=default_device_name(device),
-        new_id=new_device_id(),
-        place=place,
-    )
-    now = now_ms()
-    found = signals(history, Spot(now, place.country, place.latitude, place.longitude))
-    risk = judge(found, current_app.config["RISK_LEVELS"])
+    device_id, risk = "", None
+    if login.actor is None:
+        device_id, history = store.device_login(
+            login.user_id,
+            read_device_token(login.device_token, tag_secret),
+            name=default_device_name(device),
+            new_id=new_device_id(),
+            place=place,
+        )
+        found = signals(history, Spot(now_ms(), place.country, place.latitude, place.longitude))
+        risk = judge(found, current_app.config["RISK_LEVELS"])
     session, evicted = store.create(
         login.user_id,
         device=device,
@@ -178,18 +276,24 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
         device_id=device_id,
-        risk=(risk.level, *risk.signals),
+        risk=() if risk is None else (risk.level, *risk.signals),
+        lifetime=login.lifetime,
+        persistent=login.persistent,
+        idle_timeout=login.idle_timeout,
+        actor=login.actor,
+        reason=login.reason,
     )
     get_metrics().sessions_created.inc()
     get_metrics().sessions_evicted.inc(len(evicted))
     ref = SessionRef(login.user_id, session.id)
-    _announce(ref, device_id, risk)
-    tokens = issue_tokens(ref, session.expire_at, refresh_secret, login.session_claims)
-    return tokens | {
-        "session": session_json(session, session.id),
-        "deviceToken": device_token(device_id, tag_secret),
-        "risk": risk.json(),
-    }, session
+    tokens = issue_tokens(
+        ref, session.expire_at, refresh_secret, login.session_claims, actor=login.actor
+    )
+    body: dict[str, Any] = tokens | {"session": session_json(session, session.id)}
+    if risk is not None:
+        _announce(ref, device_id, risk)
+        body |= {"deviceToken": device_token(device_id, tag_secret), "risk": risk.json()}
+    return body, session
 
 
 def _announce(session: SessionRef, device_id: str, risk: Risk) -> None:

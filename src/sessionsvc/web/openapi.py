@@ -10,7 +10,8 @@ document and a page showing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask
 from werkzeug.routing import Rule
 
+from .logins import idle_timeout_bounds, support_lifetime_cap
 from .openapi_components import (
     DESCRIPTION,
     HEADERS,
@@ -75,7 +77,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         openapi_version="3.1.0",
         info={"description": DESCRIPTION},
     )
-    for name, schema in SCHEMAS.items():
+    for name, schema in _configured(SCHEMAS, app.config).items():
         spec.components.schema(name, schema)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
@@ -115,6 +117,18 @@ def build_spec(app: Flask) -> dict[str, Any]:
             parameters=[_path_parameter(name) for name in sorted(rule.arguments)],
         )
     return spec.to_dict()
+
+
+def _configured(schemas: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the schemas with this app's bounds: lifetimes and idle timeouts (settings)."""
+    schemas = copy.deepcopy(schemas)
+    login = schemas["LoginRequest"]["properties"]
+    login["lifetime"]["maximum"] = config["SESSION_LIFETIME"]
+    low, high = idle_timeout_bounds(config)
+    login["idleTimeout"] |= {"minimum": low, "maximum": high}
+    support = schemas["SupportSessionRequest"]["properties"]
+    support["lifetime"]["maximum"] = support_lifetime_cap(config)
+    return schemas
 
 
 def _rule_suffix(rule: Rule) -> str:

@@ -22,8 +22,14 @@ from ..domain.devices import (
     MAX_DEVICE_NAME,
     MAX_HINT_LENGTH,
 )
+from ..domain.history import ActorKind, EndReason
 from ..domain.risk import LEVELS, SIGNALS
-from ..domain.sessions import SESSION_ID_PATTERN, USER_ID_PATTERN
+from ..domain.sessions import (
+    SESSION_ID_PATTERN,
+    SUPPORT_REASON_PATTERN,
+    SUPPORT_REASON_RULE,
+    USER_ID_PATTERN,
+)
 from ..store.encoding import MAX_FIELD_LENGTH
 from ..tokens.refresh import REFRESH_TOKEN_PATTERN
 from .errors import (
@@ -63,8 +69,11 @@ DEVICE_ID = {"type": "string", "pattern": f"^{DEVICE_ID_PATTERN.pattern}$"}
 DEVICE_TOKEN = {
     "type": "string",
     "description": "Names the device (signed, long-lived): pass it in the next login's body."
-    " In cookie mode also set as the __Host-sessionsvc-device cookie.",
+    " In cookie mode also set as the __Host-sessionsvc-device cookie. Absent for a support"
+    " session (no device of the user's).",
 }
+TIME = {"type": "string", "format": "date-time", "pattern": ISO_MS}
+NULL = {"type": "null"}  # an alternative of its own: generators misread a list of types
 
 Security = list[dict[str, list[str]]]
 ACCESS: Security = [{"accessToken": []}]
@@ -142,6 +151,14 @@ SESSION_NOT_FOUND = error(
 )
 ROUTE_NOT_FOUND = error("The path matches no route.", NotFound)
 BAD_USER_ID = error("The userId in the path is not valid.", InvalidRequest)
+HISTORY_LIMIT_MAX = 10_000  # HISTORY_MAX_PER_USER's bound: a larger limit would be all of it
+HISTORY_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": "At most this many, the latest ended first (default: all kept).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+}
 ACCESS_REFUSED = unauthorized(TOKEN_ERRORS)
 SERVICE_KEY_REFUSED = unauthorized(SERVICE_KEY_ERRORS)
 SERVICE_KEY_FORBIDDEN = error(
@@ -238,6 +255,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 " session from before devices.",
             },
             "risk": ref("schemas", "Risk"),
+            "persistent": {
+                "type": "boolean",
+                "const": False,
+                "description": "Present (false) only for a session whose login asked for"
+                " `persistent: false`: its refresh cookie ends with the browser, and an app"
+                " keeps its refresh token in memory only (docs/sessions-lifetime.md).",
+            },
+            "idleTimeout": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Present only when the login gave the session its own idle"
+                " timeout (seconds).",
+            },
+            "support": ref("schemas", "SupportInfo"),
         },
         "additionalProperties": False,
     },
@@ -347,6 +378,43 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": False,
     },
+    "SupportInfo": {
+        "type": "object",
+        "description": "Present only on a support session: the operator who opened it on the"
+        " user's behalf, and why (docs/support-sessions.md).",
+        "required": ["actor", "reason"],
+        "properties": {
+            "actor": USER_ID | {"description": "The operator's id (tokens' `act.sub`)."},
+            "reason": {"type": "string", "pattern": f"^{SUPPORT_REASON_PATTERN.pattern}$"},
+        },
+        "additionalProperties": False,
+    },
+    "SupportSessionRequest": {
+        "type": "object",
+        "required": ["actor", "reason"],
+        "properties": {
+            "actor": USER_ID | {"description": "The operator's id, by the rules of a user id."},
+            "reason": {
+                "type": "string",
+                "pattern": f"^{SUPPORT_REASON_PATTERN.pattern}$",
+                "description": f"Why (a ticket, ...): {SUPPORT_REASON_RULE}; shown to the user.",
+            },
+            "lifetime": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Seconds; at most, and by default, SUPPORT_SESSION_LIFETIME"
+                " (and never past SESSION_LIFETIME).",
+            },
+            "userAgent": {
+                "type": "string",
+                "description": "The operator's tool's User-Agent; defaults to this request's.",
+            },
+            "ip": {
+                "anyOf": [IPV4, IPV6],
+                "description": "The operator's address; defaults to this request's.",
+            },
+        },
+    },
     "SessionList": {
         "type": "object",
         "required": ["sessions"],
@@ -355,6 +423,64 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "description": "Live sessions, newest first.",
                 "items": ref("schemas", "Session"),
+            }
+        },
+        "additionalProperties": False,
+    },
+    "EndedSession": {
+        "type": "object",
+        "description": "A session that ended, in the security activity (docs/history.md). A"
+        " session the service found `expired` kept nothing but its id and end: device,"
+        " location, ip, createdAt and lastActiveAt are null then.",
+        "required": [
+            "_id",
+            "reason",
+            "endedBy",
+            "endedAt",
+            "createdAt",
+            "lastActiveAt",
+            "device",
+            "location",
+            "ip",
+        ],
+        "properties": {
+            "_id": SESSION_ID,
+            "reason": {
+                "type": "string",
+                "enum": [reason.value for reason in EndReason],
+                "description": "Why it ended (docs/history.md has the table).",
+            },
+            "endedBy": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": [kind.value for kind in ActorKind]},
+                    "name": {
+                        "type": "string",
+                        "description": "The service key's name, for an admin; only in the"
+                        " admin API's answer.",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "endedAt": TIME,
+            "createdAt": {"anyOf": [TIME, NULL]},
+            "lastActiveAt": {"anyOf": [TIME, NULL]},
+            "device": {"anyOf": [ref("schemas", "Device"), NULL]},
+            "location": {"anyOf": [{"type": "string", "maxLength": MAX_FIELD_LENGTH}, NULL]},
+            "ip": {"anyOf": [IPV4, IPV6, UNKNOWN_ADDRESS, NULL]},
+            "deviceId": {"type": "string", "description": "The known device it was on."},
+        },
+        "additionalProperties": False,
+    },
+    "SessionHistory": {
+        "type": "object",
+        "required": ["sessions"],
+        "properties": {
+            "sessions": {
+                "type": "array",
+                "description": "Sessions ended in the last HISTORY_DAYS, the latest ended first.",
+                "items": ref("schemas", "EndedSession"),
             }
         },
         "additionalProperties": False,
@@ -385,6 +511,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 " (" + ", ".join(CLIENT_HINTS) + "); others are ignored"
                 " (docs/devices.md#client-hints).",
                 "additionalProperties": {"type": "string", "maxLength": MAX_HINT_LENGTH},
+            },
+            "lifetime": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The session's life in seconds (remember-me); at most, and by"
+                " default, SESSION_LIFETIME.",
+            },
+            "persistent": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: the refresh cookie has no Max-Age or Expires (the browser"
+                " forgets it when it closes); the session still ends at its expireAt.",
+            },
+            "idleTimeout": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The session's own idle timeout in seconds: at least 60 (unless"
+                " the highest allowed is lower), at most SESSION_IDLE_TIMEOUT when that is on,"
+                " else the session's lifetime.",
             },
         },
     },

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 from flask_jwt_extended import get_jwt
 
 from ..domain.claims import decode
+from ..domain.history import EndReason
 from ..domain.sessions import Rotation, SessionRef, is_valid_session_id
 from ..extension import get_metrics, get_store, sessionsvc
 from ..tokens.refresh import successor_secret
@@ -26,6 +27,8 @@ from .bodies import (
     ALL_SESSIONS_REVOKED,
     REVOKED_RESPONSE,
     SESSION_REVOKED,
+    ended_json,
+    history_limit,
     session_json,
 )
 from .cookies import NO_STORE  # token answers' header, and personal data's (list, verify, admin)
@@ -42,6 +45,7 @@ from .openapi import operation
 from .openapi_components import (
     ACCESS,
     ACCESS_REFUSED,
+    HISTORY_LIMIT,
     JSON,
     LIMITED,
     LOGIN_LINKS,
@@ -84,7 +88,8 @@ REFRESH_REFUSED = "The refresh token is not valid."
         )
         | {"links": LOGIN_LINKS},
         "400": error(
-            "The body is not a JSON object, or userId, userAgent or ip is not valid.",
+            "The body is not a JSON object, or userId, userAgent, ip, claims, lifetime,"
+            " persistent or idleTimeout is not valid.",
             InvalidRequest,
         ),
         "401": SERVICE_KEY_REFUSED,
@@ -100,7 +105,11 @@ def create_session() -> Response:
     """Record a login (called by the trusted login service) and issue its tokens."""
     body, session = start_session(checked_login())
     return cookies.token_response(
-        body, HTTPStatus.CREATED, cookie=cookies.creates_cookie(), expire_at=session.expire_at
+        body,
+        HTTPStatus.CREATED,
+        cookie=cookies.creates_cookie(),
+        expire_at=session.expire_at,
+        persistent=session.persistent,
     )
 
 
@@ -152,9 +161,14 @@ def refresh_session() -> Response:
         refresh.expire_at,
         refresh.refresh_secret,
         decode(refresh.claims_json),
+        actor=refresh.actor or None,
     )
     return cookies.token_response(
-        tokens, HTTPStatus.OK, cookie=cookies.came_in_cookie(), expire_at=refresh.expire_at
+        tokens,
+        HTTPStatus.OK,
+        cookie=cookies.came_in_cookie(),
+        expire_at=refresh.expire_at,
+        persistent=refresh.persistent,
     )
 
 
@@ -179,6 +193,34 @@ def list_sessions() -> tuple[dict[str, Any], HTTPStatus, dict[str, str]]:
     if sessions is None:
         raise TokenRevoked()
     body = {"sessions": [session_json(session, session_id) for session in sessions]}
+    return body, HTTPStatus.OK, NO_STORE  # IP addresses and locations: no cache keeps them
+
+
+@bp.get("/sessions/history")
+@operation(
+    "listSessionHistory",
+    tags=["sessions"],
+    summary="List the caller's ended sessions of the last HISTORY_DAYS: why, by whom, when.",
+    security=ACCESS,
+    parameters=[HISTORY_LIMIT],
+    responses={
+        "200": ok(
+            "The caller's security activity, the latest ended first.",
+            ref("schemas", "SessionHistory"),
+            NO_STORE_HEADER,
+        ),
+        "400": error("limit is not a whole number from 1 to 10000.", InvalidRequest),
+        "401": ACCESS_REFUSED,
+        **STORE_ERRORS,
+    },
+)
+@session_required()
+def list_session_history() -> tuple[dict[str, Any], HTTPStatus, dict[str, str]]:
+    """List the caller's ended sessions of the last HISTORY_DAYS, the latest ended first."""
+    limit = history_limit()
+    user_id, _ = session_of(get_jwt())
+    ended = get_store().history(user_id, limit=limit)
+    body = {"sessions": [ended_json(each, key_names=False) for each in ended]}
     return body, HTTPStatus.OK, NO_STORE  # IP addresses and locations: no cache keeps them
 
 
@@ -250,7 +292,11 @@ def revoke_all_sessions() -> dict[str, str]:
     keep = request.args.get("keep")
     if keep not in (None, "current"):
         raise InvalidRequest("keep must be 'current' or absent.")
-    revoked = get_store().revoke_all(user_id, keep=session_id if keep == "current" else None)
+    # Signing out the others from this device is ending them one by one, at once.
+    reason = EndReason.SIGNED_OUT_EVERYWHERE if keep is None else EndReason.REVOKED_BY_USER
+    revoked = get_store().revoke_all(
+        user_id, keep=session_id if keep == "current" else None, reason=reason
+    )
     if keep is None:
         cookies.signed_out()
     get_metrics().sessions_revoked.inc(len(revoked))

@@ -56,6 +56,13 @@ function detail(term, value) {
 // The user's known devices by id (GET /devices), for their own names.
 let knownDevices = new Map();
 
+/** When the session ends: its expireAt, and for one not remembered, when the browser closes. */
+function ends(session) {
+  const end = timeOf(session.expireAt);
+  if (session.persistent !== false) return end;
+  return element("span", {}, "Signed out when the browser closes, at the latest ", end);
+}
+
 function row(session) {
   const device = knownDevices.get(session.deviceId);
   const name = device?.ownName || deviceName(session.device); // the user's own name first
@@ -64,16 +71,22 @@ function row(session) {
   const badges = element("span", { className: "badges" });
   if (session.current) badges.append(element("span", { className: "badge current" }, "This device"));
   if (session.device.isDev) badges.append(element("span", { className: "badge dev" }, "Developer tool"));
+  // Opened by support staff on the user's behalf (docs/support-sessions.md): who, and why.
+  const support = session.support ?? null;
+  if (support) badges.append(element("span", { className: "badge support" }, "Support session"));
   if (badges.childElementCount) heading.append(" ", badges);
   const details = element(
     "dl",
     { className: "details" },
     ...detail("Browser", device?.ownName ? deviceName(session.device) : null),
+    ...detail("Opened by", support && `Support staff (${support.actor})`),
+    ...detail("Reason", support && support.reason),
     ...detail("Device", known(session.device.platform)),
     ...detail("Location", location ?? "Unknown location"),
     ...detail("IP address", known(session.ip)),
     ...detail("Signed in", timeOf(session.createdAt)),
     ...detail("Last active", timeOf(session.lastActiveAt ?? session.createdAt)),
+    ...detail("Ends", ends(session)),
   );
   const item = element("li", { className: "session" }, element("div", { className: "summary" }, heading, details));
   item.dataset.sessionId = session._id;
@@ -100,6 +113,56 @@ function row(session) {
     item.append(button);
   }
   return item;
+}
+
+// Why a session ended, in words (docs/history.md has the reasons).
+const REASONS = {
+  signed_out: "Signed out",
+  revoked_by_user: "Signed out from another device",
+  revoked_by_admin: "Signed out by an administrator",
+  signed_out_everywhere: "Signed out everywhere",
+  evicted_by_cap: "Ended because too many devices were signed in",
+  refresh_token_reused: "Ended because its refresh token was reused",
+  reported_not_me: "Ended because you said the sign-in was not you",
+  expired: "Expired",
+  idle: "Ended after a time without use",
+};
+const historyList = document.getElementById("history");
+
+function activity(ended) {
+  // The user's own name for its device while the device is known, as the list above says it.
+  const own = knownDevices.get(ended.deviceId)?.ownName;
+  const name = own || (ended.device ? deviceName(ended.device) : "A device");
+  const location = known(ended.location);
+  const details = [
+    ...detail("Location", location),
+    ...detail("IP address", known(ended.ip)),
+    ...detail("Signed in", ended.createdAt ? timeOf(ended.createdAt) : null),
+  ];
+  const item = element(
+    "li",
+    { className: "ended" },
+    element("h3", {}, name),
+    element("p", { className: "reason" }, REASONS[ended.reason] ?? "Signed out", " ", timeOf(ended.endedAt)),
+    details.length ? element("dl", { className: "details" }, ...details) : null,
+  );
+  item.dataset.sessionId = ended._id;
+  item.dataset.reason = ended.reason;
+  return item;
+}
+
+/** Fill "Recent activity"; a failure there leaves the list of devices as it is. */
+async function loadHistory() {
+  const failed = document.getElementById("history-error");
+  try {
+    const { sessions } = await client.history();
+    historyList.replaceChildren(...sessions.map(activity));
+    document.getElementById("history-empty").hidden = sessions.length > 0;
+    failed.hidden = true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return; // the page shows signed out
+    failed.hidden = false;
+  }
 }
 
 function show(state) {
@@ -170,6 +233,7 @@ async function load({ focus = false } = {}) {
     knownDevices = new Map(devices.devices.map((device) => [device.id, device]));
     render(sessions);
     if (focus) document.getElementById("title").focus();
+    await loadHistory();
   } catch (error) {
     showError(error, focus);
   }
@@ -224,6 +288,7 @@ async function signOutOne(id, label, item) {
   item.remove();
   showOnlyThisNote();
   announce(`Signed out ${label}.`);
+  loadHistory();
   const nextButton = next?.querySelector(":scope > button") ?? next?.querySelector("button");
   (nextButton ?? document.getElementById("list-title")).focus();
 }
@@ -235,6 +300,7 @@ document.getElementById("sign-out-others").addEventListener("click", async (even
   for (const item of list.querySelectorAll("li:not(:has(.current))")) item.remove();
   showOnlyThisNote();
   announce("Signed out of all other devices.");
+  loadHistory();
   document.getElementById("list-title").focus();
 });
 
@@ -279,7 +345,7 @@ devForm?.addEventListener("submit", async (event) => {
 
 // Relative times drift: "just now" becomes "2 minutes ago".
 setInterval(() => {
-  for (const node of list.querySelectorAll("time")) node.textContent = ago(node.dateTime);
+  for (const node of root.querySelectorAll("time")) node.textContent = ago(node.dateTime);
 }, 30_000);
 
 load();
@@ -330,5 +396,6 @@ async function forgetDevice(device, button) {
   knownDevices.delete(device.id);
   showOnlyThisNote();
   announce(`Forgot ${device.name}.`);
+  loadHistory();
   document.getElementById("list-title").focus();
 }

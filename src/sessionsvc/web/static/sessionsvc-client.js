@@ -114,6 +114,11 @@ export class SessionsClient extends EventTarget {
     return this.#json("GET", "/sessions");
   }
 
+  /** The user's ended sessions, the latest first: {sessions: [...]}, each with its reason. */
+  history() {
+    return this.#json("GET", "/sessions/history");
+  }
+
   /** Sign out one session; signing out this one signs this browser out. */
   async revoke(sessionId, { current = false } = {}) {
     const body = await this.#json("DELETE", `/sessions/${encodeURIComponent(sessionId)}`);
