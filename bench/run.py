@@ -39,6 +39,7 @@ from bench.tables import (
     scaling_table,
     workers_table,
 )
+from bench.webhooks import section as webhooks_section
 from bench.workers_ab import shipped_worker_class, workers_ab_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -55,6 +56,7 @@ SECTIONS = (
     "page",
     "algorithms",
     "durability",
+    "webhooks",
 )
 
 
@@ -213,6 +215,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "durability" not in skip:
         print("revokes safe from a Redis crash:", flush=True)
         sections += [*durability_section(bench.tmp), ""]
+    if "webhooks" not in skip:
+        print("webhooks: throughput, revoke to receipt:", flush=True)
+        sections += [*webhooks_section(bench.tmp), ""]
     return sections
 
 

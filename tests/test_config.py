@@ -128,6 +128,11 @@ def test_every_bad_setting_is_named_in_one_error(instance, monkeypatch):
 # Each case is a setting and a bad value as written in the environment; the
 # same value is also given as test_config, as Flask would have read it.
 
+# A WEBHOOKS entry without its closing brace, and a good secret for it.
+HOOK = '{"name": "app", "url": "https://a.example/h", "events": ["*"]'
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAA=="
+HOOK_SECRET_FIELD = f'"secret": "{HOOK_SECRET}"'
+
 BAD: list[Any] = [
     pytest.param(name, text, id=f"{kind}: {name}={text}")
     for kind, name, text in [
@@ -273,6 +278,24 @@ BAD: list[Any] = [
         ("wrong type", "UI_PATH", "42"),
         ("empty", "UI_LOGIN_URL", '""'),
         ("bad URL", "UI_LOGIN_URL", "/log in"),
+        ("not JSON", "WEBHOOKS", "{not json"),
+        ("missing file", "WEBHOOKS", "@/nonexistent/webhooks.json"),
+        ("no secret", "WEBHOOKS", f"[{HOOK}}}]"),
+        ("short secret", "WEBHOOKS", f'[{HOOK}, "secret": "whsec_c2hvcnQ="}}]'),
+        ("no prefix", "WEBHOOKS", f'[{HOOK}, "secret": "{HOOK_SECRET[6:]}"}}]'),
+        ("bad scheme", "WEBHOOKS", f"[{HOOK.replace('https:', 'ftp:')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad format", "WEBHOOKS", f'[{HOOK}, {HOOK_SECRET_FIELD}, "format": "xml"}}]'),
+        ("bad pattern", "WEBHOOKS", f"[{HOOK.replace('*', 'a.[b]')}, {HOOK_SECRET_FIELD}}}]"),
+        ("bad name", "WEBHOOKS", f"[{HOOK.replace('app', 'App Hooks')}, {HOOK_SECRET_FIELD}}}]"),
+        ("twice", "WEBHOOKS", f"[{HOOK}, {HOOK_SECRET_FIELD}}}, {HOOK}, {HOOK_SECRET_FIELD}}}]"),
+        ("out of bounds", "WEBHOOK_RETRY_HORIZON", "0"),
+        ("not whole seconds", "WEBHOOK_RETRY_HORIZON", "0.5"),
+        ("unparsable duration", "WEBHOOK_RETRY_MIN", "soon"),
+        ("out of bounds", "WEBHOOK_RETRY_MAX", "0"),
+        ("out of bounds", "WEBHOOK_TIMEOUT", "0"),
+        ("unparsable duration", "WEBHOOK_CLAIM_IDLE", "a while"),
+        ("bad boolean", "WEBHOOK_ALLOW_PRIVATE", "yes"),
+        ("bad address", "WEBHOOK_LISTEN", "9101"),
     ]
 ]
 

@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ratelimit,
         sessions,
         verify,
+        webhooks,
     )
 
     # No static route at the root: the page serves its files itself, with its headers.
@@ -56,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(verify.bp, url_prefix=prefix)
     app.register_blueprint(admin.bp, url_prefix=prefix + auth.ADMIN_PATH)
     app.register_blueprint(jwks.bp, url_prefix=prefix)
+    app.register_blueprint(webhooks.bp, url_prefix=prefix + auth.ADMIN_PATH)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
     devices.init_app(app)  # the known devices API, "Was this you?" answers and their page

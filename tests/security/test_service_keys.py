@@ -146,6 +146,8 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
             *["admin:write", "admin:write", "admin:write", "admin:write"],  # and rename, forget
             *["claims:write", "claims:write"],
             "support:create",
+            # web/webhooks.py (issue 20): list deliveries and dead letters; replay one, or since.
+            *["admin:read", "admin:read", "admin:write", "admin:write"],
         ]
     )
     assert set(keyed_routes.values()) == set(SCOPES)

@@ -27,6 +27,7 @@ from .settings import (
     SECRET_KEYS,
     SETTINGS,
 )
+from .webhooks import is_address, is_public_address
 
 if TYPE_CHECKING:
     from flask import Config
@@ -240,6 +241,46 @@ def _geoip_database(config: Mapping[str, Any]) -> Iterator[str]:
                 f"SESSIONSVC_GEOIP_DATABASE {database!r} cannot be opened ({error});"
                 f" e.g. SESSIONSVC_GEOIP_DATABASE={setting.example}"
             )
+
+
+@check("ENV", "WEBHOOKS", "WEBHOOK_ALLOW_PRIVATE")
+def _webhook_urls(config: Mapping[str, Any]) -> Iterator[str]:
+    production = is_production(config)
+    for endpoint in config["WEBHOOKS"]:
+        where = f"SESSIONSVC_WEBHOOKS: endpoint {endpoint.name!r}"
+        scheme, host = endpoint.url.partition(":")[0], endpoint.host
+        if production and scheme != "https":
+            yield f"{where} must use https when SESSIONSVC_ENV=production, not {scheme}"
+        elif not production and scheme == "http" and not is_loopback_host(host):
+            yield (
+                f"{where} may use http on loopback only (localhost, 127.0.0.1, ::1), not"
+                f" {host}: use https"
+            )
+        if production and not config["WEBHOOK_ALLOW_PRIVATE"]:
+            private = is_loopback_host(host) or (is_address(host) and not is_public_address(host))
+            if private:
+                # A server-side request forgery guard: the URL must not reach inside.
+                yield (
+                    f"{where} names a private or loopback address ({host}); set"
+                    " SESSIONSVC_WEBHOOK_ALLOW_PRIVATE=true if that is meant"
+                )
+
+
+@check("WEBHOOK_CLAIM_IDLE", "WEBHOOK_TIMEOUT", "WEBHOOK_RETRY_MIN", "WEBHOOK_RETRY_MAX")
+def _webhook_times(config: Mapping[str, Any]) -> Iterator[str]:
+    if config["WEBHOOK_CLAIM_IDLE"] <= config["WEBHOOK_TIMEOUT"]:
+        # Else a live process's slow delivery would be claimed and sent twice.
+        yield (
+            "SESSIONSVC_WEBHOOK_CLAIM_IDLE must be longer than SESSIONSVC_WEBHOOK_TIMEOUT"
+            f" ({config['WEBHOOK_TIMEOUT']}), not {config['WEBHOOK_CLAIM_IDLE']};"
+            f" e.g. SESSIONSVC_WEBHOOK_CLAIM_IDLE={config['WEBHOOK_TIMEOUT'] * 6:g}"
+        )
+    if config["WEBHOOK_RETRY_MIN"] > config["WEBHOOK_RETRY_MAX"]:
+        yield (
+            "SESSIONSVC_WEBHOOK_RETRY_MIN must not exceed SESSIONSVC_WEBHOOK_RETRY_MAX"
+            f" ({config['WEBHOOK_RETRY_MAX']}), not {config['WEBHOOK_RETRY_MIN']};"
+            " e.g. SESSIONSVC_WEBHOOK_RETRY_MIN=5s"
+        )
 
 
 def is_loopback_host(host: str) -> bool:

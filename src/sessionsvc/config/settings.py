@@ -28,6 +28,7 @@ from .kinds import (
     whole,
 )
 from .service_keys import NAME_RULE, SCOPES, parse_service_keys
+from .webhooks import parse_webhooks
 
 # --- The table ---------------------------------------------------------------------------------
 
@@ -528,6 +529,71 @@ SETTINGS: tuple[Setting, ...] = (
         "/login",
         "/login",
         'where the page\'s "Sign in" link sends a signed-out visitor',
+    ),
+    Setting(
+        "WEBHOOKS",
+        Kind("a JSON list of endpoints, or @ and the path of a file holding one", parse_webhooks),
+        [],
+        '[{"name": "app", "url": "https://app.example.com/hooks",'
+        ' "secret": "whsec_cmVwbGFjZSB3aXRoIDMyIHJhbmRvbSBieXRlcy4uLi4=",'
+        ' "events": ["session.*"]}]',
+        "where `sessionsvc webhooks` delivers the events: a JSON list (or `@/path/file.json`) of"
+        ' `{"name", "url", "secret" (or "secrets": two while rotating), "events" (types or'
+        ' patterns: `session.revoked`, `session.*`, `*`), "format" (`json`, Standard Webhooks,'
+        ' or `set`, Security Event Tokens), "audience" (a SET\'s `aud`; the URL by default)}`;'
+        " https only in production. See [events](events.md#webhooks)",
+        secret=True,
+    ),
+    Setting(
+        "WEBHOOK_RETRY_HORIZON",
+        WHOLE_SECONDS_ABOVE_ZERO,
+        86_400,
+        "24h",
+        "how long a delivery is retried after its first attempt; then it becomes a dead letter",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_MIN",
+        duration(whole_seconds=False, above_zero=True),
+        5.0,
+        "5s",
+        "the wait before the first retry; each next one waits twice as long (with jitter)",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_MAX",
+        duration(whole_seconds=False, above_zero=True),
+        3600.0,
+        "1h",
+        "the longest wait between two retries",
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT",
+        duration(whole_seconds=False, above_zero=True),
+        10.0,
+        "10s",
+        "the time a receiver has to connect and answer a delivery (each of connect, send, read)",
+    ),
+    Setting(
+        "WEBHOOK_CLAIM_IDLE",
+        duration(whole_seconds=False, above_zero=True),
+        60.0,
+        "60s",
+        "how long an event a delivery process took stays unanswered before another process"
+        " claims it (`XAUTOCLAIM`): the process died. Longer than `WEBHOOK_TIMEOUT`",
+    ),
+    Setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        FLAG,
+        False,
+        "false",
+        "deliver to private, loopback and link-local addresses in production too (checked at"
+        " start-up for an address in the URL, and on every request for the address connected)",
+    ),
+    Setting(
+        "WEBHOOK_LISTEN",
+        text("empty, or host:port", pattern=r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}|"),
+        "127.0.0.1:9101",
+        "127.0.0.1:9101",
+        'where the delivery process serves `/readyz` and `/metrics`; `""`: nowhere',
     ),
 )
 

@@ -10,8 +10,10 @@ from flask.cli import with_appcontext
 
 from ..domain.claims import InvalidClaims, parse_claims
 from ..domain.sessions import USER_ID_RULE, is_valid_user_id
+from ..extension import events_stream, sessionsvc
 from ..store import StoreError
 from ..tokens.keyring import ALGORITHMS, KID_PATTERN, KID_RULE, new_jwk
+from ..webhooks import process
 from .logins import Login, start_session
 
 
@@ -50,6 +52,26 @@ def new_key_command(kid: str, alg: str, active: bool) -> None:
     click.echo(json.dumps(new_jwk(alg, kid, active=active), indent=2))
 
 
+@click.command("webhooks")
+@with_appcontext
+def webhooks_command() -> None:
+    """Deliver the events to the WEBHOOKS endpoints until stopped (SIGTERM); see docs/events.md."""
+    app = current_app
+    config = app.config
+    stream = events_stream(config)
+    if not stream:
+        raise click.ClickException(
+            'SESSIONSVC_EVENTS_STREAM is off (""): there is nothing to deliver'
+        )
+    redis = process.redis_client(config, app.instance_path)
+    try:
+        worker = process.worker_from_config(config, redis, sessionsvc(app).keys, stream)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    process.run(worker, config["WEBHOOK_LISTEN"])
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_session_command)
     app.cli.add_command(new_key_command)
+    app.cli.add_command(webhooks_command)
