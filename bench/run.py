@@ -32,6 +32,7 @@ from bench.seed import Seeded, seed_all
 from bench.servers import JWT_SECRET, SERVICE_KEY, bench_app, start_gunicorn, start_valkey
 from bench.tables import (
     command_table,
+    device_memory_table,
     history_memory_table,
     main_table,
     memory_table,
@@ -191,6 +192,9 @@ def run(bench: Bench, skip: set[str]) -> list[str]:
     if "memory" not in skip:
         print("memory per session:", flush=True)
         sections += ["### Redis memory per session", "", *memory_table(bench), ""]
+        print("memory per user's known devices:", flush=True)
+        sections += ["### Redis memory of a user's known devices", ""]
+        sections += [*device_memory_table(bench), ""]
         print("memory per history entry:", flush=True)
         sections += ["### Redis memory per ended session (history)", ""]
         sections += [*history_memory_table(bench), ""]

@@ -23,6 +23,8 @@ from bench.seed import (
     write_sessions,
 )
 from bench.servers import SERVICE_KEY, bench_app, start_gunicorn, start_valkey
+from sessionsvc.domain.devices import default_device_name, new_device_id, parse_device
+from sessionsvc.domain.locations import Place
 from sessionsvc.domain.sessions import SessionRef, new_session_id, now_ms
 from sessionsvc.extension import get_store
 from sessionsvc.store import SessionStore
@@ -326,4 +328,44 @@ def main_table(rows: list[Row]) -> list[str]:
             f"| {row.app.cpu_us:.0f} ({row.bare.cpu_us:.0f}) "
             f"| {row.bare.cpu_us / row.app.cpu_us:.2f}x |"
         )
+    return lines
+
+
+def device_memory_table(bench: Bench, users: int = 2000) -> list[str]:
+    """Measure what a user's known devices cost (issue 19), beside the per-session figure."""
+    lines = [
+        "| devices per user | users | used_memory delta / user | MEMORY USAGE of the devices "
+        "hash | encoding |",
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    place = Place("London, United Kingdom", "GB", 51.5142, -0.0931)
+    for per_user in (1, 5, 20):  # 20: MAX_DEVICES_PER_USER's default, the most a user keeps
+        server = start_valkey(bench.tmp, f"devices-{per_user}")
+        try:
+            client = redis.Redis.from_url(server.connection_url, decode_responses=True)
+            app = bench_app(server.connection_url)
+            with app.app_context():
+                store = get_store()
+                before = client.info("memory")["used_memory"]
+                for u in range(users):
+                    for d in range(per_user):
+                        store.device_login(
+                            f"user-{u}@example.com",
+                            None,
+                            name=default_device_name(parse_device(user_agent(d))),
+                            new_id=new_device_id(),
+                            place=place,
+                        )
+                after = client.info("memory")["used_memory"]
+                sample = [store.devices_key(f"user-{u}@example.com") for u in range(0, users, 20)]
+            usage = statistics.mean(client.memory_usage(key) for key in sample)
+            encoding = client.object("encoding", sample[0])
+            per_user_bytes = (after - before) / users
+            lines.append(
+                f"| {per_user} | {users:,} | {per_user_bytes:.0f} B | {usage:.0f} B | {encoding} |"
+            )
+            print(f"  {per_user} devices per user: {per_user_bytes:.0f} B/user", flush=True)
+            client.close()
+        finally:
+            server.stop()
     return lines

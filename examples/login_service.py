@@ -12,6 +12,10 @@ sessionsvc under /api, this under /login) with REFRESH_TOKEN_TRANSPORT=cookie:
 3. It passes sessionsvc's Set-Cookie line (the HttpOnly refresh cookie) on to
    the browser and redirects to the app; no token is ever put in a URL.
 4. The app's page gets its access token with one refresh (the client does it).
+5. The device: sessionsvc's answer also sets the __Host-sessionsvc-device cookie
+   (a signed device id, docs/devices.md); the next sign-in passes it back as
+   deviceToken, with the User-Agent Client Hints this form asked for (Accept-CH),
+   so sessionsvc knows the browser and can tell the user of a new one.
 
     SESSIONSVC_URL=http://127.0.0.1:8000 SERVICE_KEY=... flask --app examples/login_service run
 """
@@ -25,6 +29,17 @@ from http import HTTPStatus
 
 from flask import Flask, Response, redirect, request
 
+DEVICE_COOKIE = "__Host-sessionsvc-device"
+# The Client Hints sessionsvc reads (docs/devices.md#client-hints): the browser
+# sends them with the form's POST once this page asked for them.
+CLIENT_HINTS = (
+    "Sec-CH-UA",
+    "Sec-CH-UA-Full-Version-List",
+    "Sec-CH-UA-Mobile",
+    "Sec-CH-UA-Model",
+    "Sec-CH-UA-Platform",
+    "Sec-CH-UA-Platform-Version",
+)
 FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in</title>
 <link rel="icon" href="data:,"></head>
@@ -46,8 +61,10 @@ def create_app(
     app = Flask(__name__)
 
     @app.get("/")
-    def form() -> str:
-        return FORM
+    def form() -> Response:
+        response = Response(FORM, mimetype="text/html")
+        response.headers["Accept-CH"] = ", ".join(CLIENT_HINTS)
+        return response
 
     @app.post("/")
     def sign_in() -> Response:
@@ -61,6 +78,13 @@ def create_app(
                     "userId": user_id,
                     "userAgent": request.user_agent.string,
                     "ip": request.remote_addr,
+                    # Missing, or not sessionsvc's: it starts a new device, it fails nothing.
+                    "deviceToken": request.cookies.get(DEVICE_COOKIE),
+                    "clientHints": {
+                        name: request.headers[name]
+                        for name in CLIENT_HINTS
+                        if name in request.headers
+                    },
                     # Unticked: the cookie ends with the browser (docs/sessions-lifetime.md).
                     "persistent": "remember" in request.form,
                 }

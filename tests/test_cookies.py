@@ -47,14 +47,14 @@ def test_body_mode_is_the_default_and_sets_no_cookie(client):
         "/api/sessions", json={"userId": "alice"}, headers={"X-Service-Key": SERVICE_KEY}
     )
 
-    assert list(response.json) == ["accessToken", "refreshToken", "session"]
+    assert list(response.json) == ["accessToken", "refreshToken", "session", "deviceToken", "risk"]
     assert set_cookie(response) is None
 
 
 def test_cookie_mode_hands_the_refresh_token_over_as_a_cookie_only(cookie_client):
     response = browser_login(cookie_client)
 
-    assert list(response.json) == ["accessToken", "session"]
+    assert list(response.json) == ["accessToken", "session", "deviceToken", "risk"]
     cookie = set_cookie(response)
     assert cookie["path"] == "/api/sessions/refresh"
     assert cookie["secure"] and cookie["httponly"]
@@ -178,7 +178,7 @@ def test_the_development_sign_in_starts_a_session_as_this_browser(client):
     )
 
     assert response.status_code == 201
-    assert list(response.json) == ["accessToken", "session"]
+    assert list(response.json) == ["accessToken", "session", "deviceToken", "risk"]
     assert response.json["session"]["device"]["isDev"] is True
     assert set_cookie(response)["httponly"]
 

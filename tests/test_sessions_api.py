@@ -142,7 +142,7 @@ def test_revoke_all_rejects_an_unknown_keep(client):
 def test_create_returns_tokens_and_the_session(client):
     body = login(client, ip="203.0.113.7")
 
-    assert set(body) == {"accessToken", "refreshToken", "session"}
+    assert set(body) == {"accessToken", "refreshToken", "session", "deviceToken", "risk"}
     assert body["session"]["current"] is True
     assert body["session"]["ip"] == "203.0.113.7"
 

@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         auth,
         browser,
         cli,
+        devices,
         docs,
         errors,
         health,
@@ -59,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp, url_prefix=prefix + auth.ADMIN_PATH)
     health.init_app(app)  # /healthz and /readyz, at the root like /metrics: outside URL_PREFIX
     docs.init_app(app)  # <URL_PREFIX>/openapi.json and /docs
+    devices.init_app(app)  # the known devices API, "Was this you?" answers and their page
     browser.init_app(app)  # the devices page and its files, the development sign-in
     verify.init_app(app)  # after every hook and view: it refuses any its fast path would skip
     # X-Forwarded-For counts only from the proxies listed, never from whoever sends it.

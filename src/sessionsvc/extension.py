@@ -70,6 +70,7 @@ def init_app(app: Flask) -> None:
         idle_timeout=config["SESSION_IDLE_TIMEOUT"],
         refresh_grace=config["REFRESH_REUSE_GRACE"],
         max_sessions=config["MAX_SESSIONS_PER_USER"],
+        max_devices=config["MAX_DEVICES_PER_USER"],
         events_stream=events_stream(config),
         events_maxlen=config["EVENTS_MAXLEN"],
         wait_replicas=config["REDIS_WAIT_REPLICAS"],

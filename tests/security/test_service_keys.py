@@ -142,8 +142,8 @@ def test_every_service_key_route_needs_exactly_one_scope_and_documents_it(app, c
     assert sorted(keyed_routes.values()) == sorted(
         [
             "sessions:create",
-            *["admin:read", "admin:read"],  # the sessions, the history
-            *["admin:write", "admin:write"],
+            *["admin:read", "admin:read", "admin:read"],  # sessions, devices, history
+            *["admin:write", "admin:write", "admin:write", "admin:write"],  # and rename, forget
             *["claims:write", "claims:write"],
             "sessions:step-up",
             "support:create",

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.assurance import DEFAULT_LEVELS, parse_levels
+from ..domain import assurance, risk
 from .kinds import (
     FLAG,
     LOG_LEVELS,
@@ -328,6 +328,27 @@ SETTINGS: tuple[Setting, ...] = (
         " `0` = no cap",
     ),
     Setting(
+        "MAX_DEVICES_PER_USER",
+        whole(1, 1000),
+        20,
+        "20",
+        "how many devices a user's account remembers (docs/devices.md); past it, a login on a"
+        " new device forgets the one last seen longest ago, devices without a live session first",
+    ),
+    Setting(
+        "RISK_LEVELS",
+        Kind("a JSON object of signal: level", risk.parse_levels),
+        risk.DEFAULT_LEVELS,
+        '{"new_device": "medium"}',
+        "the risk level each login signal ("
+        + ", ".join(f"`{signal}`" for signal in risk.SIGNALS)
+        + ") counts as: "
+        + ", ".join(f"`{level}`" for level in risk.LEVELS)
+        + "; unnamed signals keep their default, and a login's level is its heaviest"
+        " signal's (docs/devices.md#signals)",
+        shown_default=", ".join(f"{k}: {v}" for k, v in risk.DEFAULT_LEVELS.items()),
+    ),
+    Setting(
         "HISTORY_DAYS",
         whole(0, 3650),
         30,
@@ -513,9 +534,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ACR_LEVELS",
         Kind(
             "assurance level names (acr), weakest first, as a JSON list or separated by commas",
-            parse_levels,
+            assurance.parse_levels,
         ),
-        list(DEFAULT_LEVELS),
+        list(assurance.DEFAULT_LEVELS),
         "aal1,aal2,aal3",
         "the order of assurance levels: a step-up only raises a session's `acr` along it, and"
         " verify's `acr_values` is met by a listed level or one above it; an `acr` not listed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import iptocc
 import maxminddb
@@ -19,6 +19,15 @@ MAX_LOCATION_BYTES = 64  # the store's field limit
 LANGUAGE = "en"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Place(NamedTuple):
+    """Where a login came from: its display text, country code and coordinates, where known."""
+
+    location: str  # "City, Country", "Country" or "unknown", as locate() says
+    country: str = ""  # ISO 3166-1 alpha-2, "" unknown
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 class Locator:
@@ -39,20 +48,25 @@ class Locator:
 
     def locate(self, ip: str) -> str:
         """Return "City, Country", "Country", or "unknown" for an address no map places."""
+        return self.place(ip).location
+
+    def place(self, ip: str) -> Place:
+        """Return where ``ip`` is: its location text, and its country and coordinates if known."""
         address = public_address(ip)
-        # An IPv4-only database has no IPv6 tree to search.
         if address is None or address.version > self._ip_version:
-            return UNKNOWN
+            return Place(UNKNOWN)
         if self._reader is None:
-            name = country_name(iptocc.country_code(str(address)))
-            return _fit(None, name)
+            code = iptocc.country_code(str(address)) or ""
+            return Place(_fit(None, country_name(code)), code if country_name(code) else "")
         try:
             record = self._reader.get(address)
         except maxminddb.InvalidDatabaseError:
             # A login must not fail over its cosmetic location.
             log.warning("GeoIP lookup of %s failed", address, exc_info=True)
-            return UNKNOWN
-        return _fit(*_place(record)) if isinstance(record, dict) else UNKNOWN
+            return Place(UNKNOWN)
+        if not isinstance(record, dict):
+            return Place(UNKNOWN)
+        return _located(record)
 
     def close(self) -> None:
         """Release the database (the app no longer answers lookups after this)."""
@@ -96,6 +110,29 @@ def _place(record: dict[str, Any]) -> tuple[str | None, str | None]:
     country = record.get("country") or record.get("registered_country") or {}
     name = _name(country) or country_name(country.get("iso_code"))
     return _name(record.get("city")), name
+
+
+def _located(record: dict[str, Any]) -> Place:
+    """Return the place a database record names: location text, country code, coordinates."""
+    country = record.get("country") or record.get("registered_country") or {}
+    code = country.get("iso_code") if isinstance(country, dict) else None
+    spot: Any = record.get("location")
+    spot = spot if isinstance(spot, dict) else {}
+    latitude, longitude = spot.get("latitude"), spot.get("longitude")
+    if not (_coordinate(latitude, 90) and _coordinate(longitude, 180)):
+        latitude = longitude = None
+    return Place(
+        _fit(*_place(record)),
+        code if isinstance(code, str) and len(code) == 2 else "",
+        float(latitude) if latitude is not None else None,
+        float(longitude) if longitude is not None else None,
+    )
+
+
+def _coordinate(value: Any, limit: float) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and -limit <= value <= limit
+    )
 
 
 def _name(entry: Any) -> str | None:

@@ -86,6 +86,8 @@ class Session:
     location: str
     ip: str
     assurance: Assurance = NO_ASSURANCE  # how the user signed in, as far as the login said
+    device_id: str = ""  # the known device it is on (issue 19); "" for a session from before
+    risk: tuple[str, ...] = ()  # its login's risk level, then its signals; () unknown
     # Remember-me (docs/sessions-lifetime.md): False when the refresh cookie must
     # not outlive the browser; the session's own idle timeout (s), None: the setting's.
     persistent: bool = True

@@ -11,10 +11,11 @@ differs from createdAt; the descriptive parts share one value. Fields:
     k  the claims (JSON)        r, q  its secrets themselves, in a session stored by 0.1.0
     e  acr    m  amr (comma-joined)    w  authTime (ms), when not createdAt
        (each only when the login or a step-up gave it)
+    I  the device id            R  its login's risk: ["level", "signal", ...] (compact JSON)
     n  "1" when not persistent  z  its own idle timeout (s), when not the setting's
     s  a support session's operator (actor) id    y  and the reason it gave
 
-e, m, w, n, z, s and y are written only when present: a plain session's hash does not
+e, m, w, I, R, n, z, s and y are written only when present: a plain session's hash does not
 grow. y (1-200 characters) can exceed a listpack value: such a support
 session's hash is then a hashtable, a few hundred bytes more, kept for one
 rare session rather than clipping the reason a user reads
@@ -100,6 +101,10 @@ def encode_session(session: Session, refresh_secret: str) -> dict[str, str | int
     else:
         fields |= dict(zip("bvpoli", parts, strict=True)) | {"d": int(device.is_dev)}
     fields["h"] = secret_digest(refresh_secret)
+    if session.device_id:
+        fields["I"] = session.device_id
+    if session.risk:  # at most ["high","new_device","new_country","impossible_travel"]: 54 bytes
+        fields["R"] = json.dumps(list(session.risk), separators=(",", ":"))
     if not session.persistent:
         fields["n"] = "1"
     if session.idle_timeout is not None:
@@ -165,6 +170,8 @@ def decode_session(
         location=location,
         ip=ip,
         assurance=decode_assurance(fields.get("e"), fields.get("m"), fields.get("w")),
+        device_id=fields.get("I", ""),
+        risk=_risk(fields.get("R")),
         persistent=fields.get("n") != "1",
         idle_timeout=int(fields["z"]) if "z" in fields else None,
         actor=fields.get("s"),
@@ -194,3 +201,14 @@ def decode_ended(entry: str) -> EndedSession:
         ip=ip,
         device_id=fields.get("I"),
     )
+
+
+def _risk(value: str | None) -> tuple[str, ...]:
+    """Return a stored risk (field R) as a tuple; () when absent or unreadable."""
+    if not value:
+        return ()
+    try:
+        parts = json.loads(value)
+    except ValueError:
+        return ()
+    return tuple(str(part) for part in parts) if isinstance(parts, list) else ()

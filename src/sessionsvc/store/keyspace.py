@@ -17,6 +17,10 @@ class KeyLayout:
     # before the session id.
     SESSION_KEY = "{prefix}s:{{{user_id}}}{session_id}"
     INDEX_KEY = "{prefix}u:{{{user_id}}}"
+    # A user's known devices (one hash, a field per device) and the "Was this
+    # you?" answers given (a key per answered pair, until the pair expires).
+    DEVICES_KEY = "{prefix}dv:{{{user_id}}}"
+    ANSWER_KEY = "{prefix}wa:{{{user_id}}}{nonce}"
     HISTORY_KEY = "{prefix}h:{{{user_id}}}"
 
     def __init__(self, prefix: str) -> None:
@@ -33,6 +37,14 @@ class KeyLayout:
     def index_key(self, user_id: str) -> str:
         """Return the key of a user's index: a sorted set of session ids by expireAt."""
         return self.INDEX_KEY.format(prefix=self.prefix, user_id=user_id)
+
+    def devices_key(self, user_id: str) -> str:
+        """Return the key of a user's devices: a hash of device id to its record (JSON)."""
+        return self.DEVICES_KEY.format(prefix=self.prefix, user_id=user_id)
+
+    def answer_key(self, user_id: str, nonce: str) -> str:
+        """Return the key marking a "Was this you?" pair answered."""
+        return self.ANSWER_KEY.format(prefix=self.prefix, user_id=user_id, nonce=nonce)
 
     def history_key(self, user_id: str) -> str:
         """Return the key of a user's history: a list of ended sessions, newest first."""

@@ -371,6 +371,182 @@ end
 return {1, expire_at, cur[3] or '', cur[1], cur[6] or ''}
 """
 
+# --- Devices (issue 19) -------------------------------------------------------------------------
+# A user's devices are one hash (keyspace DEVICES_KEY): a field per device id
+# holding its record as JSON {n: default name, u: the user's own name, f: first
+# seen, l: last seen (ms), p: last location, t: 1 when trusted}, and fields
+# starting with "~" (never a device id): ~l the previous login {at, c: country,
+# la, lo: coordinates}, ~c the countries seen (a JSON list), ~r the last "not
+# me" report. The sessions on a device are those whose hash holds its id in I.
+_DEVICES = """
+local function device_ids(dv)
+  local ids = {}
+  for _, f in ipairs(redis.call('HKEYS', dv)) do
+    if string.sub(f, 1, 1) ~= '~' then ids[#ids + 1] = f end
+  end
+  return ids
+end
+-- The device ids live sessions are on (the index's members' field I).
+local function in_use()
+  local used = {}
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], NOW, '+inf')) do
+    local device = redis.call('HGET', PREFIX .. id, 'I')
+    if device then used[device] = true end
+  end
+  return used
+end
+"""
+
+# device_login. KEYS: the index, the devices. ARGV: the device id presented
+# ('' = none), the id a new device gets, its default name, the location,
+# country, latitude, longitude ('' = unknown), the cap, the retention (ms).
+# Returns {known (1/0), the device id, the previous login (JSON) or false, the
+# countries seen (JSON) or false, whether the user had any device (1/0)}.
+DEVICE_LOGIN = (
+    _DEVICES
+    + """
+local presented, fresh, name = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+local place, country, lat, lon = ARGV[HEAD + 4], ARGV[HEAD + 5], ARGV[HEAD + 6], ARGV[HEAD + 7]
+local cap, retention = tonumber(ARGV[HEAD + 8]), ARGV[HEAD + 9]
+local dv = KEYS[2]
+local had_any = redis.call('EXISTS', dv)
+local previous = redis.call('HGET', dv, '~l')
+local countries = redis.call('HGET', dv, '~c')
+local raw = presented ~= '' and redis.call('HGET', dv, presented)
+local id, record, known = fresh, {n = name, u = '', f = NOW, t = 0}, 0
+if raw then
+  id, record, known = presented, cjson.decode(raw), 1
+  record.n = name  -- the browser may have moved on (a new version, a new OS)
+end
+record.l, record.p = NOW, place
+redis.call('HSET', dv, id, cjson.encode(record))
+local seen = countries and cjson.decode(countries) or {}
+if country ~= '' then
+  local found = false
+  for _, c in ipairs(seen) do if c == country then found = true end end
+  if not found then
+    seen[#seen + 1] = country
+    while #seen > 64 do table.remove(seen, 1) end
+    redis.call('HSET', dv, '~c', cjson.encode(seen))
+  end
+end
+redis.call('HSET', dv, '~l', cjson.encode({at = NOW, c = country, la = lat, lo = lon}))
+-- Bounded: past the cap, the devices last seen longest ago, unused ones first.
+local ids = device_ids(dv)
+if cap > 0 and #ids > cap then
+  local used = in_use()
+  local records = {}
+  for _, d in ipairs(ids) do
+    if d ~= id then
+      local r = cjson.decode(redis.call('HGET', dv, d))
+      records[#records + 1] = {d, used[d] and 1 or 0, tonumber(r.l) or 0}
+    end
+  end
+  table.sort(records, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
+  for i = 1, #ids - cap do redis.call('HDEL', dv, records[i][1]) end
+end
+redis.call('PEXPIRE', dv, retention)
+return {known, id, previous or false, countries or false, had_any}
+"""
+)
+
+# devices. KEYS: the index, the devices. Returns {the devices' fields and
+# records (HGETALL), {session id, device id, ...} of the live sessions}.
+DEVICES = (
+    _DEVICES
+    + """
+local sessions = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], NOW, '+inf')) do
+  local device = redis.call('HGET', PREFIX .. id, 'I')
+  if device then
+    sessions[#sessions + 1] = id
+    sessions[#sessions + 1] = device
+  end
+end
+return {redis.call('HGETALL', KEYS[2]), sessions}
+"""
+)
+
+# rename_device. KEYS: the index, the devices. ARGV: device id, the user's
+# name for it. Returns the record (JSON) renamed; false for no such device.
+RENAME_DEVICE = """
+local raw = redis.call('HGET', KEYS[2], ARGV[HEAD + 1])
+if not raw then return false end
+local record = cjson.decode(raw)
+record.u = ARGV[HEAD + 2]
+raw = cjson.encode(record)
+redis.call('HSET', KEYS[2], ARGV[HEAD + 1], raw)
+return raw
+"""
+
+# forget_device. KEYS: the index, the devices. ARGV: device id, why and by whom
+# its sessions end (as ``record`` keeps them: revoked_by_user and 'u' for the
+# user, revoked_by_admin and 'a:<key name>' for support staff). Forgets it and
+# signs out its sessions, recording each in the history. Returns {1 when it
+# was known, else 0, the revoked session ids, {id, operator, ...} of those
+# that were support sessions (their session.revoked events carry the actor)}.
+FORGET_DEVICE = """
+local device, reason, by = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3]
+local existed = redis.call('HDEL', KEYS[2], device)
+prune_expired()  -- so those are recorded as expired, not as signed out now
+local revoked, plain, supported = {}, {}, {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = PREFIX .. id
+  local seen = redis.call('HMGET', key, 'I', 's')
+  if seen[1] == device then
+    record(key, id, reason, by)
+    drop(key, id)
+    revoked[#revoked + 1] = id
+    if seen[2] then
+      emit('session.revoked', {id}, nil, seen[2])  -- one event per operator, as REVOKE
+      supported[#supported + 1] = id
+      supported[#supported + 1] = seen[2]
+    else
+      plain[#plain + 1] = id
+    end
+  end
+end
+emit('session.revoked', plain)
+return {existed, revoked, supported}
+"""
+
+# answer. KEYS: the index, the devices, the pair's answer key. ARGV: device id,
+# answer ('me' / 'not_me'), the key's life (ms), session id. Uses the pair up
+# (a second answer: -1, nothing changed); 'me' marks the device known and
+# trusted, 'not_me' untrusts it and records the report (the web layer then
+# signs the session out). Returns 1.
+ANSWER = """
+local device, answer, life, session = ARGV[HEAD + 1], ARGV[HEAD + 2], ARGV[HEAD + 3], ARGV[HEAD + 4]
+if redis.call('SET', KEYS[3], answer, 'NX', 'PX', life) == false then return -1 end
+local raw = redis.call('HGET', KEYS[2], device)
+local record = raw and cjson.decode(raw) or {n = '', u = '', f = NOW, l = NOW, p = ''}
+if answer == 'me' then
+  record.t = 1
+else
+  record.t = 0
+  redis.call('HSET', KEYS[2], '~r', cjson.encode({at = NOW, s = session, d = device}))
+end
+if raw or answer == 'me' then redis.call('HSET', KEYS[2], device, cjson.encode(record)) end
+return 1
+"""
+
+# unanswer. KEYS: the index, the pair's answer key. Gives the pair back when
+# acting on its answer failed. Returns 1 when it was used.
+UNANSWER = """
+return redis.call('DEL', KEYS[2])
+"""
+
+# answer_context. KEYS: the index, the session's hash, the devices, the pair's
+# answer key. ARGV: device id. Returns {the session's fields (HGETALL), its
+# expiry, the device's record or false, the answer given or false}.
+ANSWER_CONTEXT = """
+return {redis.call('HGETALL', KEYS[2]), redis.call('PEXPIRETIME', KEYS[2]),
+  redis.call('HGET', KEYS[3], ARGV[HEAD + 1]), redis.call('GET', KEYS[4])}
+"""
+
 # Each script's whole source, by the name SessionStore runs it by.
 SCRIPTS = {
     name: _HEAD + body
@@ -383,5 +559,12 @@ SCRIPTS = {
         "revoke_all": REVOKE_ALL,
         "set_claims": SET_CLAIMS,
         "step_up": STEP_UP,
+        "device_login": DEVICE_LOGIN,
+        "devices": DEVICES,
+        "rename_device": RENAME_DEVICE,
+        "forget_device": FORGET_DEVICE,
+        "answer": ANSWER,
+        "unanswer": UNANSWER,
+        "answer_context": ANSWER_CONTEXT,
     }.items()
 }

@@ -11,6 +11,7 @@ that emits an event takes a second one (the stream is in another slot).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -27,7 +28,10 @@ from redis.typing import EncodableT, FieldT
 
 from ..config import DEFAULTS
 from ..domain.assurance import DEFAULT_LEVELS, NO_ASSURANCE, Assurance
+from ..domain.devices import KnownDevice
 from ..domain.history import USER, Actor, EndedSession, EndReason, admin
+from ..domain.locations import Place
+from ..domain.risk import History, Spot
 from ..domain.sessions import Device, Refresh, Rotation, Session, new_session_id, now_ms
 from .connection import ERRORS, Client, run_and_wait, thread_client
 from .encoding import (
@@ -232,6 +236,7 @@ class SessionStore(KeyLayout):
         wait_replicas: int = DEFAULTS["REDIS_WAIT_REPLICAS"],
         wait_timeout: float = DEFAULTS["REDIS_WAIT_TIMEOUT"],
         wait_aof: bool = DEFAULTS["REDIS_WAIT_AOF"],
+        max_devices: int = DEFAULTS["MAX_DEVICES_PER_USER"],
         history_days: int = DEFAULTS["HISTORY_DAYS"],
         history_max: int = DEFAULTS["HISTORY_MAX_PER_USER"],
     ) -> None:
@@ -254,6 +259,7 @@ class SessionStore(KeyLayout):
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = int(wait_timeout * 1000)
         self.wait_aof = wait_aof
+        self.max_devices = max_devices
         self.history_ms = history_days * 86_400_000
         self.history_max = history_max
 
@@ -334,6 +340,7 @@ class SessionStore(KeyLayout):
         *args: str | int,
         now: int,
         wait: bool = False,
+        more_keys: tuple[str, ...] = (),
     ) -> Any:
         """Run one of the scripts for a user (and the sessions it names): one round trip.
 
@@ -343,6 +350,7 @@ class SessionStore(KeyLayout):
         bound = self._bind()
         keys = [self.index_key(user_id)]
         keys += [self.session_key(user_id, session_id) for session_id in session_ids]
+        keys += more_keys  # the user's other keys a script names (devices, answers)
         head: list[str | int] = [  # ARGV[1..HEAD_ARGC], as the scripts' shared head reads them
             now,
             user_id,
@@ -436,6 +444,8 @@ class SessionStore(KeyLayout):
         claims_json: str = "",
         assurance: Assurance = NO_ASSURANCE,
         now: int | None = None,
+        device_id: str = "",
+        risk: tuple[str, ...] = (),
         lifetime: int | None = None,
         persistent: bool = True,
         idle_timeout: int | None = None,
@@ -459,6 +469,8 @@ class SessionStore(KeyLayout):
             location=location,
             ip=ip,
             assurance=assurance,
+            device_id=device_id,
+            risk=risk,
             persistent=persistent,
             # Stored only when it differs from the setting: a plain hash stays as small.
             idle_timeout=None
@@ -729,3 +741,192 @@ class SessionStore(KeyLayout):
             reverse=True,
         )
         return recent if limit is None else recent[:limit]
+
+    # --- Devices (issue 19) ---------------------------------------------------------------------
+
+    # A user's devices are kept this long after their last login (any device's).
+    DEVICE_RETENTION_MS = 400 * 86_400_000
+
+    def device_login(
+        self, user_id: str, presented: str | None, *, name: str, new_id: str, place: Place
+    ) -> tuple[str, History]:
+        """Note a login on a device (the one ``presented`` names if the user knows it, else
+        a new one, ``new_id``); return its id and what was known before (for the signals)."""
+        now = now_ms()
+        coordinates = ("", "") if place.latitude is None else (place.latitude, place.longitude)
+        known, device_id, previous, countries, had_any = self._run(
+            "device_login",
+            user_id,
+            (),
+            presented or "",
+            new_id,
+            name,
+            place.location,
+            place.country,
+            *(str(value) for value in coordinates),
+            self.max_devices,
+            self.DEVICE_RETENTION_MS,
+            now=now,
+            more_keys=(self.devices_key(user_id),),
+        )
+        last = None
+        if previous:
+            spot = json.loads(previous)
+            last = Spot(
+                at=int(spot["at"]),
+                country=spot.get("c") or "",
+                latitude=float(spot["la"]) if spot.get("la") else None,
+                longitude=float(spot["lo"]) if spot.get("lo") else None,
+            )
+        seen = frozenset(json.loads(countries)) if countries else frozenset()
+        return device_id, History(bool(known), bool(had_any), seen, last)
+
+    def devices(self, user_id: str) -> list[KnownDevice]:
+        """Return the user's known devices, the one last seen first, with their live sessions."""
+        flat, sessions = self._run(
+            "devices", user_id, (), now=now_ms(), more_keys=(self.devices_key(user_id),)
+        )
+        on: dict[str, list[str]] = {}
+        for i in range(0, len(sessions), 2):
+            on.setdefault(sessions[i + 1], []).append(sessions[i])
+        devices = [
+            _device(device_id, raw, on.get(device_id, []))
+            for device_id, raw in zip(flat[::2], flat[1::2], strict=True)
+            if not device_id.startswith("~")
+        ]
+        return sorted(devices, key=lambda d: (d.last_seen, d.id), reverse=True)
+
+    def rename_device(self, user_id: str, device_id: str, name: str) -> KnownDevice | None:
+        """Give a device its user's own name; None when the user has no such device."""
+        raw = self._run(
+            "rename_device",
+            user_id,
+            (),
+            device_id,
+            name,
+            now=now_ms(),
+            more_keys=(self.devices_key(user_id),),
+        )
+        return _device(device_id, raw, []) if raw else None
+
+    def forget_device(
+        self,
+        user_id: str,
+        device_id: str,
+        *,
+        reason: EndReason = EndReason.REVOKED_BY_USER,
+        by: Actor = USER,
+    ) -> tuple[bool, list[str]]:
+        """Forget a device and sign out its sessions; return whether it was known, and them.
+
+        Each session is recorded in the history with ``reason`` and ``by``: the
+        user (the default), or support staff (``REVOKED_BY_ADMIN``, ``admin(key name)``).
+        """
+        now = now_ms()
+        existed, revoked, supported = self._run(
+            "forget_device",
+            user_id,
+            (),
+            device_id,
+            reason.value,
+            by.stored(),
+            now=now,
+            wait=True,
+            more_keys=(self.devices_key(user_id),),
+        )
+        actors = dict(zip(supported[::2], supported[1::2], strict=True))
+        plain = [each for each in revoked if each not in actors]
+        self._append_event("session.revoked", user_id, plain, now)
+        for each, actor in actors.items():
+            self._append_event("session.revoked", user_id, [each], now, actor=actor)
+        return bool(existed), revoked
+
+    def answer(
+        self,
+        user_id: str,
+        nonce: str,
+        *,
+        device_id: str,
+        answer: str,
+        session_id: str,
+        life_ms: int,
+    ) -> bool:
+        """Use a "Was this you?" pair up and act on the device; False when it was used already."""
+        given = self._run(
+            "answer",
+            user_id,
+            (),
+            device_id,
+            answer,
+            max(1, life_ms),
+            session_id,
+            now=now_ms(),
+            wait=True,
+            more_keys=(self.devices_key(user_id), self.answer_key(user_id, nonce)),
+        )
+        return given == 1
+
+    def unanswer(self, user_id: str, nonce: str) -> None:
+        """Give a pair back (acting on its answer failed), so it can be answered again."""
+        self._run(
+            "unanswer", user_id, (), now=now_ms(), more_keys=(self.answer_key(user_id, nonce),)
+        )
+
+    def answer_context(
+        self, user_id: str, session_id: str, device_id: str, nonce: str
+    ) -> tuple[Session | None, KnownDevice | None, str | None]:
+        """Return what a "Was this you?" page shows: the session (None once it ended), the
+        device (None once forgotten), and the answer given (None before one)."""
+        fields, expire_at, raw, given = self._run(
+            "answer_context",
+            user_id,
+            (session_id,),
+            device_id,
+            now=now_ms(),
+            more_keys=(self.devices_key(user_id), self.answer_key(user_id, nonce)),
+        )
+        session = None
+        if fields:
+            pairs = dict(zip(fields[::2], fields[1::2], strict=True))
+            session = decode_session(user_id, session_id, expire_at, pairs)
+        return session, _device(device_id, raw, []) if raw else None, given or None
+
+    def publish(
+        self, kind: str, user_id: str, session_ids: list[str], fields: dict[str, str]
+    ) -> None:
+        """Append an event with fields of its own (signals, device, answer tokens) to the stream.
+
+        Its own round trip, after the change: should it fail, the event is lost
+        and logged, and the request still succeeds (as ``_append_event``).
+        """
+        if not self.events_stream:
+            return
+        entry: dict[FieldT, EncodableT] = {
+            "type": kind,
+            "userId": user_id,
+            "sessionIds": ",".join(session_ids),
+            "at": now_ms(),
+            "expireAt": "",
+        }
+        entry.update(fields)
+        try:
+            with _store_errors():
+                client = self._bind().client
+            client.xadd(self.events_stream, entry, maxlen=self.events_maxlen, approximate=True)
+        except (*ERRORS, StoreUnavailable):
+            log.exception("event lost: %s", kind)
+
+
+def _device(device_id: str, raw: str, session_ids: list[str]) -> KnownDevice:
+    """Return a device from its stored record (JSON, see scripts)."""
+    record = json.loads(raw)
+    return KnownDevice(
+        id=device_id,
+        name=str(record.get("n") or ""),
+        own_name=str(record.get("u") or ""),
+        first_seen=int(record.get("f") or 0),
+        last_seen=int(record.get("l") or 0),
+        location=str(record.get("p") or "unknown"),
+        trusted=bool(record.get("t")),
+        session_ids=tuple(session_ids),
+    )

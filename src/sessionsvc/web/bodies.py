@@ -47,7 +47,7 @@ def session_json(session: Session, current_session_id: str | None = None) -> dic
 
 def _session_fields(session: Session, current_session_id: str | None) -> dict[str, Any]:
     device = session.device
-    return {
+    body: dict[str, Any] = {
         "device": _device_json(device),
         "location": session.location,
         "_id": session.id,
@@ -56,7 +56,12 @@ def _session_fields(session: Session, current_session_id: str | None) -> dict[st
         "lastActiveAt": iso(session.last_active_at),
         "ip": session.ip,
         "current": session.id == current_session_id,
-    } | remembered_json(session)
+    }
+    if session.device_id:  # sessions from before devices (issue 19) have none
+        body["deviceId"] = session.device_id
+    if session.risk:
+        body["risk"] = {"level": session.risk[0], "signals": list(session.risk[1:])}
+    return body | remembered_json(session)
 
 
 def remembered_json(session: Session) -> dict[str, Any]:

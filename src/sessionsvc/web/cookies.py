@@ -15,6 +15,10 @@ from .errors import CsrfRejected, DuplicateRefreshCookie
 # __Secure-: the browser keeps it only if it came over HTTPS with Secure. (__Host-
 # would also pin it to Path=/, where every request of the site would carry it.)
 COOKIE_NAME = "__Secure-sessionsvc-refresh"
+# The device cookie (docs/devices.md): __Host- pins it to this host and Path=/,
+# where the login page (on this site) reads it; it identifies, it authenticates nothing.
+DEVICE_COOKIE = "__Host-sessionsvc-device"
+DEVICE_COOKIE_MAX_AGE = 400 * 86_400  # the longest browsers keep a cookie
 # A header a cross-site form cannot send, and fetch() only after a CORS preflight
 # that only CORS_ORIGINS pass: its presence (any value) proves the request came from the app.
 CSRF_HEADER = "X-Requested-With"
@@ -87,6 +91,18 @@ def token_response(
     response = make_response(body, status, NO_STORE)
     if refresh_token is not None:
         set_refresh_cookie(response, refresh_token, expire_at, persistent=persistent)
+        # The device cookie outlives a session not persistent too: it names the
+        # browser (docs/devices.md), not a login, and holds no credential.
+        if "deviceToken" in body:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                body["deviceToken"],
+                max_age=DEVICE_COOKIE_MAX_AGE,
+                path="/",
+                secure=True,
+                httponly=True,
+                samesite="Lax",
+            )
     return response
 
 

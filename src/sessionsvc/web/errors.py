@@ -131,6 +131,36 @@ class SessionNotFound(SessionsvcError):
     message = "Session not found."
 
 
+class DeviceNotFound(SessionsvcError):
+    status = HTTPStatus.NOT_FOUND
+    code = "DEVICE_NOT_FOUND"
+    message = "Device not found."
+
+
+class InvalidAnswerToken(SessionsvcError):
+    """A "Was this you?" token that is malformed or forged (docs/devices.md)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "INVALID_ANSWER_TOKEN"
+    message = "The answer token is not valid."
+
+
+class AnswerTokenExpired(SessionsvcError):
+    """A "Was this you?" token of ours, past its 7 days."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "ANSWER_TOKEN_EXPIRED"
+    message = "The answer token has expired: sign in and review your devices instead."
+
+
+class AnswerAlreadyGiven(SessionsvcError):
+    """A "Was this you?" pair answered before: nothing changes."""
+
+    status = HTTPStatus.CONFLICT
+    code = "ANSWER_ALREADY_GIVEN"
+    message = "This question has been answered already."
+
+
 class RequestTooLarge(SessionsvcError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "REQUEST_ENTITY_TOO_LARGE"

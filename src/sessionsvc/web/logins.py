@@ -17,7 +17,15 @@ from ..config import MIN_IDLE_TIMEOUT
 from ..domain import claims
 from ..domain.assurance import NO_ASSURANCE, Assurance, InvalidAssurance, parse_assurance
 from ..domain.claims import SessionClaims, parse_claims
-from ..domain.devices import parse_device
+from ..domain.devices import (
+    CLIENT_HINTS,
+    MAX_HINT_LENGTH,
+    default_device_name,
+    new_device_id,
+    parse_device,
+    with_client_hints,
+)
+from ..domain.risk import Risk, Spot, judge, signals
 from ..domain.sessions import (
     SUPPORT_REASON_PATTERN,
     SUPPORT_REASON_RULE,
@@ -29,8 +37,10 @@ from ..domain.sessions import (
 )
 from ..extension import get_locator, get_metrics, get_store, sessionsvc
 from ..tokens.access import access_token
+from ..tokens.devices import answer_tokens, device_token, read_device_token
 from ..tokens.refresh import new_refresh_secret, refresh_token
 from .bodies import session_json
+from .cookies import DEVICE_COOKIE
 from .errors import InvalidRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +53,8 @@ class Login(NamedTuple):
     user_agent: str
     ip: str
     session_claims: SessionClaims | None
+    device_token: str | None = None  # as presented: not checked yet
+    client_hints: dict[str, str] = {}  # noqa: RUF012 (never changed)
     # Remember-me (docs/sessions-lifetime.md); None: the settings'.
     lifetime: int | None = None
     persistent: bool = True
@@ -171,17 +183,35 @@ def _login(user_id: str, body: dict[str, Any]) -> Login:
         assurance = parse_assurance(body, now_ms())
     except InvalidAssurance as error:
         raise InvalidRequest(str(error)) from None
+    # A device token of any other shape is as unknown as a forged one: a new device.
+    token = body.get("deviceToken", request.cookies.get(DEVICE_COOKIE))
+    hints = _client_hints(body.get("clientHints", {}))
     lifetime, persistent, idle_timeout = _remember_me(body)
     return Login(
         user_id,
         user_agent,
         ip,
         session_claims,
+        token if isinstance(token, str) else None,
+        hints,
         lifetime,
         persistent,
         idle_timeout,
         assurance=assurance,
     )
+
+
+def _client_hints(value: object) -> dict[str, str]:
+    """Return the Client Hints the body forwards (names as sessionsvc spells them); 400 if bad."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and _is_text(v) and len(v) <= MAX_HINT_LENGTH for k, v in value.items()
+    ):
+        raise InvalidRequest(
+            f"clientHints must be an object of header names to strings of at most"
+            f" {MAX_HINT_LENGTH} characters."
+        )
+    names = {name.lower(): name for name in CLIENT_HINTS}
+    return {names[k.lower()]: v for k, v in value.items() if k.lower() in names}
 
 
 def login_body_required(view: F) -> F:
@@ -224,16 +254,39 @@ def issue_tokens(
 
 
 def start_session(login: Login) -> tuple[dict[str, Any], Session]:
-    """Record a login; return the create endpoint's body (tokens and session), and the session."""
+    """Record a login; return the create endpoint's body (tokens and session), and the session.
+
+    The login is judged against the user's history first (its device, place and
+    time: ``domain.risk``), and announced when new or risky (docs/devices.md).
+    A support session (``login.actor``) is no login of the user's on a device of
+    theirs: it notes no device, has no risk, announces nothing, and gets no
+    device token (docs/support-sessions.md).
+    """
     refresh_secret = new_refresh_secret()
-    session, evicted = get_store().create(
+    store, tag_secret = get_store(), sessionsvc().refresh_secret
+    device = with_client_hints(parse_device(login.user_agent), login.client_hints)
+    place = get_locator().place(login.ip)
+    device_id, risk = "", None
+    if login.actor is None:
+        device_id, history = store.device_login(
+            login.user_id,
+            read_device_token(login.device_token, tag_secret),
+            name=default_device_name(device),
+            new_id=new_device_id(),
+            place=place,
+        )
+        found = signals(history, Spot(now_ms(), place.country, place.latitude, place.longitude))
+        risk = judge(found, current_app.config["RISK_LEVELS"])
+    session, evicted = store.create(
         login.user_id,
-        device=parse_device(login.user_agent),
+        device=device,
         ip=login.ip,
-        location=get_locator().locate(login.ip),
+        location=place.location,
         refresh_secret=refresh_secret,
         claims_json=claims.stored(login.session_claims),
         assurance=login.assurance,
+        device_id=device_id,
+        risk=() if risk is None else (risk.level, *risk.signals),
         lifetime=login.lifetime,
         persistent=login.persistent,
         idle_timeout=login.idle_timeout,
@@ -251,4 +304,30 @@ def start_session(login: Login) -> tuple[dict[str, Any], Session]:
         login.assurance.at(session.created_at),
         actor=login.actor,
     )
-    return tokens | {"session": session_json(session, session.id)}, session
+    body: dict[str, Any] = tokens | {"session": session_json(session, session.id)}
+    if risk is not None:
+        _announce(ref, device_id, risk)
+        body |= {"deviceToken": device_token(device_id, tag_secret), "risk": risk.json()}
+    return body, session
+
+
+def _announce(session: SessionRef, device_id: str, risk: Risk) -> None:
+    """Emit session.new_device and session.risky, with a "Was this you?" pair, when due.
+
+    Not on a first login (nothing to compare with) nor a low-risk one on a known device.
+    """
+    kinds = ["session.new_device"] if "new_device" in risk.signals else []
+    if risk.level != "low":
+        kinds.append("session.risky")
+    if not kinds:
+        return
+    pair = answer_tokens(session, device_id, sessionsvc().refresh_secret, now_ms() // 1000)
+    fields = {
+        "deviceId": device_id,
+        "riskLevel": risk.level,
+        "signals": ",".join(risk.signals),
+        "answerMe": pair["me"],
+        "answerNotMe": pair["notMe"],
+    }
+    for kind in kinds:
+        get_store().publish(kind, session.user_id, [session.session_id], fields)

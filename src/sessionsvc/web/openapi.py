@@ -140,7 +140,7 @@ def _rule_suffix(rule: Rule) -> str:
 
 def _path_parameter(name: str) -> Any:
     """Refer to a documented path parameter, or describe a free one (verify's tail)."""
-    known = {"user_id": "UserId", "session_id": "SessionId"}
+    known = {"user_id": "UserId", "session_id": "SessionId", "device_id": "DeviceId"}
     if name in known:
         return known[name]
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -16,7 +16,15 @@ from ..config.service_keys import SCOPES
 from ..domain.assurance import ACR_PATTERN, ACR_RULE, AMR_PATTERN, AMR_RULE, MAX_AMR
 from ..domain.claims import MAX_BYTES as MAX_CLAIMS_BYTES
 from ..domain.claims import NAME_PATTERN, NAME_RULE, RESERVED, TOKEN_CLAIM
+from ..domain.devices import (
+    CLIENT_HINTS,
+    DEVICE_ID_PATTERN,
+    DEVICE_NAME_PATTERN,
+    MAX_DEVICE_NAME,
+    MAX_HINT_LENGTH,
+)
 from ..domain.history import ActorKind, EndReason
+from ..domain.risk import LEVELS, SIGNALS
 from ..domain.sessions import (
     SESSION_ID_PATTERN,
     SUPPORT_REASON_PATTERN,
@@ -58,6 +66,13 @@ IPV4 = {"type": "string", "format": "ipv4"}
 IPV6 = {"type": "string", "format": "ipv6"}
 UNKNOWN_ADDRESS = {"type": "string", "enum": ["unknown"], "title": "UnknownAddress"}
 SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID_PATTERN.pattern}$"}
+DEVICE_ID = {"type": "string", "pattern": f"^{DEVICE_ID_PATTERN.pattern}$"}
+DEVICE_TOKEN = {
+    "type": "string",
+    "description": "Names the device (signed, long-lived): pass it in the next login's body."
+    " In cookie mode also set as the __Host-sessionsvc-device cookie. Absent for a support"
+    " session (no device of the user's).",
+}
 TIME = {"type": "string", "format": "date-time", "pattern": ISO_MS}
 NULL = {"type": "null"}  # an alternative of its own: generators misread a list of types
 
@@ -298,6 +313,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "pattern": ISO_MS,
                 "description": "When the user last authenticated; present with acr or amr.",
             },
+            "deviceId": {
+                **DEVICE_ID,
+                "description": "The known device it is on (docs/devices.md); absent for a"
+                " session from before devices.",
+            },
+            "risk": ref("schemas", "Risk"),
             "persistent": {
                 "type": "boolean",
                 "const": False,
@@ -312,6 +333,112 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 " timeout (seconds).",
             },
             "support": ref("schemas", "SupportInfo"),
+        },
+        "additionalProperties": False,
+    },
+    "Risk": {
+        "type": "object",
+        "description": "How the login was judged against the user's history"
+        " (docs/devices.md#signals); RISK_LEVELS sets each signal's level.",
+        "required": ["level", "signals"],
+        "properties": {
+            "level": {"type": "string", "enum": list(LEVELS)},
+            "signals": {"type": "array", "items": {"type": "string", "enum": list(SIGNALS)}},
+        },
+        "additionalProperties": False,
+    },
+    "KnownDevice": {
+        "type": "object",
+        "description": "One of the user's known devices (a browser profile or an app install).",
+        "required": [
+            "id",
+            "name",
+            "defaultName",
+            "ownName",
+            "firstSeenAt",
+            "lastSeenAt",
+            "location",
+            "trusted",
+            "sessionIds",
+            "current",
+        ],
+        "properties": {
+            "id": DEVICE_ID,
+            "name": {"type": "string", "description": "The user's own name, else the default."},
+            "defaultName": {
+                "type": "string",
+                "description": 'From its User-Agent: "Chrome on Windows".',
+            },
+            "ownName": {
+                "type": "string",
+                "maxLength": MAX_DEVICE_NAME,
+                "description": "The user's own name for it; empty for none.",
+            },
+            "firstSeenAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
+            "lastSeenAt": {"type": "string", "format": "date-time", "pattern": ISO_MS},
+            "location": {"type": "string", "maxLength": MAX_FIELD_LENGTH},
+            "trusted": {
+                "type": "boolean",
+                "description": 'Its user answered "Was this you?" with "me".',
+            },
+            "sessionIds": {"type": "array", "items": SESSION_ID},
+            "current": {"type": "boolean", "description": "The asking session is on it."},
+        },
+        "additionalProperties": False,
+    },
+    "DeviceList": {
+        "type": "object",
+        "required": ["devices"],
+        "properties": {
+            "devices": {
+                "type": "array",
+                "description": "Known devices, the one last seen first.",
+                "items": ref("schemas", "KnownDevice"),
+            }
+        },
+        "additionalProperties": False,
+    },
+    "DeviceRename": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_DEVICE_NAME,
+                "pattern": DEVICE_NAME_PATTERN,
+                "description": "1-64 printable characters (no control characters, line breaks"
+                " or direction overrides), no space at either end.",
+            }
+        },
+    },
+    "SecurityAnswer": {
+        "type": "object",
+        "required": ["token", "answer"],
+        "properties": {
+            "token": {
+                "type": "string",
+                "description": "One of an event's answer tokens (answerMe or answerNotMe): the"
+                " credential. Its answer must be the one below.",
+            },
+            "answer": {"type": "string", "enum": ["me", "not_me"]},
+            "signOutEverywhere": {
+                "type": "boolean",
+                "description": "With not_me: sign out every session of the user.",
+            },
+        },
+    },
+    "SecurityAnswered": {
+        "type": "object",
+        "required": ["answer", "sessionIds", "deviceId"],
+        "properties": {
+            "answer": {"type": "string", "enum": ["me", "not_me"]},
+            "deviceId": DEVICE_ID,
+            "sessionIds": {
+                "type": "array",
+                "description": "The sessions signed out (none for me).",
+                "items": SESSION_ID,
+            },
         },
         "additionalProperties": False,
     },
@@ -439,6 +566,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "acr": ACR,
             "amr": AMR,
             "authTime": AUTH_TIME_IN,
+            "deviceToken": {
+                "type": "string",
+                "description": "The deviceToken of the user's previous login on this device"
+                " (or the __Host-sessionsvc-device cookie's value). Missing, forged or"
+                " unknown: a new device, never a refused login.",
+            },
+            "clientHints": {
+                "type": "object",
+                "description": "User-Agent Client Hints the login page received, by header name"
+                " (" + ", ".join(CLIENT_HINTS) + "); others are ignored"
+                " (docs/devices.md#client-hints).",
+                "additionalProperties": {"type": "string", "maxLength": MAX_HINT_LENGTH},
+            },
             "lifetime": {
                 "type": "integer",
                 "minimum": 1,
@@ -528,6 +668,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "accessToken": {"type": "string", "pattern": JWT},
             "refreshToken": {"type": "string", "pattern": REFRESH_TOKEN},
             "session": ref("schemas", "Session"),
+            "deviceToken": DEVICE_TOKEN,
+            "risk": ref("schemas", "Risk"),
         },
         "additionalProperties": False,
     },
@@ -545,6 +687,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "accessToken": {"type": "string", "pattern": JWT},
             "session": ref("schemas", "Session"),
+            "deviceToken": DEVICE_TOKEN,
+            "risk": ref("schemas", "Risk"),
         },
         "additionalProperties": False,
     },
@@ -619,6 +763,12 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "in": "path",
         "required": True,
         "schema": SESSION_ID,
+    },
+    "DeviceId": {
+        "name": "device_id",
+        "in": "path",
+        "required": True,
+        "schema": DEVICE_ID,
     },
 }
 

@@ -86,6 +86,9 @@ function methodsOf(amr) {
   return words.length === 1 ? words[0] : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
+// The user's known devices by id (GET /devices), for their own names.
+let knownDevices = new Map();
+
 /** When the session ends: its expireAt, and for one not remembered, when the browser closes. */
 function ends(session) {
   const end = timeOf(session.expireAt);
@@ -94,7 +97,8 @@ function ends(session) {
 }
 
 function row(session) {
-  const name = deviceName(session.device);
+  const device = knownDevices.get(session.deviceId);
+  const name = device?.ownName || deviceName(session.device); // the user's own name first
   const location = known(session.location);
   const heading = element("h3", { id: `session-${session._id}` }, name);
   const badges = element("span", { className: "badges" });
@@ -107,6 +111,7 @@ function row(session) {
   const details = element(
     "dl",
     { className: "details" },
+    ...detail("Browser", device?.ownName ? deviceName(session.device) : null),
     ...detail("Opened by", support && `Support staff (${support.actor})`),
     ...detail("Reason", support && support.reason),
     ...detail("Device", known(session.device.platform)),
@@ -119,6 +124,21 @@ function row(session) {
   );
   const item = element("li", { className: "session" }, element("div", { className: "summary" }, heading, details));
   item.dataset.sessionId = session._id;
+  if (device) {
+    item.dataset.deviceId = device.id;
+    const rename = element("button", { type: "button", className: "secondary" }, "Rename");
+    rename.setAttribute("aria-label", `Rename ${name}`);
+    rename.addEventListener("click", () => renameDevice(device, rename));
+    const actions = element("div", { className: "device-actions" }, rename);
+    if (!session.current) {
+      // This one is left by "Sign out everywhere", as its sessions are.
+      const forget = element("button", { type: "button", className: "secondary" }, "Forget this device");
+      forget.setAttribute("aria-label", `Forget ${name}`);
+      forget.addEventListener("click", () => forgetDevice(device, forget));
+      actions.append(forget);
+    }
+    item.append(actions);
+  }
   if (!session.current) {
     const label = location ? `${name}, ${location}` : name;
     const button = element("button", { type: "button", className: "secondary" }, "Sign out");
@@ -144,7 +164,9 @@ const REASONS = {
 const historyList = document.getElementById("history");
 
 function activity(ended) {
-  const name = ended.device ? deviceName(ended.device) : "A device";
+  // The user's own name for its device while the device is known, as the list above says it.
+  const own = knownDevices.get(ended.deviceId)?.ownName;
+  const name = own || (ended.device ? deviceName(ended.device) : "A device");
   const location = known(ended.location);
   const details = [
     ...detail("Location", location),
@@ -238,7 +260,12 @@ function showError(error, focus = true) {
 
 async function load({ focus = false } = {}) {
   try {
-    render((await client.list()).sessions);
+    const [{ sessions }, devices] = await Promise.all([
+      client.list(),
+      client.devices().catch(() => ({ devices: [] })), // names are a nicety: the list comes first
+    ]);
+    knownDevices = new Map(devices.devices.map((device) => [device.id, device]));
+    render(sessions);
     if (focus) document.getElementById("title").focus();
     await loadHistory();
   } catch (error) {
@@ -287,7 +314,7 @@ async function act(run, busy) {
 
 async function signOutOne(id, label, item) {
   if (!(await confirmed(`Sign out ${label}?`, "That device will have to sign in again.", "Sign out"))) return;
-  const button = item.querySelector("button");
+  const button = item.querySelector(":scope > button");
   const done = await act(() => client.revoke(id), button);
   if (done === null) return; // act() has said why, and moved the focus there
   // Focus goes to the next row's button, else the previous one's, else the list.
@@ -296,7 +323,8 @@ async function signOutOne(id, label, item) {
   showOnlyThisNote();
   announce(`Signed out ${label}.`);
   loadHistory();
-  (next?.querySelector("button") ?? document.getElementById("list-title")).focus();
+  const nextButton = next?.querySelector(":scope > button") ?? next?.querySelector("button");
+  (nextButton ?? document.getElementById("list-title")).focus();
 }
 
 document.getElementById("sign-out-others").addEventListener("click", async (event) => {
@@ -355,3 +383,53 @@ setInterval(() => {
 }, 30_000);
 
 load();
+
+const renameDialog = document.getElementById("rename");
+const renameInput = document.getElementById("rename-name");
+
+function askName(current) {
+  renameInput.value = current;
+  renameDialog.returnValue = "";
+  renameDialog.showModal();
+  renameInput.select();
+  return new Promise((resolve) => {
+    renameDialog.addEventListener(
+      "close",
+      () => resolve(renameDialog.returnValue === "save" ? renameInput.value.trim() : null),
+      { once: true },
+    );
+  });
+}
+
+async function renameDevice(device, button) {
+  const name = await askName(device.ownName || device.name);
+  if (!name || name === device.ownName) {
+    button.focus();
+    return;
+  }
+  const renamed = await act(() => client.renameDevice(device.id, name), button);
+  if (renamed === null) return;
+  knownDevices.set(device.id, { ...device, ...renamed });
+  await load();
+  announce(`Renamed to ${renamed.name}.`);
+  list.querySelector(`li[data-device-id="${CSS.escape(device.id)}"] .device-actions button`)?.focus();
+}
+
+async function forgetDevice(device, button) {
+  const text = device.sessionIds.length
+    ? "It will be signed out, and the next sign-in from it will count as a new device."
+    : "The next sign-in from it will count as a new device.";
+  if (!(await confirmed(`Forget ${device.name}?`, text, "Forget this device"))) return;
+  const done = await act(() => client.forgetDevice(device.id), button);
+  if (done === null) return;
+  if (list.querySelector(`li[data-device-id="${CSS.escape(device.id)}"] .current`)) {
+    show("signed-out");
+    return;
+  }
+  for (const item of list.querySelectorAll(`li[data-device-id="${CSS.escape(device.id)}"]`)) item.remove();
+  knownDevices.delete(device.id);
+  showOnlyThisNote();
+  announce(`Forgot ${device.name}.`);
+  loadHistory();
+  document.getElementById("list-title").focus();
+}

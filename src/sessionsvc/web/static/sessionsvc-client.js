@@ -154,6 +154,21 @@ export class SessionsClient extends EventTarget {
     return body;
   }
 
+  /** List the user's known devices: {devices: [...]}, each with its own name and sessions. */
+  devices() {
+    return this.#json("GET", "/devices");
+  }
+
+  /** Give one of the user's devices a name of their own (1-64 characters). */
+  renameDevice(deviceId, name) {
+    return this.#json("PATCH", `/devices/${encodeURIComponent(deviceId)}`, { name });
+  }
+
+  /** Forget one of the user's devices, signing out its sessions. */
+  forgetDevice(deviceId) {
+    return this.#json("DELETE", `/devices/${encodeURIComponent(deviceId)}`);
+  }
+
   /** Use an access token a sign-in answered with (the refresh cookie came with it). */
   signedIn(accessToken) {
     this.#adopt(accessToken, true);
@@ -280,8 +295,13 @@ export class SessionsClient extends EventTarget {
     return this.#stepUp.promise;
   }
 
-  async #json(method, path) {
-    const response = await this.fetch(`${this.#api}${path}`, { method });
+  async #json(method, path, body = undefined) {
+    const init = { method };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { "Content-Type": "application/json" };
+    }
+    const response = await this.fetch(`${this.#api}${path}`, init);
     if (!response.ok) throw await errorFrom(response);
     return response.json();
   }
