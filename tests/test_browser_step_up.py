@@ -92,7 +92,7 @@ def test_the_page_says_in_words_how_each_device_signed_in(open_context, service,
     other = page.locator("#sessions li", has_text="PostmanRuntime")
     expect(other).to_contain_text("Signed in with")
     expect(other).to_contain_text("Password and authenticator app")
-    this = page.locator("#sessions li", has_text="This device")
+    this = page.locator("#sessions li", has=page.locator(".badge.current"))
     expect(this).not_to_contain_text("Signed in with")  # a login that did not say
     assert console.unexpected() == []
 
