@@ -28,6 +28,19 @@ START = """async (url) => {
 }"""
 
 
+def wait_until(page, expression: str, timeout_ms: int = 5000) -> None:
+    """Poll ``expression`` through page.evaluate until it holds.
+
+    Not page.wait_for_function: it evaluates its string with eval(), which the
+    page's CSP (no 'unsafe-eval') refuses; page.evaluate goes through DevTools.
+    """
+    for _ in range(timeout_ms // 50):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"{expression} did not hold within {timeout_ms} ms")
+
+
 def test_a_challenge_is_one_event_across_tabs_and_the_requests_are_retried(
     open_context,  # noqa: F811 (the fixture)
     service,  # noqa: F811
@@ -65,7 +78,7 @@ def test_a_challenge_is_one_event_across_tabs_and_the_requests_are_retried(
     asked[0].evaluate("window.client.stepUpDone()")
 
     for tab in tabs:
-        tab.wait_for_function("window.answered !== null")
+        wait_until(tab, "window.answered !== null")
         assert tab.evaluate("window.answered") == 200  # retried, and passed
     assert sum(len(tab.evaluate("window.stepUps")) for tab in tabs) == 1
     assert console.unexpected(http_statuses_expected=True) == []
@@ -75,9 +88,9 @@ def test_a_step_up_given_up_leaves_the_401(open_context, service):  # noqa: F811
     context = open_context()
     page = sign_in(context, service)
     page.evaluate(START, DEMANDING)
-    page.wait_for_function("window.stepUps.length === 1")
+    wait_until(page, "window.stepUps.length === 1")
     page.evaluate("window.client.stepUpFailed()")
-    page.wait_for_function("window.answered !== null")
+    wait_until(page, "window.answered !== null")
     assert page.evaluate("window.answered") == 401
 
 
