@@ -159,8 +159,9 @@ def generator_traps(node: Any, where: str = "#") -> list[str]:
 
     openapi-typescript reads an alternative with no type of its own (a bare
     ``{"format": "ipv4"}``) as ``unknown``; openapi-python-client reads a ``const``
-    among alternatives as "must be that value", and a type list not at all well.
-    tests/test_clients.py generates both clients; this finds the traps in make test.
+    among alternatives as "must be that value", and a type list not at all well;
+    openapi-typescript makes a property with a ``default`` required, in request
+    bodies too. tests/test_clients.py generates both clients; this finds the traps in make test.
     """
     if isinstance(node, list):
         return [
@@ -179,6 +180,8 @@ def generator_traps(node: Any, where: str = "#") -> list[str]:
         traps.append(f"{where}: a list of types")
     if ({"enum", "const"} & set(node)) and "type" not in node:
         traps.append(f"{where}: an enum or const without a type")
+    if "default" in node and isinstance(node.get("type"), str):
+        traps.append(f"{where}: a default (say it in the description)")
     return traps + [
         trap for key, value in node.items() for trap in generator_traps(value, f"{where}/{key}")
     ]
@@ -197,6 +200,10 @@ def test_every_schema_is_one_client_generators_read(client):
         ({"oneOf": [{"type": "string", "const": "x"}]}, "#/oneOf/0: a const among alternatives"),
         ({"type": ["string", "null"]}, "#: a list of types"),
         ({"properties": {"a": {"const": "ok"}}}, "#/properties/a: an enum or const without a type"),
+        (
+            {"properties": {"a": {"type": "boolean", "default": True}}},
+            "#/properties/a: a default (say it in the description)",
+        ),
     ],
 )
 def test_the_generator_trap_check_sees_each_trap(schema, trap):

@@ -587,9 +587,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "persistent": {
                 "type": "boolean",
-                "default": True,
-                "description": "false: the refresh cookie has no Max-Age or Expires (the browser"
-                " forgets it when it closes); the session still ends at its expireAt.",
+                # No "default": openapi-typescript makes a property with one required.
+                "description": "true when absent. false: the refresh cookie has no Max-Age or"
+                " Expires (the browser forgets it when it closes); the session still ends at its"
+                " expireAt.",
             },
             "idleTimeout": {
                 "type": "integer",
