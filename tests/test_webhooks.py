@@ -435,7 +435,12 @@ def test_the_process_serves_readyz_and_metrics(deliver, receivers):
     base = f"http://127.0.0.1:{server.server_port}"
     try:
         login(app.test_client())
-        wait_for(lambda: receiver.received, what="the delivery")
+        delivered = 'sessionsvc_webhook_deliveries_total{endpoint="app",outcome="delivered"} 1.0'
+        # The receiver has the request before the worker has its answer and counts it.
+        wait_for(
+            lambda: delivered in urllib.request.urlopen(f"{base}/metrics").read().decode(),
+            what="the delivery counted",
+        )
         ready = urllib.request.urlopen(f"{base}/readyz")
         metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
     finally:
@@ -443,7 +448,8 @@ def test_the_process_serves_readyz_and_metrics(deliver, receivers):
         server.server_close()
 
     assert ready.status == 200
-    assert 'sessionsvc_webhook_deliveries_total{endpoint="app",outcome="delivered"} 1.0' in metrics
+    assert receiver.received
+    assert delivered in metrics
     assert 'sessionsvc_webhook_attempts_total{endpoint="app",status="2xx"} 1.0' in metrics
     assert "sessionsvc_webhook_oldest_undelivered_seconds" in metrics
 
